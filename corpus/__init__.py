@@ -1,0 +1,1 @@
+"""The run folder: atomic shards, pandera-checked tables, manifest, DuckDB catalog."""

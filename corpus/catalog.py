@@ -1,0 +1,58 @@
+"""corpus.duckdb: views over the run's Parquet files, and read-only queries against it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from corpus.run_folder import RunFolder
+from schemas.errors import UserInputError
+
+# Paths are relative to the run folder so the folder can be moved or copied as a whole.
+VIEWS = {
+    "personas": "SELECT * FROM read_parquet('personas/part-*.parquet')",
+    "rejects": "SELECT * FROM read_parquet('rejects/part-*.parquet')",
+    "attributes": (
+        "SELECT persona_id, e.key AS attribute, e.value AS value "
+        "FROM (SELECT persona_id, unnest(map_entries(attributes)) AS e FROM personas)"
+    ),
+}
+
+
+def build_catalog(run: RunFolder) -> Path:
+    """Recreate corpus.duckdb from scratch (it only holds views, so this is cheap)."""
+    tmp = run.catalog.with_name(".corpus.duckdb.tmp")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
+        for name, sql in VIEWS.items():
+            con.execute(f"CREATE VIEW {name} AS {sql}")
+    finally:
+        con.close()
+    tmp.replace(run.catalog)
+    return run.catalog
+
+
+def _sql_literal(path: Path) -> str:
+    return str(path.resolve()).replace("'", "''")
+
+
+def query_run(run_dir: Path, sql: str) -> pa.Table:
+    """Answer SQL from the run's catalog, opened read-only."""
+    run = RunFolder(Path(run_dir))
+    if not run.catalog.is_file():
+        raise UserInputError(str(run_dir), "corpus.duckdb", "no catalog in this folder",
+                             "pass a finished run folder (populace build writes corpus.duckdb)")
+    con = duckdb.connect(str(run.catalog), read_only=True)
+    try:
+        con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise UserInputError(str(run_dir), "sql", str(exc).splitlines()[0],
+                                 "query the views personas, rejects and attributes") from exc
+    finally:
+        con.close()

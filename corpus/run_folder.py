@@ -1,0 +1,83 @@
+"""Paths of a run folder, atomic writes, and the manifest."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def write_bytes_atomically(data: bytes, path: Path) -> Path:
+    """Write to a hidden temporary file in the same folder, fsync, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_table_atomically(table: pa.Table, path: Path) -> Path:
+    """A Parquet shard exists whole or not at all: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def shard_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "corpus.duckdb"
+
+    def stage_shard(self, stage: str, shard: int) -> Path:
+        return self.root / stage / shard_name(shard)
+
+    def round_shard(self, stage: str, round_no: int, shard: int) -> Path:
+        return self.root / stage / f"round-{round_no}" / shard_name(shard)
+
+    @property
+    def clusters(self) -> Path:
+        return self.root / "dedup" / "clusters.parquet"
+
+    def read_manifest(self) -> dict:
+        return orjson.loads(self.manifest.read_bytes()) if self.manifest.is_file() else {}
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_bytes_atomically(
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), self.manifest
+        )

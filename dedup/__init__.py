@@ -1,0 +1,1 @@
+"""Near-duplicate detection: exact hashing, MinHash-LSH, clustering and keep-best."""

@@ -1,0 +1,270 @@
+"""The build_corpus flow: sample -> propose -> validate -> revise -> dedup -> write."""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from corpus.catalog import build_catalog
+from corpus.run_folder import RunFolder, write_table_atomically
+from dedup.near_duplicates import find_duplicates
+from flows.progress import stage_progress
+from flows.run_setup import prepare_run_folder
+from schemas.config import RunConfig
+from schemas.records import Skeleton
+from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
+from schemas.tables import CLUSTERS, PERSONAS, PROPOSALS, REJECTS, SETTLED, SKELETONS, VERDICTS
+from taxonomy.loader import load_taxonomy
+from taxonomy.model import Taxonomy
+from taxonomy.quotas import assign_slots, plan_quotas
+from taxonomy.sampling import sample_skeletons
+from validators.engine import validate_batch
+from validators.rule_pack import load_rule_pack
+from validators.settle import failed_checks, settle_slots
+from workers.prompts import template_hash
+from workers.proposer import build_requests, ensure_ray, propose_with_ray
+
+STAGE_TASK = {"cache_policy": NO_CACHE, "log_prints": False}
+
+
+def shard_ranges(population: int, shard_size: int) -> list[range]:
+    return [range(start, min(start + shard_size, population)) for start in range(0, population, shard_size)]
+
+
+def read_skeletons(path: Path) -> list[Skeleton]:
+    return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"],
+                     attributes=dict(r["attributes"])) for r in pq.read_table(path).to_pylist()]
+
+
+def read_rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+@task(**STAGE_TASK)
+def sample_shard(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shard: int, slots: range) -> Path:
+    out = run.stage_shard("skeletons", shard)
+    if out.is_file():
+        return out
+    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
+    skeletons = sample_skeletons(taxonomy, slot_cells, cfg.seed, slots)
+    table = pa.Table.from_pylist(
+        [{**s.model_dump(), "shard": shard, "attributes": list(s.attributes.items())} for s in skeletons],
+        schema=SKELETONS)
+    return write_table_atomically(table, out)
+
+
+def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
+    """Slots to propose in this round and the feedback each gets (empty in round 0)."""
+    skeletons = read_skeletons(run.stage_shard("skeletons", shard))
+    if round_no == 0:
+        return skeletons, {}
+    previous = failed_checks(read_rows(run.round_shard("verdicts", round_no - 1, shard)))
+    feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
+    return [s for s in skeletons if s.persona_id in feedback], feedback
+
+
+@task(**STAGE_TASK, retries=1)
+def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: int, shards: list[int],
+                  ray_address: str | None) -> list[Path]:
+    """One Ray Data pass over every unfinished shard; each shard is committed once complete."""
+    todo, requests, expected = [], [], {}
+    for shard in shards:
+        if run.round_shard("proposals", round_no, shard).is_file():
+            continue
+        skeletons, feedback = pending_for_round(run, shard, round_no)
+        todo.append(shard)
+        expected[shard] = {s.persona_id for s in skeletons}
+        requests += build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, round_no, feedback)
+    shard_of = {pid: shard for shard, pids in expected.items() for pid in pids}
+    answered: dict[int, list[dict]] = {shard: [] for shard in todo}
+
+    def commit(shard: int) -> None:
+        rows = sorted(answered[shard], key=lambda r: r["persona_id"])
+        write_table_atomically(pa.Table.from_pylist(rows, schema=PROPOSALS),
+                               run.round_shard("proposals", round_no, shard))
+
+    for shard in todo:  # shards with nothing to revise are complete already
+        if not expected[shard]:
+            commit(shard)
+    with stage_progress(f"propose round {round_no}", len(requests)) as advance:
+        for result in propose_with_ray(requests, cfg.backend, ray_address):
+            shard = shard_of[result.request_id]
+            answered[shard].append({
+                "persona_id": result.request_id, "round": round_no, "raw_output": result.text,
+                "error": result.error, "finish_reason": result.finish_reason,
+                "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens})
+            advance()
+            if len(answered[shard]) == len(expected[shard]):
+                commit(shard)
+    return [run.round_shard("proposals", round_no, shard) for shard in shards]
+
+
+@task(**STAGE_TASK)
+def validate_shard(run: RunFolder, taxonomy: Taxonomy, round_no: int, shard: int) -> Path:
+    out = run.round_shard("verdicts", round_no, shard)
+    if out.is_file():
+        return out
+    proposals = {r["persona_id"]: r for r in read_rows(run.round_shard("proposals", round_no, shard))}
+    skeletons = [s for s in read_skeletons(run.stage_shard("skeletons", shard)) if s.persona_id in proposals]
+    items = [(s, proposals[s.persona_id]["raw_output"] or "") for s in skeletons]
+    errors = {pid: r["error"] for pid, r in proposals.items() if r["error"]}
+    _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
+    return write_table_atomically(pa.Table.from_pylist(verdicts, schema=VERDICTS), out)
+
+
+@task(**STAGE_TASK)
+def settle_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
+    out = run.stage_shard("settled", shard)
+    if out.is_file():
+        return out
+    proposals, verdicts = {}, {}
+    for round_no in range(cfg.max_revise_rounds + 1):
+        proposals[round_no] = {r["persona_id"]: r for r in read_rows(run.round_shard("proposals", round_no, shard))}
+        verdicts[round_no] = read_rows(run.round_shard("verdicts", round_no, shard))
+    table = settle_slots(read_skeletons(run.stage_shard("skeletons", shard)), proposals, verdicts)
+    return write_table_atomically(table, out)
+
+
+@task(**STAGE_TASK)
+def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int]) -> Path:
+    if run.clusters.is_file():
+        return run.clusters
+    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
+    accepted = settled.filter(settled.column("accepted")).to_pylist()
+    candidates = pa.table({
+        "persona_id": [r["persona_id"] for r in accepted],
+        "text": [r["narrative"] for r in accepted],
+        # Keep-best: fewest warnings, then fewest rounds, then the lowest slot.
+        "rank": [(r["verdict_summary"].count(",") + ("warnings" in r["verdict_summary"])) * 1_000_000_000
+                 + r["rounds"] * 1_000_000 + r["slot"] for r in accepted],
+    })
+    clusters = find_duplicates(candidates, cfg.dedup) if accepted else CLUSTERS.empty_table()
+    return write_table_atomically(clusters, run.clusters)
+
+
+def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
+    return {"run_id": run.root.name, "taxonomy_name": taxonomy.name, "taxonomy_version": taxonomy.version,
+            "taxonomy_hash": taxonomy.content_hash, "seed": cfg.seed, "backend": cfg.backend.kind,
+            "model": cfg.backend.model, "prompt_template_hash": template_hash()}
+
+
+@task(**STAGE_TASK)
+def write_shard(run: RunFolder, lineage: dict, shard: int) -> tuple[Path, Path]:
+    personas_out, rejects_out = run.stage_shard("personas", shard), run.stage_shard("rejects", shard)
+    if personas_out.is_file() and rejects_out.is_file():
+        return personas_out, rejects_out
+    clusters = {r["persona_id"]: r for r in read_rows(run.clusters)}
+    now = datetime.now(UTC)
+    personas, rejects = [], []
+    for row in read_rows(run.stage_shard("settled", shard)):
+        base = {"persona_id": row["persona_id"], "slot": row["slot"], "stratum": row["stratum"],
+                "run_id": lineage["run_id"], "created_at": now}
+        cluster = clusters.get(row["persona_id"])
+        if not row["accepted"]:
+            stage = "propose" if row["reason"] == "backend" else "validate"
+            rejects.append({**base, "stage": stage, "reason": row["reason"], "detail": row["detail"],
+                            "round": row["rounds"] - 1, "raw_output": row["raw_output"], "duplicate_of": None})
+        elif cluster and cluster["duplicate_of"]:
+            rejects.append({**base, "stage": "dedup", "reason": f"duplicate_of:{cluster['duplicate_of']}",
+                            "detail": f"{cluster['method']} similarity {cluster['similarity']:.3f}",
+                            "round": row["rounds"] - 1, "raw_output": row["raw_output"],
+                            "duplicate_of": cluster["duplicate_of"]})
+        else:
+            personas.append({**base, **lineage, "name": row["name"], "narrative": row["narrative"],
+                             "attributes": row["attributes"], "verdict_summary": row["verdict_summary"],
+                             "rounds": row["rounds"],
+                             "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"]})
+    personas_table = pa.Table.from_pylist(personas, schema=PERSONAS)
+    rejects_table = pa.Table.from_pylist(rejects, schema=REJECTS)
+    check_table(personas_table, PERSONAS_CHECK, f"personas shard {shard}")
+    check_table(rejects_table, REJECTS_CHECK, f"rejects shard {shard}")
+    # Rejects first: a shard counts as written only when its personas file exists.
+    write_table_atomically(rejects_table, rejects_out)
+    write_table_atomically(personas_table, personas_out)
+    return personas_out, rejects_out
+
+
+def count_outcomes(run: RunFolder, shards: list[int]) -> dict:
+    personas = sum(pq.read_metadata(run.stage_shard("personas", s)).num_rows for s in shards)
+    rejects = pa.concat_tables([pq.read_table(run.stage_shard("rejects", s), columns=["stage", "reason"])
+                                for s in shards]).to_pylist()
+    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s),
+                                              columns=["prompt_tokens", "completion_tokens", "rounds"])
+                                for s in shards])
+    by_reason: dict[str, int] = {}
+    for row in rejects:
+        key = "duplicate" if row["stage"] == "dedup" else row["reason"]
+        by_reason[key] = by_reason.get(key, 0) + 1
+    return {
+        "produced": personas, "rejected": len(rejects), "rejected_by_reason": dict(sorted(by_reason.items())),
+        "prompt_tokens": pa.compute.sum(settled.column("prompt_tokens")).as_py() or 0,
+        "completion_tokens": pa.compute.sum(settled.column("completion_tokens")).as_py() or 0,
+        "revised": sum(1 for r in settled.column("rounds").to_pylist() if r > 1),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    names = ["populace", "prefect", "ray", "duckdb", "pyarrow", "pandera", "datasketch", "llama_cpp_python",
+             "pydantic"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@flow(name="build_corpus", log_prints=True, validate_parameters=False)
+def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None = None) -> str:
+    """Build (or resume) the corpus a config describes; returns the run folder."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    run = prepare_run_folder(cfg, Path(out) if out else None)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    ranges = shard_ranges(cfg.population, cfg.shard_size)
+    shards = list(range(len(ranges)))
+    timings: dict[str, float] = {}
+    logger.info("run folder %s: %d slots in %d shards", run.root, cfg.population, len(shards))
+
+    def timed(stage: str, fn):
+        t0 = time.monotonic()
+        result = fn()
+        timings[stage] = round(timings.get(stage, 0.0) + time.monotonic() - t0, 3)
+        return result
+
+    timed("sample", lambda: [sample_shard(run, cfg, taxonomy, i, r) for i, r in enumerate(ranges)])
+    ensure_ray(ray_address)
+    for round_no in range(cfg.max_revise_rounds + 1):
+        timed("propose", lambda r=round_no: propose_round(run, cfg, taxonomy, r, shards, ray_address))
+        timed("validate", lambda r=round_no: [validate_shard(run, taxonomy, r, s) for s in shards])
+    timed("settle", lambda: [settle_shard(run, cfg, s) for s in shards])
+    timed("dedup", lambda: dedup_corpus(run, cfg, shards))
+    lineage = lineage_for(run, cfg, taxonomy)
+    timed("write", lambda: [write_shard(run, lineage, s) for s in shards])
+    build_catalog(run)
+    counts = count_outcomes(run, shards)
+    manifest = run.read_manifest()
+    manifest.update({
+        "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
+        **counts, "shards": len(shards), "taxonomy": {"name": taxonomy.name, "version": taxonomy.version,
+                                                    "hash": taxonomy.content_hash},
+        "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
+        "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
+        "stages": {stage: "done" for stage in ("sample", "propose", "validate", "settle", "dedup", "write")},
+        "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
+        "finished_at": datetime.now(UTC).isoformat(),
+    })
+    run.write_manifest(manifest)
+    logger.info("done: %d personas, %d rejects of %d slots", counts["produced"], counts["rejected"],
+                cfg.population)
+    return str(run.root)
+

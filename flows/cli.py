@@ -1,0 +1,132 @@
+"""The populace command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from schemas.config import RunConfig, load_run_config
+from schemas.errors import PopulaceError, UserInputError
+
+# Prefect's ephemeral API needs ~30 s to start on a fresh, small machine; its default is 20 s.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build synthetic persona corpora.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the run config format.")
+app.add_typer(config_app, name="config")
+out_console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML run config.")]
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the run config."""
+    sys.stdout.write(json.dumps(RunConfig.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def build(
+    config: ConfigOption,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: <output_dir>/<name>-<hash>).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Override the population size.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster ('auto').")] = None,
+) -> None:
+    """Build a corpus, or resume the unfinished run of the same config."""
+    cfg = load_run_config(config, {"population": n} if n else None)
+    from flows.build import build_corpus
+
+    run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
+    manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
+    summary = Table(title=f"run {manifest['run_id']}", show_header=False)
+    for key in ("requested", "produced", "rejected", "revised", "completion_tokens"):
+        summary.add_row(key, str(manifest[key]))
+    for reason, count in manifest["rejected_by_reason"].items():
+        summary.add_row(f"  rejected: {reason}", str(count))
+    for stage, seconds in manifest["last_run_stage_seconds"].items():
+        summary.add_row(f"  seconds: {stage}", f"{seconds:.1f}")
+    out_console.print(summary)
+    out_console.print(f"corpus: {run_dir}")
+    out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"')
+
+
+@app.command()
+def preview(config: ConfigOption, n: Annotated[int, typer.Option("--n")] = 3) -> None:
+    """Print a few sample personas from the config; writes nothing."""
+    cfg = load_run_config(config)
+    from flows.preview import preview_personas
+
+    for item in preview_personas(cfg, n):
+        facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(item.skeleton.attributes.items())[:12])
+        proposal = item.outcome.proposal
+        body = (f"[bold]{proposal.name}[/bold]\n{proposal.narrative}" if proposal else item.raw_output)
+        verdict = "passed" if item.outcome.passed else "failed: " + "; ".join(item.outcome.feedback)
+        out_console.print(Panel(f"{body}\n\n[dim]{facts}, ...\n{verdict}[/dim]",
+                                title=f"{item.skeleton.persona_id} ({item.skeleton.stratum})"))
+
+
+@app.command()
+def query(
+    run_dir: Path,
+    sql: str,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Answer SQL from a run's corpus.duckdb (views: personas, rejects, attributes), read-only."""
+    if fmt not in ("table", "csv", "json"):
+        raise UserInputError("--format", "--format", f"unknown format '{fmt}'", "use table, csv or json")
+    from corpus.catalog import query_run
+
+    result = query_run(run_dir, sql)
+    rows = result.to_pylist()
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(result.column_names)
+        writer.writerows([[row[c] for c in result.column_names] for row in rows])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(*result.column_names)
+        for row in rows:
+            table.add_row(*[str(row[c]) for c in result.column_names])
+        out_console.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserInputError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except PopulaceError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data contracts of populace: run config, runtime records and Parquet table schemas."""

@@ -1,0 +1,127 @@
+"""The run config: what a build makes, from which taxonomy, with which backend."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.errors import UserInputError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StratumVariable(StrictModel):
+    """One stratification variable: an attribute id and the quota share of each of its values."""
+
+    attribute: str = Field(description="Taxonomy attribute id, e.g. demographics.age_band.")
+    shares: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        description="Value -> share of the population. Shares must sum to 1."
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _shares_sum_to_one(cls, shares: dict[str, float]) -> dict[str, float]:
+        if not shares:
+            raise ValueError("needs at least one value")
+        total = sum(shares.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"shares sum to {total:.6g}, not 1; rescale them so they sum to 1")
+        return shares
+
+
+class BackendConfig(StrictModel):
+    """Which LLM writes the prose, and how it is decoded."""
+
+    kind: Literal["llama_cpp"] = "llama_cpp"
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="A packaged model name (smollm2-135m-instruct, gemma3-270m) or a GGUF path.",
+    )
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=256, ge=16, le=4096)
+    context_size: int = Field(default=2048, ge=256, le=131072)
+    threads_per_worker: int | None = Field(default=None, ge=1, description="None: machine cores / workers.")
+    workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy.")
+    batch_size: int = Field(default=4, ge=1, description="Rows per Ray Data batch.")
+
+
+class DedupConfig(StrictModel):
+    exact: bool = True
+    minhash_threshold: float = Field(default=0.8, gt=0, le=1)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    shingle_words: int = Field(default=3, ge=1, le=10)
+
+
+class RunConfig(StrictModel):
+    """Everything a corpus build needs; the resolved copy is saved as the run's config.yaml."""
+
+    name: str = Field(default="corpus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    population: int = Field(default=20, ge=1, le=100_000_000, description="Number of persona slots.")
+    seed: int = Field(default=0, ge=0)
+    taxonomy: str = Field(
+        default="seed:core", description="'seed:<name>' for a shipped taxonomy, or a YAML path."
+    )
+    strata: list[StratumVariable] = Field(default_factory=list)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    max_revise_rounds: int = Field(default=1, ge=0, le=10)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    shard_size: int = Field(default=16, ge=1, le=1_000_000)
+    output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
+
+    @model_validator(mode="after")
+    def _strata_distinct(self) -> RunConfig:
+        seen = [s.attribute for s in self.strata]
+        if len(seen) != len(set(seen)):
+            raise ValueError(f"strata repeat an attribute: {seen}; list each attribute once")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the corpus (not where it is written)."""
+        payload = self.model_dump(mode="json", exclude={"output_dir"})
+        return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check its spelling against `populace config schema`",
+    "missing": "add it",
+}
+
+
+def load_run_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+    """Read a YAML run config; any problem becomes one UserInputError naming file and field."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise UserInputError(where, "<file>", "no such file", "pass the path of a YAML run config")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserInputError(where, "<file>", "not UTF-8 text", "save the config as UTF-8") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}" if mark else "<file>"
+        raise UserInputError(where, at, f"invalid YAML ({getattr(exc, 'problem', exc)})",
+                             "fix the YAML syntax") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserInputError(where, "<root>", "is not a mapping", "write the config as key: value pairs")
+    raw.update(overrides or {})
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        fix = _FIXES.get(err["type"], "see `populace config schema` for the allowed values")
+        raise UserInputError(where, field, err["msg"], fix) from exc

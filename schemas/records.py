@@ -1,0 +1,39 @@
+"""Runtime records that move between stages. Frozen: a stage makes new ones, never edits."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FrozenRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Skeleton(FrozenRecord):
+    """One slot: its id, its stratum and the attribute values sampled for it (the facts)."""
+
+    persona_id: str
+    slot: int
+    stratum: str
+    attributes: dict[str, str]
+
+
+class Proposal(FrozenRecord):
+    """What the LLM writes. Facts are never asked back; only the prose is."""
+
+    name: str = Field(
+        min_length=3,
+        max_length=60,
+        pattern=r"^[A-Z][A-Za-z'-]+( [A-Z][A-Za-z'-]+)+$",
+        description="First and last name of the person.",
+    )
+    narrative: str = Field(
+        min_length=80,
+        max_length=600,
+        description="Third-person portrait in 2-4 sentences consistent with every given fact.",
+    )
+
+
+def proposal_json_schema() -> dict:
+    """The JSON schema that constrains decoding: the Proposal's fields, nothing else."""
+    return Proposal.model_json_schema()

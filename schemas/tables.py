@@ -1,0 +1,57 @@
+"""Arrow schemas of every Parquet table in a run folder."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+ATTRIBUTES = pa.map_(pa.string(), pa.string())
+
+SKELETONS = pa.schema([
+    ("persona_id", pa.string()), ("slot", pa.int64()), ("shard", pa.int64()),
+    ("stratum", pa.string()), ("attributes", ATTRIBUTES),
+])
+
+PROPOSALS = pa.schema([
+    ("persona_id", pa.string()), ("round", pa.int64()), ("raw_output", pa.string()),
+    ("error", pa.string()), ("finish_reason", pa.string()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+])
+
+VERDICTS = pa.schema([
+    ("persona_id", pa.string()), ("round", pa.int64()), ("check", pa.string()),
+    ("severity", pa.string()), ("passed", pa.bool_()), ("message", pa.string()),
+])
+
+# One row per slot once propose-validate-revise has settled it.
+SETTLED = pa.schema([
+    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
+    ("attributes", ATTRIBUTES), ("name", pa.string()), ("narrative", pa.string()),
+    ("accepted", pa.bool_()), ("reason", pa.string()), ("detail", pa.string()),
+    ("rounds", pa.int64()), ("verdict_summary", pa.string()), ("raw_output", pa.string()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+])
+
+CLUSTERS = pa.schema([
+    ("persona_id", pa.string()), ("cluster_id", pa.string()), ("duplicate_of", pa.string()),
+    ("method", pa.string()), ("similarity", pa.float64()),
+])
+
+LINEAGE = [
+    ("run_id", pa.string()), ("taxonomy_name", pa.string()), ("taxonomy_version", pa.string()),
+    ("taxonomy_hash", pa.string()), ("seed", pa.int64()), ("backend", pa.string()),
+    ("model", pa.string()), ("prompt_template_hash", pa.string()),
+    ("verdict_summary", pa.string()), ("rounds", pa.int64()),
+    ("duplicate_cluster_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+]
+
+PERSONAS = pa.schema([
+    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
+    ("name", pa.string()), ("narrative", pa.string()), ("attributes", ATTRIBUTES), *LINEAGE,
+])
+
+REJECTS = pa.schema([
+    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
+    ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+    ("round", pa.int64()), ("raw_output", pa.string()), ("duplicate_of", pa.string()),
+    ("run_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+])

@@ -1,0 +1,1 @@
+"""Attribute taxonomy: the model, its loader, the shipped seeds, and sampling from it."""

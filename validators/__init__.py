@@ -1,0 +1,1 @@
+"""Checks on proposed personas: schema, declarative rules, fidelity to the sampled facts."""

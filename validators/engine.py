@@ -1,0 +1,135 @@
+"""Validate a batch of LLM outputs against their skeletons; say what to fix when they fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+from pydantic import ValidationError
+
+from schemas.records import Proposal, Skeleton
+from taxonomy.model import Taxonomy
+from validators.fidelity import find_age_contradiction, find_occupation_contradiction
+from validators.rule_pack import Rule, evaluate_rules
+
+AGE_ID = "demographics.age"
+OCCUPATION_ID = "work.occupation"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One record's verdict: passed means no error-severity check failed."""
+
+    persona_id: str
+    proposal: Proposal | None
+    failed: list[str] = field(default_factory=list)
+    feedback: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.proposal is not None and not self.failed
+
+    def summary(self) -> str:
+        parts = [f"failed={','.join(self.failed)}" if self.failed else "passed"]
+        if self.warnings:
+            parts.append(f"warnings={','.join(self.warnings)}")
+        return "; ".join(parts)
+
+
+def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:
+    """The Proposal in the raw text, or a message that says what is wrong with it."""
+    try:
+        return Proposal.model_validate(orjson.loads(text)), None
+    except orjson.JSONDecodeError as exc:
+        return None, f"The output is not valid JSON ({exc}); return one complete JSON object."
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in exc.errors())
+        return None, f"The JSON does not match the schema: {problems}."
+
+
+def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
+    """attribute id -> (rule column name, Arrow type); the column is the id's last part."""
+    columns = {}
+    for attr in taxonomy.attributes().values():
+        name = attr.id.split(".")[-1]
+        columns[attr.id] = (name, pa.float64() if attr.kind == "numeric" else pa.string())
+    return columns
+
+
+def build_rule_table(parsed: list[tuple[Skeleton, Proposal]], taxonomy: Taxonomy) -> pa.Table:
+    columns = attribute_columns(taxonomy)
+    data: dict[str, list] = {"persona_id": [], "name": [], "narrative": []}
+    data.update({name: [] for name, _ in columns.values()})
+    for skeleton, proposal in parsed:
+        data["persona_id"].append(skeleton.persona_id)
+        data["name"].append(proposal.name)
+        data["narrative"].append(proposal.narrative)
+        for attr_id, (name, dtype) in columns.items():
+            value = skeleton.attributes.get(attr_id)
+            data[name].append(float(value) if value is not None and dtype == pa.float64() else value)
+    types = {"persona_id": pa.string(), "name": pa.string(), "narrative": pa.string()}
+    types.update({name: dtype for name, dtype in columns.values()})
+    return pa.table({name: pa.array(values, type=types[name]) for name, values in data.items()})
+
+
+def validate_batch(
+    items: list[tuple[Skeleton, str]], taxonomy: Taxonomy, rules: list[Rule], round_no: int,
+    backend_errors: dict[str, str] | None = None,
+) -> tuple[list[Outcome], list[dict]]:
+    """Check (skeleton, raw LLM text) pairs; return outcomes and one verdict row per check.
+
+    A slot whose backend call failed gets a failed `backend` check instead of the others.
+    """
+    backend_errors = backend_errors or {}
+    verdicts: list[dict] = []
+    failed: dict[str, list[tuple[str, str, str]]] = {s.persona_id: [] for s, _ in items}
+    parsed: list[tuple[Skeleton, Proposal]] = []
+    proposals: dict[str, Proposal] = {}
+
+    def record(pid: str, check: str, severity: str, message: str | None) -> None:
+        verdicts.append({"persona_id": pid, "round": round_no, "check": check, "severity": severity,
+                         "passed": message is None, "message": message or ""})
+        if message is not None:
+            failed[pid].append((check, severity, message))
+
+    occupation_attr = taxonomy.attributes().get(OCCUPATION_ID)
+    known_occupations = set(occupation_attr.values) if occupation_attr else set()
+    for skeleton, text in items:
+        if skeleton.persona_id in backend_errors:
+            record(skeleton.persona_id, "backend", "error",
+                   f"The model call failed ({backend_errors[skeleton.persona_id]}); answer again.")
+            continue
+        proposal, problem = parse_proposal(text)
+        record(skeleton.persona_id, "schema", "error", problem)
+        if proposal is None:
+            continue
+        parsed.append((skeleton, proposal))
+        proposals[skeleton.persona_id] = proposal
+        prose = f"{proposal.name}. {proposal.narrative}"
+        record(skeleton.persona_id, "fidelity:age", "error",
+               find_age_contradiction(prose, skeleton.attributes.get(AGE_ID)))
+        record(skeleton.persona_id, "fidelity:occupation", "error",
+               find_occupation_contradiction(prose, skeleton.attributes.get(OCCUPATION_ID), known_occupations))
+
+    if parsed:
+        violations: dict[tuple[str, str], str] = {
+            (pid, rule.id): msg for pid, rule, msg in evaluate_rules(build_rule_table(parsed, taxonomy), rules)
+        }
+        for skeleton, _ in parsed:
+            for rule in rules:
+                record(skeleton.persona_id, f"rule:{rule.id}", rule.severity,
+                       violations.get((skeleton.persona_id, rule.id)))
+
+    outcomes = []
+    for skeleton, _ in items:
+        problems = failed[skeleton.persona_id]
+        outcomes.append(Outcome(
+            persona_id=skeleton.persona_id,
+            proposal=proposals.get(skeleton.persona_id),
+            failed=[c for c, sev, _ in problems if sev == "error"],
+            feedback=[m for _, sev, m in problems if sev == "error"],
+            warnings=[c for c, sev, _ in problems if sev == "warning"],
+        ))
+    return outcomes, verdicts

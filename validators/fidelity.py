@@ -1,0 +1,53 @@
+"""Fidelity: the prose must not state an age or an occupation that contradicts the skeleton."""
+
+from __future__ import annotations
+
+import re
+
+AGE_PATTERNS = [
+    re.compile(r"\b(\d{1,3})[- ]years?[- ]old\b", re.IGNORECASE),
+    re.compile(r"\baged? (?:of )?(\d{1,3})\b", re.IGNORECASE),
+    re.compile(r"\b(\d{1,3}),? (?:is|was) (?:a|an|the)\b", re.IGNORECASE),
+    re.compile(r"\b[A-Z][a-z]+, (\d{1,3}),"),
+]
+# Present tense only: "worked as a nurse" is history, "works as a nurse" is a claim about now.
+JOB_CLAIM = re.compile(
+    r"\b(?:works|is working|currently works|is employed|makes a living) as (?:an? |the )?([a-z][a-z -]{1,40}?)"
+    r"(?=[,.;:!]| at | in | for | and | who | with |$)",
+    re.IGNORECASE,
+)
+
+
+def stated_ages(text: str) -> set[int]:
+    return {int(m.group(1)) for pattern in AGE_PATTERNS for m in pattern.finditer(text)}
+
+
+def find_age_contradiction(text: str, age: str | None) -> str | None:
+    if not age:
+        return None
+    wrong = sorted(a for a in stated_ages(text) if a != int(age))
+    if wrong:
+        return f"The narrative states age {wrong[0]}, but the person is {age}; use {age} or no number."
+    return None
+
+
+def _same_job(claimed: str, occupation: str) -> bool:
+    claimed, occupation = claimed.lower().strip(), occupation.lower()
+    return occupation in claimed or claimed in occupation or claimed.split()[-1] == occupation.split()[-1]
+
+
+def find_occupation_contradiction(text: str, occupation: str | None, known_occupations: set[str]) -> str | None:
+    """A present-tense job claim that differs from the skeleton, or a job for someone without one."""
+    for match in JOB_CLAIM.finditer(text):
+        claimed = match.group(1).strip()
+        if occupation is None:
+            return (f"The narrative says the person works as a {claimed}, but they have no job; "
+                    "describe what they do instead of work.")
+        if not _same_job(claimed, occupation):
+            return f"The narrative says '{match.group(0).strip()}', but the person is a {occupation}."
+    if occupation:
+        lowered = text.lower()
+        for other in known_occupations - {occupation}:
+            if re.search(rf"\b(?:is|as) an? {re.escape(other)}\b", lowered) and occupation.lower() not in lowered:
+                return f"The narrative calls the person a {other}, but they are a {occupation}."
+    return None

@@ -1,0 +1,1 @@
+"""LLM backends behind one protocol, prompt templates, and the Ray-parallel proposer."""

@@ -1,0 +1,15 @@
+"""Build the backend a config names (HTTP and vLLM backends join here)."""
+
+from __future__ import annotations
+
+from schemas.config import BackendConfig
+from schemas.errors import BackendError
+from workers.backend import LLMBackend
+
+
+def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend:
+    if cfg.kind == "llama_cpp":
+        from workers.llama_cpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend(cfg, threads=threads)
+    raise BackendError(f"unknown backend kind {cfg.kind!r}")

@@ -1,0 +1,50 @@
+"""Proposal prompts rendered from Jinja2 templates; the template hash goes into lineage."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+import jinja2.sandbox
+
+from schemas.records import Skeleton
+from taxonomy.model import Taxonomy
+
+TURN_SEPARATOR = "---user---"
+AGE_ID = "demographics.age"
+OCCUPATION_ID = "work.occupation"
+
+
+@lru_cache(maxsize=8)
+def template_source(name: str = "propose.j2") -> str:
+    return resources.files("workers").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def template_hash(name: str = "propose.j2") -> str:
+    return hashlib.sha256(template_source(name).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _compiled(name: str) -> jinja2.Template:
+    # Sandboxed: values come from taxonomy files and feedback text, never trusted as code.
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
+    )
+    return env.from_string(template_source(name))
+
+
+def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
+                             feedback: list[str] | None = None) -> list[dict[str, str]]:
+    """Chat messages asking for the prose of one skeleton, with revise feedback if any."""
+    attributes = taxonomy.attributes()
+    facts = [(attributes[k].label if k in attributes else k, v) for k, v in skeleton.attributes.items()]
+    text = _compiled("propose.j2").render(
+        facts=facts,
+        age=skeleton.attributes.get(AGE_ID, ""),
+        occupation=skeleton.attributes.get(OCCUPATION_ID),
+        feedback=feedback or [],
+    )
+    system, user = text.split(TURN_SEPARATOR, 1)
+    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]

@@ -1,0 +1,114 @@
+"""Ray-parallel proposing: Ray Data map_batches over requests with a pool of model actors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import orjson
+import pyarrow as pa
+
+from schemas.config import BackendConfig
+from schemas.records import Skeleton, proposal_json_schema
+from taxonomy.model import Taxonomy
+from workers.backend import GenerationRequest, GenerationResult
+from workers.prompts import render_proposal_messages
+
+RESULT_SCHEMA = pa.schema([
+    ("request_id", pa.string()),
+    ("text", pa.string()),
+    ("error", pa.string()),
+    ("finish_reason", pa.string()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+])
+
+
+def generation_seed(run_seed: int, slot: int, round_no: int) -> int:
+    """Per-request sampling seed: reruns of a slot and round decode the same way."""
+    return (run_seed * 1_000_003 + slot * 101 + round_no) % (2**31 - 1)
+
+
+def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendConfig, run_seed: int,
+                   round_no: int, feedback: dict[str, list[str]] | None = None) -> list[GenerationRequest]:
+    schema = proposal_json_schema()
+    feedback = feedback or {}
+    return [
+        GenerationRequest(
+            request_id=s.persona_id,
+            messages=render_proposal_messages(s, taxonomy, feedback.get(s.persona_id)),
+            json_schema=schema,
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            seed=generation_seed(run_seed, s.slot, round_no),
+        )
+        for s in skeletons
+    ]
+
+
+class ProposeActor:
+    """A Ray actor holding one model; each call answers one Arrow batch of requests."""
+
+    def __init__(self, backend_cfg: dict, threads: int) -> None:
+        from workers.factory import create_backend
+
+        self.backend = create_backend(BackendConfig.model_validate(backend_cfg), threads=threads)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        requests = [
+            GenerationRequest(
+                request_id=row["request_id"],
+                messages=orjson.loads(row["messages"]),
+                json_schema=orjson.loads(row["json_schema"]),
+                max_tokens=row["max_tokens"],
+                temperature=row["temperature"],
+                seed=row["seed"],
+            )
+            for row in batch.to_pylist()
+        ]
+        results = self.backend.generate(requests)
+        return pa.Table.from_pylist([r.model_dump() for r in results], schema=RESULT_SCHEMA)
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Join the given cluster, or start a local Ray sized to this machine (once per process)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, ignore_reinit_error=True)
+
+
+def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
+                     address: str | None = None) -> Iterator[GenerationResult]:
+    """Stream results as actors finish batches, so callers can commit whole shards early."""
+    import ray
+    import ray.data
+
+    if not requests:
+        return
+    ensure_ray(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    threads = cfg.threads_per_worker or max(1, cpus // cfg.workers)
+    rows = [
+        {"request_id": r.request_id, "messages": orjson.dumps(r.messages).decode(),
+         "json_schema": orjson.dumps(r.json_schema).decode(), "max_tokens": r.max_tokens,
+         "temperature": r.temperature, "seed": r.seed}
+        for r in requests
+    ]
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // cfg.batch_size))
+    answered = dataset.map_batches(
+        ProposeActor,
+        fn_constructor_kwargs={"backend_cfg": cfg.model_dump(mode="json"), "threads": threads},
+        batch_size=cfg.batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=cfg.workers),
+        num_cpus=1,
+    )
+    for batch in answered.iter_batches(batch_format="pyarrow", batch_size=None):
+        for row in batch.to_pylist():
+            yield GenerationResult.model_validate(row)
