@@ -47,6 +47,7 @@ class BackendConfig(StrictModel):
     )
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int = Field(default=256, ge=16, le=4096)
+    repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0, description="Discourages degenerate loops.")
     context_size: int = Field(default=2048, ge=256, le=131072)
     threads_per_worker: int | None = Field(default=None, ge=1, description="None: machine cores / workers.")
     workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy.")

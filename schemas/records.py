@@ -24,7 +24,8 @@ class Proposal(FrozenRecord):
     name: str = Field(
         min_length=3,
         max_length=60,
-        pattern=r"^[A-Z][A-Za-z'-]+( [A-Z][A-Za-z'-]+)+$",
+        # Bounded parts: the grammar llama.cpp builds from this pattern stops run-on names.
+        pattern=r"^[A-Z][a-z'-]{1,14}( [A-Z][a-z'-]{1,14}){1,2}$",
         description="First and last name of the person.",
     )
     narrative: str = Field(

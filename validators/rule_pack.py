@@ -44,8 +44,12 @@ def load_rule_pack(path: str | Path | None = None) -> list[Rule]:
     return rules
 
 
+def _show(value: object) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def fill_message(template: str, row: dict) -> str:
-    return PLACEHOLDER.sub(lambda m: str(row.get(m.group(1), m.group(0))), template)
+    return PLACEHOLDER.sub(lambda m: _show(row[m.group(1)]) if m.group(1) in row else m.group(0), template)
 
 
 def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, str]]:

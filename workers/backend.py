@@ -19,6 +19,7 @@ class GenerationRequest(BaseModel):
     max_tokens: int
     temperature: float
     seed: int
+    repeat_penalty: float = 1.0
 
 
 class GenerationResult(BaseModel):

@@ -38,6 +38,9 @@ class LlamaCppBackend:
         return [self._generate_one(request) for request in requests]
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+        # Reusing the KV cache of the previous prompt changes float rounding, and with it the
+        # sampled tokens: a clean state makes (prompt, seed) decode the same way every time.
+        self._llm.reset()
         try:
             out = self._llm.create_chat_completion(
                 messages=request.messages,
@@ -45,6 +48,7 @@ class LlamaCppBackend:
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=request.seed,
+                repeat_penalty=request.repeat_penalty,
             )
         except (ValueError, RuntimeError) as exc:
             # A prompt too long for the context, for example: this row fails, the batch goes on.

@@ -40,6 +40,7 @@ def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendCo
             json_schema=schema,
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
+            repeat_penalty=cfg.repeat_penalty,
             seed=generation_seed(run_seed, s.slot, round_no),
         )
         for s in skeletons
@@ -63,6 +64,7 @@ class ProposeActor:
                 max_tokens=row["max_tokens"],
                 temperature=row["temperature"],
                 seed=row["seed"],
+                repeat_penalty=row["repeat_penalty"],
             )
             for row in batch.to_pylist()
         ]
@@ -97,7 +99,7 @@ def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
     rows = [
         {"request_id": r.request_id, "messages": orjson.dumps(r.messages).decode(),
          "json_schema": orjson.dumps(r.json_schema).decode(), "max_tokens": r.max_tokens,
-         "temperature": r.temperature, "seed": r.seed}
+         "temperature": r.temperature, "seed": r.seed, "repeat_penalty": r.repeat_penalty}
         for r in requests
     ]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // cfg.batch_size))

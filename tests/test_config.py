@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from schemas.config import RunConfig, load_run_config
+from schemas.errors import UserInputError
+from tests.conftest import REPO
+
+POPULACE = [sys.executable, "-m", "flows.cli"]
+
+
+def test_demo_config_loads_and_round_trips(tmp_path):
+    cfg = load_run_config(REPO / "configs" / "demo.yaml")
+    assert cfg.population == 12 and cfg.backend.model == "smollm2-135m-instruct"
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(cfg.to_yaml())
+    assert load_run_config(copy) == cfg
+    assert load_run_config(copy).fingerprint() == cfg.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("population: 10\npopulaton: 5\n", "populaton"),
+        ("population: -1\n", "population"),
+        ("population: many\n", "population"),
+        ("strata:\n  - attribute: demographics.gender\n    shares: {woman: 0.7, man: 0.7}\n", "strata.0.shares"),
+        ("backend:\n  kind: llama_cpp\n  temprature: 0.1\n", "backend.temprature"),
+        ("- just\n- a list\n", "<root>"),
+        ("population: [unclosed\n", "line"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path, text, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserInputError) as err:
+        load_run_config(path)
+    assert str(path) in str(err.value)
+    assert err.value.field.startswith(field)
+    assert err.value.fix
+
+
+def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("population: 10\nseeed: 3\n")
+    out = tmp_path / "run"
+    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "seeed" in proc.stderr and str(path) in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_unknown_stratum_value_exits_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("strata:\n  - attribute: demographics.gender\n    shares: {woman: 0.5, robot: 0.5}\n")
+    proc = subprocess.run([*POPULACE, "preview", "--config", str(path), "--n", "1"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "robot" in proc.stderr
+
+
+def test_config_schema_command_prints_json_schema():
+    proc = subprocess.run([*POPULACE, "config", "schema"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert schema == RunConfig.model_json_schema()
+    assert schema["additionalProperties"] is False

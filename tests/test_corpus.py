@@ -1,0 +1,47 @@
+import duckdb
+import pyarrow as pa
+import pytest
+
+from corpus.catalog import build_catalog, query_run
+from corpus.run_folder import RunFolder, write_table_atomically
+from schemas.errors import PopulaceError, UserInputError
+from schemas.table_checks import REJECTS_CHECK, check_table
+from schemas.tables import PERSONAS, REJECTS
+
+
+def test_atomic_write_leaves_only_the_final_file(tmp_path):
+    path = tmp_path / "stage" / "part-00000.parquet"
+    write_table_atomically(pa.table({"a": [1, 2]}), path)
+    assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"]
+
+
+def test_catalog_views_answer_and_refuse_writes(tmp_path):
+    run = RunFolder(tmp_path)
+    personas = pa.Table.from_pylist([{"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz",
+                                      "narrative": "x", "attributes": [("demographics.age", "40"), ("work.occupation", "nurse")]}],
+                                    schema=PERSONAS)
+    write_table_atomically(personas, run.stage_shard("personas", 0))
+    write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
+    build_catalog(run)
+    assert query_run(tmp_path, "select count(*) as n from personas").to_pylist() == [{"n": 1}]
+    assert query_run(tmp_path, "select count(*) as n from rejects").to_pylist() == [{"n": 0}]
+    rows = query_run(tmp_path, "select attribute, value from attributes order by attribute").to_pylist()
+    assert rows == [{"attribute": "demographics.age", "value": "40"}, {"attribute": "work.occupation", "value": "nurse"}]
+    with pytest.raises(UserInputError):
+        query_run(tmp_path, "create table t as select 1")
+    con = duckdb.connect(str(run.catalog), read_only=True)
+    assert {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()} == {
+        "personas", "rejects", "attributes"}
+    con.close()
+
+
+def test_query_on_a_folder_without_catalog_is_a_user_error(tmp_path):
+    with pytest.raises(UserInputError, match="corpus.duckdb"):
+        query_run(tmp_path, "select 1")
+
+
+def test_rejects_contract_catches_bad_rows():
+    bad = pa.table({"persona_id": ["p-1", "p-1"], "slot": [0, 1], "stage": ["dedup", "nowhere"],
+                    "reason": ["x", ""], "detail": [None, None], "round": [0, 0], "run_id": ["r", "r"]})
+    with pytest.raises(PopulaceError, match="rejects"):
+        check_table(bad, REJECTS_CHECK, "rejects shard 0")

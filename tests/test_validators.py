@@ -1,0 +1,92 @@
+import orjson
+import pytest
+
+from schemas.errors import UserInputError
+from schemas.records import Skeleton
+from taxonomy.loader import load_taxonomy
+from validators.engine import validate_batch
+from validators.fidelity import find_age_contradiction, find_occupation_contradiction
+from validators.rule_pack import Rule, evaluate_rules, load_rule_pack
+from validators.settle import settle_slots
+
+TAXONOMY = load_taxonomy("seed:core")
+RULES = load_rule_pack()
+NARRATIVE = ("Dana Reyes spends her mornings at the clinic and her evenings in the garden, "
+             "where she grows tomatoes for the whole street.")
+
+
+def skeleton(pid="p-1", **attrs) -> Skeleton:
+    base = {"demographics.age": "45", "work.employment_status": "employed full-time", "work.occupation": "nurse",
+            "education.highest_level": "bachelor's degree"}
+    base.update(attrs)
+    return Skeleton(persona_id=pid, slot=int(pid.split("-")[1]), stratum="all", attributes=base)
+
+
+def answer(name="Dana Reyes", narrative=NARRATIVE) -> str:
+    return orjson.dumps({"name": name, "narrative": narrative}).decode()
+
+
+def test_a_good_persona_passes_every_check():
+    outcomes, verdicts = validate_batch([(skeleton(), answer())], TAXONOMY, RULES, 0)
+    assert outcomes[0].passed and outcomes[0].feedback == []
+    assert {v["check"] for v in verdicts} >= {"schema", "fidelity:age", "rule:age_vs_education"}
+    assert all(v["passed"] for v in verdicts)
+
+
+def test_each_failure_is_named_with_feedback():
+    items = [
+        (skeleton("p-1"), "{not json"),
+        (skeleton("p-2"), answer(narrative=NARRATIVE + " At 31 years old she feels young.")),
+        (skeleton("p-3", **{"demographics.age": "20", "education.highest_level": "doctorate"}), answer()),
+        (skeleton("p-4", **{"demographics.age": "30", "work.employment_status": "retired"}), answer()),
+        (skeleton("p-5"), answer(narrative=NARRATIVE + " She works as a truck driver at night.")),
+        (skeleton("p-6"), answer(name="dana")),
+    ]
+    outcomes, _ = validate_batch(items, TAXONOMY, RULES, 1)
+    failed = {o.persona_id: o.failed for o in outcomes}
+    assert failed == {
+        "p-1": ["schema"],
+        "p-2": ["fidelity:age"],
+        "p-3": ["rule:age_vs_education"],
+        "p-4": ["rule:retired_too_young"],
+        "p-5": ["fidelity:occupation"],
+        "p-6": ["schema"],
+    }
+    by_id = {o.persona_id: o for o in outcomes}
+    assert "31" in by_id["p-2"].feedback[0] and "45" in by_id["p-2"].feedback[0]
+    assert "20-year-old" in by_id["p-3"].feedback[0]
+
+
+def test_backend_error_fails_the_backend_check():
+    outcomes, verdicts = validate_batch([(skeleton(), "")], TAXONOMY, RULES, 0, {"p-1": "timeout"})
+    assert outcomes[0].failed == ["backend"] and "timeout" in outcomes[0].feedback[0]
+
+
+def test_fidelity_helpers():
+    assert find_age_contradiction("Ana, 45, is a nurse.", "45") is None
+    assert find_age_contradiction("a 52-year-old nurse", "45")
+    assert find_occupation_contradiction("She works as a nurse at the clinic.", "nurse", {"nurse"}) is None
+    assert find_occupation_contradiction("He works as a cook.", None, set())
+    assert find_occupation_contradiction("She is a lawyer and proud.", "nurse", {"nurse", "lawyer"})
+
+
+def test_rule_with_bad_sql_is_a_user_error():
+    bad = Rule(id="broken", severity="error", when="no_such_column > 1", message="x")
+    outcomes_table = __import__("pyarrow").table({"persona_id": ["p-1"]})
+    with pytest.raises(UserInputError, match="broken"):
+        evaluate_rules(outcomes_table, [bad])
+
+
+def test_settle_takes_the_last_round_and_keeps_reason():
+    sks = [skeleton("p-1"), skeleton("p-2")]
+    proposals = {
+        0: {"p-1": {"raw_output": "{bad", "prompt_tokens": 5, "completion_tokens": 2},
+            "p-2": {"raw_output": answer(), "prompt_tokens": 5, "completion_tokens": 3}},
+        1: {"p-1": {"raw_output": "{still bad", "prompt_tokens": 6, "completion_tokens": 2}},
+    }
+    verdicts = {r: validate_batch([(s, proposals[r][s.persona_id]["raw_output"]) for s in sks
+                                   if s.persona_id in proposals[r]], TAXONOMY, RULES, r)[1] for r in (0, 1)}
+    rows = {r["persona_id"]: r for r in settle_slots(sks, proposals, verdicts).to_pylist()}
+    assert rows["p-1"]["accepted"] is False and rows["p-1"]["reason"] == "schema" and rows["p-1"]["rounds"] == 2
+    assert rows["p-1"]["prompt_tokens"] == 11
+    assert rows["p-2"]["accepted"] is True and rows["p-2"]["name"] == "Dana Reyes" and rows["p-2"]["rounds"] == 1
