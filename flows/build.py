@@ -21,7 +21,7 @@ from flows.run_setup import prepare_run_folder
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
-from schemas.tables import CLUSTERS, PERSONAS, PROPOSALS, REJECTS, SETTLED, SKELETONS, VERDICTS
+from schemas.tables import CLUSTERS, PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas

@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from schemas.config import BackendConfig, RunConfig  # noqa: E402
+from schemas.config import BackendConfig, RunConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,16 +17,16 @@ def test_atomic_write_leaves_only_the_final_file(tmp_path):
 
 def test_catalog_views_answer_and_refuse_writes(tmp_path):
     run = RunFolder(tmp_path)
-    personas = pa.Table.from_pylist([{"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz",
-                                      "narrative": "x", "attributes": [("demographics.age", "40"), ("work.occupation", "nurse")]}],
-                                    schema=PERSONAS)
+    facts = [("demographics.age", "40"), ("work.occupation", "nurse")]
+    row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x", "attributes": facts}
+    personas = pa.Table.from_pylist([row], schema=PERSONAS)
     write_table_atomically(personas, run.stage_shard("personas", 0))
     write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
     build_catalog(run)
     assert query_run(tmp_path, "select count(*) as n from personas").to_pylist() == [{"n": 1}]
     assert query_run(tmp_path, "select count(*) as n from rejects").to_pylist() == [{"n": 0}]
     rows = query_run(tmp_path, "select attribute, value from attributes order by attribute").to_pylist()
-    assert rows == [{"attribute": "demographics.age", "value": "40"}, {"attribute": "work.occupation", "value": "nurse"}]
+    assert rows == [{"attribute": k, "value": v} for k, v in facts]
     with pytest.raises(UserInputError):
         query_run(tmp_path, "create table t as select 1")
     con = duckdb.connect(str(run.catalog), read_only=True)
@@ -36,7 +36,7 @@ def test_catalog_views_answer_and_refuse_writes(tmp_path):
 
 
 def test_query_on_a_folder_without_catalog_is_a_user_error(tmp_path):
-    with pytest.raises(UserInputError, match="corpus.duckdb"):
+    with pytest.raises(UserInputError, match=r"corpus\.duckdb"):
         query_run(tmp_path, "select 1")
 
 

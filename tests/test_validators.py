@@ -58,7 +58,7 @@ def test_each_failure_is_named_with_feedback():
 
 
 def test_backend_error_fails_the_backend_check():
-    outcomes, verdicts = validate_batch([(skeleton(), "")], TAXONOMY, RULES, 0, {"p-1": "timeout"})
+    outcomes, _ = validate_batch([(skeleton(), "")], TAXONOMY, RULES, 0, {"p-1": "timeout"})
     assert outcomes[0].failed == ["backend"] and "timeout" in outcomes[0].feedback[0]
 
 
