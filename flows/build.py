@@ -139,12 +139,12 @@ def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int]) -> Path:
         return run.clusters
     settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
     accepted = settled.filter(settled.column("accepted")).to_pylist()
+    # Keep-best order: fewest warnings, then fewest rounds, then the lowest slot.
+    best_first = sorted(accepted, key=lambda r: (r["warnings"], r["rounds"], r["slot"]))
     candidates = pa.table({
-        "persona_id": [r["persona_id"] for r in accepted],
-        "text": [r["narrative"] for r in accepted],
-        # Keep-best: fewest warnings, then fewest rounds, then the lowest slot.
-        "rank": [(r["verdict_summary"].count(",") + ("warnings" in r["verdict_summary"])) * 1_000_000_000
-                 + r["rounds"] * 1_000_000 + r["slot"] for r in accepted],
+        "persona_id": [r["persona_id"] for r in best_first],
+        "text": [r["narrative"] for r in best_first],
+        "rank": list(range(len(best_first))),
     })
     clusters = find_duplicates(candidates, cfg.dedup) if accepted else CLUSTERS.empty_table()
     return write_table_atomically(clusters, run.clusters)
@@ -223,13 +223,21 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def check_inputs(cfg: RunConfig) -> Taxonomy:
+    """Load the taxonomy and plan the quotas once, so bad input fails before any write."""
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    plan_quotas(cfg.strata, taxonomy, cfg.population)
+    load_rule_pack()
+    return taxonomy
+
+
 @flow(name="build_corpus", log_prints=True, validate_parameters=False)
 def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None = None) -> str:
     """Build (or resume) the corpus a config describes; returns the run folder."""
     logger = get_run_logger()
     started = time.monotonic()
+    taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
     run = prepare_run_folder(cfg, Path(out) if out else None)
-    taxonomy = load_taxonomy(cfg.taxonomy)
     ranges = shard_ranges(cfg.population, cfg.shard_size)
     shards = list(range(len(ranges)))
     timings: dict[str, float] = {}

@@ -47,7 +47,9 @@ def build(
 ) -> None:
     """Build a corpus, or resume the unfinished run of the same config."""
     cfg = load_run_config(config, {"population": n} if n else None)
-    from flows.build import build_corpus
+    from flows.build import build_corpus, check_inputs
+
+    check_inputs(cfg)  # fail fast, before Prefect starts
 
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())

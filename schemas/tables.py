@@ -27,7 +27,8 @@ SETTLED = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
     ("attributes", ATTRIBUTES), ("name", pa.string()), ("narrative", pa.string()),
     ("accepted", pa.bool_()), ("reason", pa.string()), ("detail", pa.string()),
-    ("rounds", pa.int64()), ("verdict_summary", pa.string()), ("raw_output", pa.string()),
+    ("rounds", pa.int64()), ("warnings", pa.int64()), ("verdict_summary", pa.string()),
+    ("raw_output", pa.string()),
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
 ])
 

@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Attributes the pipeline reasons about by name (prompt wording, fidelity checks).
+AGE_ID = "demographics.age"
+OCCUPATION_ID = "work.occupation"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -62,6 +62,16 @@ def test_cli_unknown_stratum_value_exits_2(tmp_path):
     assert "robot" in proc.stderr
 
 
+def test_cli_missing_taxonomy_exits_2_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"taxonomy: {tmp_path / 'nope.yaml'}\n")
+    out = tmp_path / "run"
+    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "nope.yaml" in proc.stderr
+    assert not out.exists()
+
+
 def test_config_schema_command_prints_json_schema():
     proc = subprocess.run([*POPULACE, "config", "schema"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0

@@ -9,12 +9,9 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from schemas.records import Proposal, Skeleton
-from taxonomy.model import Taxonomy
+from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
 from validators.fidelity import find_age_contradiction, find_occupation_contradiction
 from validators.rule_pack import Rule, evaluate_rules
-
-AGE_ID = "demographics.age"
-OCCUPATION_ID = "work.occupation"
 
 
 @dataclass(frozen=True)
@@ -30,12 +27,6 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.proposal is not None and not self.failed
-
-    def summary(self) -> str:
-        parts = [f"failed={','.join(self.failed)}" if self.failed else "passed"]
-        if self.warnings:
-            parts.append(f"warnings={','.join(self.warnings)}")
-        return "; ".join(parts)
 
 
 def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:

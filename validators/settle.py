@@ -50,6 +50,7 @@ def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]
             "reason": None if accepted else (errors[0]["check"] if errors else "schema"),
             "detail": None if accepted else " | ".join(e["message"] for e in errors),
             "rounds": len(rounds),
+            "warnings": sum(1 for v in mine if not v["passed"] and v["severity"] == "warning"),
             "verdict_summary": summarize_verdicts(mine),
             "raw_output": proposal_row["raw_output"],
             "prompt_tokens": sum(proposals[r][pid]["prompt_tokens"] for r in rounds),

@@ -10,11 +10,9 @@ import jinja2
 import jinja2.sandbox
 
 from schemas.records import Skeleton
-from taxonomy.model import Taxonomy
+from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
 
 TURN_SEPARATOR = "---user---"
-AGE_ID = "demographics.age"
-OCCUPATION_ID = "work.occupation"
 
 
 @lru_cache(maxsize=8)
