@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,35 +14,36 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_bytes_atomically(data: bytes, path: Path) -> Path:
-    """Write to a hidden temporary file in the same folder, fsync, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside `path`; on success fsync it and rename it into place.
 
-
-def write_table_atomically(table: pa.Table, path: Path) -> Path:
-    """A Parquet shard exists whole or not at all: readers never see a partial file."""
+    Readers glob `part-*.parquet`, so they never see the temporary file, and a crash leaves
+    either the old state or the whole new file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomically(data: bytes, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_table_atomically(table: pa.Table, path: Path) -> Path:
+    """A Parquet shard exists whole or not at all."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     return path
 
 
