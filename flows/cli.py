@@ -21,7 +21,7 @@ from schemas.errors import PopulaceError, UserInputError
 
 # Prefect's ephemeral API needs ~30 s to start on a fresh, small machine; its default is 20 s.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build synthetic persona corpora.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the run config format.")
@@ -61,8 +61,9 @@ def build(
     for stage, seconds in manifest["last_run_stage_seconds"].items():
         summary.add_row(f"  seconds: {stage}", f"{seconds:.1f}")
     out_console.print(summary)
-    out_console.print(f"corpus: {run_dir}")
-    out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"')
+    out_console.print(f"corpus: {run_dir}", soft_wrap=True)
+    out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"',
+                      soft_wrap=True, highlight=False)
 
 
 @app.command()
