@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -24,7 +25,7 @@ from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
 from schemas.tables import CLUSTERS, PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
-from taxonomy.quotas import assign_slots, plan_quotas
+from taxonomy.quotas import QuotaCell, assign_slots, plan_quotas
 from taxonomy.sampling import sample_skeletons
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
@@ -49,12 +50,12 @@ def read_rows(path: Path) -> list[dict]:
 
 
 @task(**STAGE_TASK)
-def sample_shard(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shard: int, slots: range) -> Path:
+def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slots: range,
+                 cells: list[QuotaCell]) -> Path:
     out = run.stage_shard("skeletons", shard)
     if out.is_file():
         return out
-    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
-    skeletons = sample_skeletons(taxonomy, slot_cells, cfg.seed, slots)
+    skeletons = sample_skeletons(taxonomy, cells, seed, slots)
     table = pa.Table.from_pylist(
         [{**s.model_dump(), "shard": shard, "attributes": list(s.attributes.items())} for s in skeletons],
         schema=SKELETONS)
@@ -205,8 +206,8 @@ def count_outcomes(run: RunFolder, shards: list[int]) -> dict:
         by_reason[key] = by_reason.get(key, 0) + 1
     return {
         "produced": personas, "rejected": len(rejects), "rejected_by_reason": dict(sorted(by_reason.items())),
-        "prompt_tokens": pa.compute.sum(settled.column("prompt_tokens")).as_py() or 0,
-        "completion_tokens": pa.compute.sum(settled.column("completion_tokens")).as_py() or 0,
+        "prompt_tokens": pc.sum(settled.column("prompt_tokens")).as_py() or 0,
+        "completion_tokens": pc.sum(settled.column("completion_tokens")).as_py() or 0,
         "revised": sum(1 for r in settled.column("rounds").to_pylist() if r > 1),
     }
 
@@ -224,11 +225,18 @@ def library_versions() -> dict[str, str]:
 
 
 def check_inputs(cfg: RunConfig) -> Taxonomy:
-    """Load the taxonomy and plan the quotas once, so bad input fails before any write."""
+    """Load the taxonomy, plan the quotas and read the rules, so bad input fails before any write."""
     taxonomy = load_taxonomy(cfg.taxonomy)
     plan_quotas(cfg.strata, taxonomy, cfg.population)
     load_rule_pack()
     return taxonomy
+
+
+def mark_stage_done(run: RunFolder, stage: str) -> None:
+    """Record progress in the manifest, so an operator sees how far an interrupted run got."""
+    manifest = run.read_manifest()
+    manifest.setdefault("stages", {})[stage] = "done"
+    run.write_manifest(manifest)
 
 
 @flow(name="build_corpus", log_prints=True, validate_parameters=False)
@@ -243,17 +251,22 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     timings: dict[str, float] = {}
     logger.info("run folder %s: %d slots in %d shards", run.root, cfg.population, len(shards))
 
-    def timed(stage: str, fn):
+    def timed(stage: str, fn, state_key: str | None = None):
         t0 = time.monotonic()
         result = fn()
         timings[stage] = round(timings.get(stage, 0.0) + time.monotonic() - t0, 3)
+        mark_stage_done(run, state_key or stage)
         return result
 
-    timed("sample", lambda: [sample_shard(run, cfg, taxonomy, i, r) for i, r in enumerate(ranges)])
+    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
+    timed("sample", lambda: [sample_shard(run, taxonomy, cfg.seed, i, r, slot_cells[r.start:r.stop])
+                             for i, r in enumerate(ranges)])
     ensure_ray(ray_address)
     for round_no in range(cfg.max_revise_rounds + 1):
-        timed("propose", lambda r=round_no: propose_round(run, cfg, taxonomy, r, shards, ray_address))
-        timed("validate", lambda r=round_no: [validate_shard(run, taxonomy, r, s) for s in shards])
+        timed("propose", lambda r=round_no: propose_round(run, cfg, taxonomy, r, shards, ray_address),
+              f"propose:round-{round_no}")
+        timed("validate", lambda r=round_no: [validate_shard(run, taxonomy, r, s) for s in shards],
+              f"validate:round-{round_no}")
     timed("settle", lambda: [settle_shard(run, cfg, s) for s in shards])
     timed("dedup", lambda: dedup_corpus(run, cfg, shards))
     lineage = lineage_for(run, cfg, taxonomy)
@@ -267,7 +280,6 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
                                                     "hash": taxonomy.content_hash},
         "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
         "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
-        "stages": {stage: "done" for stage in ("sample", "propose", "validate", "settle", "dedup", "write")},
         "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
         "finished_at": datetime.now(UTC).isoformat(),
     })

@@ -26,7 +26,8 @@ def preview_personas(cfg: RunConfig, n: int) -> list[PreviewItem]:
     """The first n slots of the plan, proposed once in this process (no Ray, no Prefect)."""
     taxonomy = load_taxonomy(cfg.taxonomy)
     slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
-    skeletons = sample_skeletons(taxonomy, slot_cells, cfg.seed, range(min(n, cfg.population)))
+    count = min(n, cfg.population)
+    skeletons = sample_skeletons(taxonomy, slot_cells[:count], cfg.seed, range(count))
     backend = create_backend(cfg.backend)
     results = backend.generate(build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, 0))
     errors = {r.request_id: r.error for r in results if r.error}

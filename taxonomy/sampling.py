@@ -75,5 +75,6 @@ def sample_skeleton(taxonomy: Taxonomy, order: list[str], cell: QuotaCell, seed:
 
 def sample_skeletons(taxonomy: Taxonomy, slot_cells: list[QuotaCell], seed: int,
                      slots: range) -> list[Skeleton]:
+    """Skeletons for `slots`, where slot_cells[i] is the cell of slot slots[i]."""
     order = sampling_order(taxonomy)
-    return [sample_skeleton(taxonomy, order, slot_cells[s], seed, s) for s in slots]
+    return [sample_skeleton(taxonomy, order, cell, seed, slot) for slot, cell in zip(slots, slot_cells, strict=True)]

@@ -42,6 +42,8 @@ def test_every_slot_is_a_persona_or_a_reject(built):
     assert manifest["requested"] == cfg.population
     assert manifest["produced"] + manifest["rejected"] == cfg.population
     assert manifest["fingerprint"] == cfg.fingerprint()
+    assert set(manifest["stages"]) == {"sample", "propose:round-0", "validate:round-0", "propose:round-1",
+                                       "validate:round-1", "settle", "dedup", "write"}
 
 
 def test_lineage_is_filled_and_facts_are_copied(built):
