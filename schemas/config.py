@@ -54,6 +54,31 @@ class BackendConfig(StrictModel):
     batch_size: int = Field(default=4, ge=1, description="Rows per Ray Data batch.")
 
 
+class EmbedderConfig(StrictModel):
+    """Which sentence embedder turns texts into vectors (semantic dedup, taxonomy mining)."""
+
+    kind: Literal["static", "transformer", "endpoint"] = Field(
+        default="static",
+        description="static: model2vec weights on numpy (default, no torch); transformer: "
+        "sentence-transformers (extra embed-accurate); endpoint: OpenAI-compatible /v1/embeddings.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="static: model folder (default: the shipped minilm-static-256); transformer: model "
+        "folder (default: the packaged all-MiniLM-L6-v2); endpoint: the model name to request.",
+    )
+    base_url: str | None = Field(default=None, description="endpoint: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(default=None, description="endpoint: environment variable holding the key.")
+    batch_size: int = Field(default=256, ge=1, le=100_000)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _endpoint_needs_url(self) -> EmbedderConfig:
+        if self.kind == "endpoint" and not self.base_url:
+            raise ValueError("an endpoint embedder needs base_url, e.g. http://127.0.0.1:8000/v1")
+        return self
+
+
 class DedupConfig(StrictModel):
     exact: bool = True
     minhash_threshold: float = Field(default=0.8, gt=0, le=1)

