@@ -139,6 +139,17 @@ def test_static_embedder_does_not_need_torch():
     assert out.strip() == "False"
 
 
+def test_transformer_without_the_extra_says_how_to_enable_it():
+    # None in sys.modules is Python's documented way to make an import fail, as if absent.
+    code = ("import sys; sys.modules['sentence_transformers'] = None\n"
+            "from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig\n"
+            "from schemas.errors import UserInputError\n"
+            "try:\n    create_embedder(EmbedderConfig(kind='transformer'))\n"
+            "except UserInputError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "embed-accurate" in out and "embedder.kind" in out
+
+
 def test_endpoint_config_needs_a_url():
     with pytest.raises(ValueError, match="base_url"):
         EmbedderConfig(kind="endpoint")

