@@ -73,10 +73,6 @@ class RunFolder:
     def round_shard(self, stage: str, round_no: int, shard: int) -> Path:
         return self.root / stage / f"round-{round_no}" / shard_name(shard)
 
-    @property
-    def clusters(self) -> Path:
-        return self.root / "dedup" / "clusters.parquet"
-
     def read_manifest(self) -> dict:
         return orjson.loads(self.manifest.read_bytes()) if self.manifest.is_file() else {}
 

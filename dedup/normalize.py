@@ -6,11 +6,13 @@ import hashlib
 import re
 import unicodedata
 
+from schemas.config import ShingleConfig
+
 _NON_WORD = re.compile(r"[^\w]+")
 
 
 def normalize_text(text: str) -> str:
-    """Case-, accent-form- and punctuation-insensitive form of a text."""
+    """Case-, Unicode-form- and punctuation-insensitive form of a text."""
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
@@ -24,3 +26,14 @@ def word_shingles(text: str, n: int) -> set[str]:
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def char_shingles(text: str, n: int) -> set[str]:
+    norm = normalize_text(text)
+    if len(norm) < n:
+        return {norm} if norm else set()
+    return {norm[i:i + n] for i in range(len(norm) - n + 1)}
+
+
+def shingles(text: str, cfg: ShingleConfig) -> set[str]:
+    return word_shingles(text, cfg.size) if cfg.unit == "word" else char_shingles(text, cfg.size)

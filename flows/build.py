@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import platform
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -16,16 +18,19 @@ from prefect.cache_policies import NO_CACHE
 
 from corpus.catalog import build_catalog
 from corpus.run_folder import RunFolder, write_table_atomically
-from dedup.near_duplicates import find_duplicates
+from dedup.detect import DedupItems, compute_features, fact_set, find_duplicates
+from dedup.embedders import create_embedder
+from dedup.index_store import feature_key, load_features, save_index
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder
 from schemas.config import RunConfig
+from schemas.errors import UserInputError
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
-from schemas.tables import CLUSTERS, PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
+from schemas.tables import PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
-from taxonomy.quotas import QuotaCell, assign_slots, plan_quotas
+from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
 from taxonomy.sampling import sample_skeletons
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
@@ -36,8 +41,9 @@ from workers.proposer import build_requests, ensure_ray, propose_with_ray
 STAGE_TASK = {"cache_policy": NO_CACHE, "log_prints": False}
 
 
-def shard_ranges(population: int, shard_size: int) -> list[range]:
-    return [range(start, min(start + shard_size, population)) for start in range(0, population, shard_size)]
+def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
+    end = first_slot + count
+    return [range(start, min(start + shard_size, end)) for start in range(first_slot, end, shard_size)]
 
 
 def read_skeletons(path: Path) -> list[Skeleton]:
@@ -134,21 +140,80 @@ def settle_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
     return write_table_atomically(table, out)
 
 
+def dedup_items_for(rows: list[dict], best_first: bool = True) -> DedupItems:
+    """Accepted personas as dedup input; best first (fewest warnings, fewest rounds, lowest
+    slot) gives the keep-best order, otherwise rows keep their order."""
+    if best_first:
+        rows = sorted(rows, key=lambda r: (r["warnings"], r["rounds"], r["slot"]))
+    return DedupItems(
+        ids=[r["persona_id"] for r in rows],
+        texts=[r["narrative"] for r in rows],
+        ranks=[float(i) for i in range(len(rows))],
+        facts=[fact_set(r["attributes"]) for r in rows],
+    )
+
+
+def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: str | None) -> DedupItems | None:
+    """Personas of earlier runs (--against), with their stored dedup features where usable."""
+    combined: DedupItems | None = None
+    for run_dir in run_dirs:
+        other = RunFolder(Path(run_dir))
+        parts = sorted((other.root / "personas").glob("part-*.parquet"))
+        if not parts:
+            raise UserInputError(run_dir, "against", "holds no personas/ shards",
+                                 "pass finished populace run folders")
+        table = pa.concat_tables([pq.read_table(p, columns=["persona_id", "narrative", "attributes"])
+                                  for p in parts])
+        rows = table.to_pylist()
+        items = DedupItems(ids=[f"{other.root.name}:{r['persona_id']}" for r in rows],
+                           texts=[r["narrative"] for r in rows], ranks=[0.0] * len(rows),
+                           facts=[fact_set(r["attributes"]) for r in rows])
+        items = load_features(other.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder_name))
+        combined = items if combined is None else merge_items(combined, items)
+    return combined
+
+
+def merge_items(a: DedupItems, b: DedupItems) -> DedupItems:
+    def join(x, y):
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return DedupItems(ids=a.ids + b.ids, texts=a.texts + b.texts, ranks=a.ranks + b.ranks,
+                      facts=a.facts + b.facts, text_signatures=join(a.text_signatures, b.text_signatures),
+                      fact_signatures=join(a.fact_signatures, b.fact_signatures), vectors=join(a.vectors, b.vectors))
+
+
 @task(**STAGE_TASK)
-def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int]) -> Path:
-    if run.clusters.is_file():
-        return run.clusters
+def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int) -> Path:
+    """Cluster every accepted persona so far (all waves), against --against corpora too."""
+    out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
+    if out.is_file():
+        return out
     settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
     accepted = settled.filter(settled.column("accepted")).to_pylist()
-    # Keep-best order: fewest warnings, then fewest rounds, then the lowest slot.
-    best_first = sorted(accepted, key=lambda r: (r["warnings"], r["rounds"], r["slot"]))
-    candidates = pa.table({
-        "persona_id": [r["persona_id"] for r in best_first],
-        "text": [r["narrative"] for r in best_first],
-        "rank": list(range(len(best_first))),
-    })
-    clusters = find_duplicates(candidates, cfg.dedup) if accepted else CLUSTERS.empty_table()
-    return write_table_atomically(clusters, run.clusters)
+    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
+    existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
+    clusters = find_duplicates(dedup_items_for(accepted), cfg.dedup, embedder, existing)
+    return write_table_atomically(clusters, out)
+
+
+def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
+    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
+    counts: dict[str, int] = {}
+    for shard in shards:
+        for row in pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]).to_pylist():
+            if row["persona_id"] in kept:
+                counts[row["stratum"]] = counts.get(row["stratum"], 0) + 1
+    return counts
+
+
+def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:
+    """Store the kept personas' features so later runs can deduplicate against this one."""
+    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
+    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
+    rows = sorted((r for r in settled.to_pylist() if r["persona_id"] in kept), key=lambda r: r["slot"])
+    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
+    items = compute_features(dedup_items_for(rows, best_first=False), cfg.dedup, embedder)
+    save_index(run.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder.name if embedder else None))
 
 
 def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
@@ -158,11 +223,11 @@ def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
 
 
 @task(**STAGE_TASK)
-def write_shard(run: RunFolder, lineage: dict, shard: int) -> tuple[Path, Path]:
+def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path) -> tuple[Path, Path]:
     personas_out, rejects_out = run.stage_shard("personas", shard), run.stage_shard("rejects", shard)
     if personas_out.is_file() and rejects_out.is_file():
         return personas_out, rejects_out
-    clusters = {r["persona_id"]: r for r in read_rows(run.clusters)}
+    clusters = {r["persona_id"]: r for r in read_rows(clusters_path)}
     now = datetime.now(UTC)
     personas, rejects = [], []
     for row in read_rows(run.stage_shard("settled", shard)):
@@ -175,7 +240,7 @@ def write_shard(run: RunFolder, lineage: dict, shard: int) -> tuple[Path, Path]:
                             "round": row["rounds"] - 1, "raw_output": row["raw_output"], "duplicate_of": None})
         elif cluster and cluster["duplicate_of"]:
             rejects.append({**base, "stage": "dedup", "reason": f"duplicate_of:{cluster['duplicate_of']}",
-                            "detail": f"{cluster['method']} similarity {cluster['similarity']:.3f}",
+                            "detail": f"{cluster['layer']} similarity {cluster['similarity']:.3f}",
                             "round": row["rounds"] - 1, "raw_output": row["raw_output"],
                             "duplicate_of": cluster["duplicate_of"]})
         else:
@@ -246,45 +311,66 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     started = time.monotonic()
     taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
     run = prepare_run_folder(cfg, Path(out) if out else None)
-    ranges = shard_ranges(cfg.population, cfg.shard_size)
-    shards = list(range(len(ranges)))
     timings: dict[str, float] = {}
-    logger.info("run folder %s: %d slots in %d shards", run.root, cfg.population, len(shards))
 
-    def timed(stage: str, fn, state_key: str | None = None):
+    @contextmanager
+    def stage(name: str, key: str):
         t0 = time.monotonic()
-        result = fn()
-        timings[stage] = round(timings.get(stage, 0.0) + time.monotonic() - t0, 3)
-        mark_stage_done(run, state_key or stage)
-        return result
+        yield
+        timings[name] = round(timings.get(name, 0.0) + time.monotonic() - t0, 3)
+        mark_stage_done(run, key)
 
-    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
-    timed("sample", lambda: [sample_shard(run, taxonomy, cfg.seed, i, r, slot_cells[r.start:r.stop])
-                             for i, r in enumerate(ranges)])
+    cells = plan_quotas(cfg.strata, taxonomy, cfg.population)
+    wave_cells = assign_slots(cells, cfg.seed)
+    shards: list[int] = []
+    first_slot = 0
     ensure_ray(ray_address)
-    for round_no in range(cfg.max_revise_rounds + 1):
-        timed("propose", lambda r=round_no: propose_round(run, cfg, taxonomy, r, shards, ray_address),
-              f"propose:round-{round_no}")
-        timed("validate", lambda r=round_no: [validate_shard(run, taxonomy, r, s) for s in shards],
-              f"validate:round-{round_no}")
-    timed("settle", lambda: [settle_shard(run, cfg, s) for s in shards])
-    timed("dedup", lambda: dedup_corpus(run, cfg, shards))
+    for wave in range(cfg.max_backfill_waves + 1):
+        ranges = shard_ranges(first_slot, len(wave_cells), cfg.shard_size)
+        wave_shards = list(range(len(shards), len(shards) + len(ranges)))
+        shards += wave_shards
+        logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
+        with stage("sample", f"sample:wave-{wave}"):
+            for shard, slots in zip(wave_shards, ranges, strict=True):
+                cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
+                sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here)
+        for round_no in range(cfg.max_revise_rounds + 1):
+            with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
+                propose_round(run, cfg, taxonomy, round_no, wave_shards, ray_address)
+            with stage("validate", f"validate:wave-{wave}:round-{round_no}"):
+                for shard in wave_shards:
+                    validate_shard(run, taxonomy, round_no, shard)
+        with stage("settle", f"settle:wave-{wave}"):
+            for shard in wave_shards:
+                settle_shard(run, cfg, shard)
+        with stage("dedup", f"dedup:wave-{wave}"):
+            clusters_path = dedup_corpus(run, cfg, shards, wave)
+        first_slot += len(wave_cells)
+        missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
+        if not missing or wave == cfg.max_backfill_waves:
+            break
+        # Backfill: new slots (new ids) for the strata that validation and dedup left short.
+        wave_cells = plan_backfill(cells, missing)
     lineage = lineage_for(run, cfg, taxonomy)
-    timed("write", lambda: [write_shard(run, lineage, s) for s in shards])
+    with stage("write", "write"):
+        for shard in shards:
+            write_shard(run, lineage, shard, clusters_path)
+        save_dedup_index(run, cfg, shards, clusters_path)
     build_catalog(run)
     counts = count_outcomes(run, shards)
     manifest = run.read_manifest()
     manifest.update({
         "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
-        **counts, "shards": len(shards), "taxonomy": {"name": taxonomy.name, "version": taxonomy.version,
-                                                    "hash": taxonomy.content_hash},
+        **counts, "slots": first_slot, "backfilled": first_slot - cfg.population,
+        "short_by_stratum": missing, "shards": len(shards),
+        "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
         "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
         "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
         "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
         "finished_at": datetime.now(UTC).isoformat(),
     })
     run.write_manifest(manifest)
-    logger.info("done: %d personas, %d rejects of %d slots", counts["produced"], counts["rejected"],
-                cfg.population)
+    logger.info("done: %d personas (%d requested), %d rejects of %d slots", counts["produced"], cfg.population,
+                counts["rejected"], first_slot)
     return str(run.root)
 

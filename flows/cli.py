@@ -44,9 +44,15 @@ def build(
     out: Annotated[Path | None, typer.Option(help="Run folder (default: <output_dir>/<name>-<hash>).")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Override the population size.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster ('auto').")] = None,
+    against: Annotated[list[Path] | None, typer.Option(help="Run folder whose personas must not be repeated.")] = None,
 ) -> None:
     """Build a corpus, or resume the unfinished run of the same config."""
-    cfg = load_run_config(config, {"population": n} if n else None)
+    overrides: dict = {}
+    if n:
+        overrides["population"] = n
+    if against:
+        overrides["against"] = [str(p) for p in against]
+    cfg = load_run_config(config, overrides)
     from flows.build import build_corpus, check_inputs
 
     check_inputs(cfg)  # fail fast, before Prefect starts
@@ -54,7 +60,7 @@ def build(
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
     summary = Table(title=f"run {manifest['run_id']}", show_header=False)
-    for key in ("requested", "produced", "rejected", "revised", "completion_tokens"):
+    for key in ("requested", "produced", "rejected", "revised", "backfilled", "completion_tokens"):
         summary.add_row(key, str(manifest[key]))
     for reason, count in manifest["rejected_by_reason"].items():
         summary.add_row(f"  rejected: {reason}", str(count))

@@ -79,11 +79,40 @@ class EmbedderConfig(StrictModel):
         return self
 
 
+class ShingleConfig(StrictModel):
+    """How a text becomes the set MinHash estimates Jaccard over."""
+
+    unit: Literal["word", "char"] = "word"
+    size: int = Field(default=3, ge=1, le=20, description="n in word or character n-grams.")
+
+
 class DedupConfig(StrictModel):
+    """Duplicate layers; each pair found is verified, then clusters keep their best member.
+
+    preset 'personahub' reproduces PersonaHub's settings: word 1-grams, 128 permutations,
+    Jaccard 0.9, and cosine 0.9 on embeddings.
+    """
+
+    preset: Literal["populace", "personahub"] = "populace"
     exact: bool = True
-    minhash_threshold: float = Field(default=0.8, gt=0, le=1)
+    minhash_threshold: float = Field(default=0.8, gt=0, le=1, description="Verified Jaccard for prose.")
     num_perm: int = Field(default=128, ge=16, le=1024)
-    shingle_words: int = Field(default=3, ge=1, le=10)
+    shingles: ShingleConfig = Field(default_factory=ShingleConfig)
+    semantic: bool = Field(default=True, description="Embedding (FAISS) layer on the prose.")
+    cosine_threshold: float = Field(default=0.9, gt=0, le=1)
+    neighbours: int = Field(default=20, ge=1, le=1000, description="k of the k-NN search per text.")
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    facts: bool = Field(default=True, description="Layer on the attribute-value signature.")
+    facts_threshold: float = Field(default=0.9, gt=0, le=1, description="Verified Jaccard of fact sets.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("preset") == "personahub":
+            defaults = {"minhash_threshold": 0.9, "num_perm": 128, "shingles": {"unit": "word", "size": 1},
+                        "cosine_threshold": 0.9}
+            return {**defaults, **data}
+        return data
 
 
 class RunConfig(StrictModel):
@@ -99,6 +128,12 @@ class RunConfig(StrictModel):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     max_revise_rounds: int = Field(default=1, ge=0, le=10)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    against: list[str] = Field(
+        default_factory=list, description="Run folders whose personas this corpus must not duplicate."
+    )
+    max_backfill_waves: int = Field(
+        default=2, ge=0, le=20, description="Extra waves of slots that refill strata short after validation and dedup."
+    )
     shard_size: int = Field(default=16, ge=1, le=1_000_000)
     output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
 

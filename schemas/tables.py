@@ -33,8 +33,8 @@ SETTLED = pa.schema([
 ])
 
 CLUSTERS = pa.schema([
-    ("persona_id", pa.string()), ("cluster_id", pa.string()), ("duplicate_of", pa.string()),
-    ("method", pa.string()), ("similarity", pa.float64()),
+    ("persona_id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_()),
+    ("duplicate_of", pa.string()), ("layer", pa.string()), ("similarity", pa.float64()),
 ])
 
 LINEAGE = [

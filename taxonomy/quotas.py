@@ -64,6 +64,17 @@ def plan_quotas(strata: list[StratumVariable], taxonomy: Taxonomy, population: i
     ]
 
 
+def shortfall(cells: list[QuotaCell], kept_per_label: dict[str, int]) -> dict[str, int]:
+    """Slots each cell still lacks: its quota minus the personas it has kept."""
+    return {c.label: c.count - kept_per_label.get(c.label, 0) for c in cells
+            if c.count > kept_per_label.get(c.label, 0)}
+
+
+def plan_backfill(cells: list[QuotaCell], missing: dict[str, int]) -> list[QuotaCell]:
+    """The cells of the next backfill wave's slots: one per missing persona, in plan order."""
+    return [cell for cell in cells for _ in range(missing.get(cell.label, 0))]
+
+
 def assign_slots(cells: list[QuotaCell], seed: int) -> list[QuotaCell]:
     """Slot i -> its cell, shuffled by the seed so every shard mixes strata."""
     expanded = [cell for cell in cells for _ in range(cell.count)]

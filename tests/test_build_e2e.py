@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -35,15 +36,17 @@ def test_every_slot_is_a_persona_or_a_reject(built):
     personas = query_run(out, "select persona_id from personas").column("persona_id").to_pylist()
     rejects = query_run(out, "select persona_id, stage, reason from rejects").to_pylist()
     ids = personas + [r["persona_id"] for r in rejects]
-    assert len(ids) == len(set(ids)) == cfg.population
-    assert set(ids) == {persona_id_for(cfg.seed, slot) for slot in range(cfg.population)}
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    # Backfill waves add slots after the first N: every slot used is a persona or a reject.
+    assert len(ids) == len(set(ids)) == manifest["slots"] >= cfg.population
+    assert set(ids) == {persona_id_for(cfg.seed, slot) for slot in range(manifest["slots"])}
     assert all(r["stage"] in ("propose", "validate", "dedup") and r["reason"] for r in rejects)
-    manifest = __import__("orjson").loads((out / "manifest.json").read_bytes())
     assert manifest["requested"] == cfg.population
-    assert manifest["produced"] + manifest["rejected"] == cfg.population
+    assert manifest["produced"] == cfg.population - sum(manifest["short_by_stratum"].values())
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"]
     assert manifest["fingerprint"] == cfg.fingerprint()
-    assert set(manifest["stages"]) == {"sample", "propose:round-0", "validate:round-0", "propose:round-1",
-                                       "validate:round-1", "settle", "dedup", "write"}
+    assert {"sample:wave-0", "propose:wave-0:round-0", "propose:wave-0:round-1", "validate:wave-0:round-1",
+            "settle:wave-0", "dedup:wave-0", "write"} <= set(manifest["stages"])
 
 
 def test_lineage_is_filled_and_facts_are_copied(built):
@@ -73,12 +76,33 @@ def test_rerun_resumes_without_regenerating(built):
 
 def test_run_folder_layout_and_no_temp_files(built):
     _, out, _ = built
+    shards = orjson.loads((out / "manifest.json").read_bytes())["shards"]
     for stage in ("skeletons", "settled", "personas", "rejects"):
-        assert sorted(p.name for p in (out / stage).iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+        assert sorted(p.name for p in (out / stage).iterdir()) == [f"part-{i:05d}.parquet" for i in range(shards)]
     assert (out / "config.yaml").is_file() and (out / "corpus.duckdb").is_file()
     assert not [p for p in out.rglob(".*.tmp")]
     verdicts = pq.read_table(out / "verdicts" / "round-0" / "part-00000.parquet")
     assert set(verdicts.column("check").to_pylist()) >= {"schema"}
+
+
+def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quotas(built, tmp_path):
+    """Same config and seed as the first run decode the same prose: every persona the first run
+    kept is a duplicate here, and backfill waves must refill the strata with new slots."""
+    _, first_out, _ = built
+    first_ids = set(query_run(first_out, "select persona_id from personas").column("persona_id").to_pylist())
+    cfg = tiny_config(name="tiny-again", against=[str(first_out)], max_backfill_waves=4)
+    out = tmp_path / "again"
+    build_corpus(cfg, str(out))
+    dupes = query_run(out, "select persona_id, duplicate_of, detail from rejects where stage = 'dedup'").to_pylist()
+    assert {d["duplicate_of"] for d in dupes} == {f"{first_out.name}:{pid}" for pid in first_ids}
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["backfilled"] > 0 and manifest["short_by_stratum"] == {}
+    counts = query_run(out, "select stratum, count(*) as n from personas group by 1").to_pylist()
+    # 3 slots at 50/50: largest remainder gives the tie's extra slot to the first cell.
+    assert {r["stratum"]: r["n"] for r in counts} == {"gender=man": 2, "gender=woman": 1}
+    slots = query_run(out, "select min(slot) as lo from personas").to_pylist()[0]["lo"]
+    assert slots >= cfg.population  # every kept persona came from a backfill slot
+    assert (out / "dedup" / "index" / "meta.json").is_file()
 
 
 def test_cli_query_formats(built):

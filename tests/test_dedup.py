@@ -1,43 +1,112 @@
-import pyarrow as pa
+import numpy as np
+import pytest
 
-from dedup.near_duplicates import choose_bands, find_duplicates, jaccard
-from dedup.normalize import normalize_text, word_shingles
-from schemas.config import DedupConfig
+from dedup.detect import DedupItems, fact_set, find_duplicates
+from dedup.embedders import create_embedder
+from dedup.minhash import choose_bands, jaccard, minhash_pairs, signatures
+from dedup.normalize import char_shingles, normalize_text, word_shingles
+from dedup.semantic import semantic_pairs
+from schemas.config import DedupConfig, EmbedderConfig
 
 BASE = ("Maria Lopez teaches third grade in a small town outside Tucson and spends her weekends "
         "restoring an old pickup truck with her brother while planning a trip to Oaxaca next spring.")
+OTHER = "Tom Becker drives a delivery van across Ohio, listens to baseball on the radio and coaches little league."
+PARAPHRASE = ("Maria Lopez is a third-grade teacher in a little town near Tucson; on weekends she fixes up an "
+              "old pickup with her brother and plans a spring trip to Oaxaca.")
+ONLY_TEXT = DedupConfig(semantic=False, facts=False)
 
 
-def test_normalisation_ignores_case_and_punctuation():
+def items(texts, facts=None, ranks=None):
+    ids = [f"p-{i}" for i in range(len(texts))]
+    return DedupItems(ids=ids, texts=list(texts), ranks=ranks or [float(i) for i in range(len(texts))], facts=facts)
+
+
+def by_id(table):
+    return {r["persona_id"]: r for r in table.to_pylist()}
+
+
+def test_normalisation_and_shingles():
     assert normalize_text("Hello,   WORLD!") == normalize_text("hello world")
+    assert word_shingles("a b c d", 3) == {"a b c", "b c d"}
+    assert char_shingles("abcd", 3) == {"abc", "bcd"}
 
 
-def test_exact_and_near_duplicates_cluster_and_keep_the_best():
+def test_exact_and_minhash_duplicates_cluster_and_keep_the_best():
     near = BASE.replace("next spring", "next summer")
-    other = "Tom Becker drives a delivery van across Ohio, listens to baseball on the radio and coaches little league."
-    ids = ["p-a", "p-b", "p-c", "p-d"]
-    table = pa.table({"persona_id": ids, "text": [BASE, BASE.upper(), near, other], "rank": [3, 1, 2, 0]})
-    cfg = DedupConfig(minhash_threshold=0.8)
     assert jaccard(word_shingles(BASE, 3), word_shingles(near, 3)) >= 0.8
-    rows = {r["persona_id"]: r for r in find_duplicates(table, cfg).to_pylist()}
-    assert rows["p-b"]["duplicate_of"] is None  # best rank in its cluster
-    assert rows["p-a"]["duplicate_of"] == "p-b" and rows["p-a"]["method"] == "exact"
-    assert rows["p-c"]["duplicate_of"] == "p-b" and rows["p-c"]["method"] == "minhash"
-    assert rows["p-d"]["duplicate_of"] is None and rows["p-d"]["cluster_id"] == "p-d"
+    rows = by_id(find_duplicates(items([BASE, BASE.upper(), near, OTHER], ranks=[3, 1, 2, 0]), ONLY_TEXT))
+    assert rows["p-1"]["kept"] and rows["p-1"]["duplicate_of"] is None  # best rank in its cluster
+    assert rows["p-0"]["duplicate_of"] == "p-1" and rows["p-0"]["layer"] == "exact"
+    assert rows["p-2"]["duplicate_of"] == "p-1" and rows["p-2"]["layer"] == "minhash"
+    assert rows["p-3"]["kept"] and rows["p-3"]["cluster_id"] == "p-3"
 
 
 def test_pairs_below_threshold_are_not_merged():
     half = " ".join(BASE.split()[:15]) + " and nothing else is the same about this completely different person at all"
-    table = pa.table({"persona_id": ["p-1", "p-2"], "text": [BASE, half], "rank": [0, 1]})
-    rows = find_duplicates(table, DedupConfig(minhash_threshold=0.8)).to_pylist()
-    assert all(r["duplicate_of"] is None for r in rows)
+    rows = find_duplicates(items([BASE, half]), ONLY_TEXT).to_pylist()
+    assert all(r["kept"] for r in rows)
 
 
-def test_band_choice_matches_the_s_curve_optimum():
+def test_minhash_verifies_every_candidate_exactly():
+    sets = [set("abcdefghij"), set("abcdefghik"), set("abcdefghij")]
+    pairs = minhash_pairs(sets, signatures(sets, 128), 0.95, "minhash")
+    assert {(p.a, p.b) for p in pairs} == {(0, 2)}  # 0-1 has Jaccard 0.82: candidate at most, never a pair
+
+
+def test_semantic_layer_finds_paraphrases_with_the_static_embedder():
+    embedder = create_embedder(EmbedderConfig())
+    cfg = DedupConfig(exact=False, facts=False, minhash_threshold=0.99, cosine_threshold=0.85)
+    rows = by_id(find_duplicates(items([BASE, OTHER, PARAPHRASE]), cfg, embedder))
+    assert rows["p-2"]["duplicate_of"] == "p-0" and rows["p-2"]["layer"] == "semantic"
+    assert rows["p-1"]["kept"]
+
+
+def test_semantic_pairs_on_planted_vectors():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    twin = base[7] + 0.01 * rng.normal(size=16).astype(np.float32)
+    vectors = np.vstack([base, twin / np.linalg.norm(twin)])
+    pairs = semantic_pairs(vectors, 0.95, 5)
+    assert [(p.a, p.b) for p in pairs] == [(7, 50)]
+
+
+def test_facts_layer_catches_identical_skeletons_with_different_prose():
+    facts = [fact_set({"age": "40", "job": "nurse", "city": "Tucson"}), fact_set({"age": "40", "job": "nurse",
+             "city": "Tucson"}), fact_set({"age": "22", "job": "cook", "city": "Reno"})]
+    cfg = DedupConfig(semantic=False, facts_threshold=0.99)
+    rows = by_id(find_duplicates(items([BASE, OTHER, PARAPHRASE], facts=facts), cfg))
+    assert rows["p-1"]["duplicate_of"] == "p-0" and rows["p-1"]["layer"] == "facts"
+    assert rows["p-2"]["kept"]
+
+
+def test_incremental_dedup_against_an_existing_corpus():
+    existing = DedupItems(ids=["old:p-9"], texts=[BASE], ranks=[0.0])
+    rows = by_id(find_duplicates(items([BASE.lower(), OTHER]), ONLY_TEXT, existing=existing))
+    assert set(rows) == {"p-0", "p-1"}  # existing rows are not reported
+    assert rows["p-0"]["duplicate_of"] == "old:p-9" and not rows["p-0"]["kept"]
+    assert rows["p-1"]["kept"]
+
+
+def test_band_choice_is_steep_around_the_threshold():
     bands, rows = choose_bands(0.8, 128)
     assert bands * rows <= 128
+
     def catch(s):
         return 1 - (1 - s**rows) ** bands
 
-    # Steep around the threshold: most pairs at 0.8 become candidates, few at 0.5.
     assert catch(0.8) > 0.85 and catch(0.9) > 0.99 and catch(0.5) < 0.05
+
+
+def test_personahub_preset():
+    cfg = DedupConfig(preset="personahub")
+    assert (cfg.shingles.unit, cfg.shingles.size, cfg.num_perm, cfg.minhash_threshold, cfg.cosine_threshold) == (
+        "word", 1, 128, 0.9, 0.9)
+    assert DedupConfig(preset="personahub", minhash_threshold=0.8).minhash_threshold == 0.8
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_shingle_units_are_configurable(unit):
+    cfg = DedupConfig(semantic=False, facts=False, shingles={"unit": unit, "size": 5 if unit == "char" else 2})
+    rows = find_duplicates(items([BASE, BASE.replace("Oaxaca", "Oaxaca, Mexico")]), cfg).to_pylist()
+    assert sum(not r["kept"] for r in rows) == 1

@@ -1,0 +1,131 @@
+"""All duplicate layers over one batch (optionally against an existing corpus), then keep-best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from dedup.clusters import UnionFind
+from dedup.embedders.base import Embedder
+from dedup.minhash import minhash_pairs, signatures
+from dedup.normalize import shingles, text_hash
+from dedup.pairs import DuplicatePair
+from dedup.semantic import semantic_pairs
+from schemas.config import DedupConfig
+from schemas.tables import CLUSTERS
+
+
+@dataclass
+class DedupItems:
+    """Texts (and optional fact sets) to deduplicate; rank orders keep-best (lower is better).
+
+    Signatures and vectors may be given (persisted from an earlier run) or are computed.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    ranks: list[float]
+    facts: list[set[str]] | None = None
+    text_signatures: np.ndarray | None = None
+    fact_signatures: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def fact_set(attributes: Sequence[tuple[str, str]] | dict[str, str]) -> set[str]:
+    """The attribute-value signature of a persona: one token per fact."""
+    pairs = attributes.items() if isinstance(attributes, dict) else attributes
+    return {f"{key}={value}" for key, value in pairs}
+
+
+def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None) -> DedupItems:
+    """Fill in whatever signatures and vectors the enabled layers need and are missing."""
+    if items.text_signatures is None:
+        items.text_signatures = signatures([shingles(t, cfg.shingles) for t in items.texts], cfg.num_perm)
+    if cfg.facts and items.facts is not None and items.fact_signatures is None:
+        items.fact_signatures = signatures(items.facts, cfg.num_perm)
+    if cfg.semantic and embedder is not None and items.vectors is None:
+        items.vectors = embedder.embed(items.texts)
+    return items
+
+
+def _concat(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+    if old is None or new is None:
+        return None
+    return np.concatenate([old, new]) if len(old) else new
+
+
+def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
+    first_by_hash: dict[str, int] = {}
+    pairs = []
+    for index, text in enumerate(texts):
+        digest = text_hash(text)
+        if digest in first_by_hash:
+            if index >= first_new:
+                pairs.append(DuplicatePair(first_by_hash[digest], index, "exact", 1.0))
+        else:
+            first_by_hash[digest] = index
+    return pairs
+
+
+def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[DuplicatePair]:
+    pairs = exact_pairs(items.texts, first_new) if cfg.exact else []
+    pairs += minhash_pairs([shingles(t, cfg.shingles) for t in items.texts], items.text_signatures,
+                           cfg.minhash_threshold, "minhash", first_new)
+    if cfg.semantic and items.vectors is not None:
+        pairs += semantic_pairs(items.vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
+    if cfg.facts and items.facts is not None and items.fact_signatures is not None:
+        pairs += minhash_pairs(items.facts, items.fact_signatures, cfg.facts_threshold, "facts", first_new)
+    return pairs
+
+
+def cluster_pairs(items: DedupItems, pairs: list[DuplicatePair], first_new: int = 0) -> pa.Table:
+    """Union-find over all layers; each cluster keeps its best-ranked member (existing rows first).
+
+    Rows of the existing corpus are always kept and are not reported; each new row gets
+    (persona_id, cluster_id, kept, duplicate_of, layer, similarity).
+    """
+    forest = UnionFind(range(len(items)))
+    strongest: dict[int, DuplicatePair] = {}
+    for pair in pairs:
+        forest.union(pair.a, pair.b)
+        for member in (pair.a, pair.b):
+            if member not in strongest or pair.similarity > strongest[member].similarity:
+                strongest[member] = pair
+    rows: dict[str, list] = {name: [] for name in CLUSTERS.names}
+    for members in forest.groups().values():
+        keeper = min(members, key=lambda i: (i >= first_new, items.ranks[i], items.ids[i]))
+        for index in members:
+            if index < first_new:
+                continue
+            pair = strongest.get(index)
+            rows["persona_id"].append(items.ids[index])
+            rows["cluster_id"].append(items.ids[keeper])
+            rows["kept"].append(index == keeper)
+            rows["duplicate_of"].append(None if index == keeper else items.ids[keeper])
+            rows["layer"].append(pair.layer if pair else None)
+            rows["similarity"].append(float(pair.similarity) if pair else None)
+    return pa.table(rows, schema=CLUSTERS)
+
+
+def find_duplicates(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None = None,
+                    existing: DedupItems | None = None) -> pa.Table:
+    """Cluster table for `items`, optionally deduplicated against an `existing` corpus too."""
+    items = compute_features(items, cfg, embedder)
+    if existing is None or not len(existing):
+        return cluster_pairs(items, find_pairs(items, cfg))
+    existing = compute_features(existing, cfg, embedder)
+    merged = DedupItems(
+        ids=existing.ids + items.ids, texts=existing.texts + items.texts,
+        ranks=[-1.0] * len(existing) + items.ranks,
+        facts=(existing.facts + items.facts) if existing.facts is not None and items.facts is not None else None,
+        text_signatures=_concat(existing.text_signatures, items.text_signatures),
+        fact_signatures=_concat(existing.fact_signatures, items.fact_signatures),
+        vectors=_concat(existing.vectors, items.vectors),
+    )
+    return cluster_pairs(merged, find_pairs(merged, cfg, first_new=len(existing)), first_new=len(existing))

@@ -1,0 +1,50 @@
+"""Persisted dedup features of a finished corpus, so later runs deduplicate against it cheaply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.detect import DedupItems
+from schemas.config import DedupConfig
+
+
+def feature_key(cfg: DedupConfig, embedder_name: str | None) -> dict:
+    """What the stored features depend on; features are reused only when this matches."""
+    return {"num_perm": cfg.num_perm, "shingles": cfg.shingles.model_dump(), "embedder": embedder_name}
+
+
+def save_index(folder: Path, items: DedupItems, key: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"persona_id": items.ids}), folder / "ids.parquet")
+    for name in ("text_signatures", "fact_signatures", "vectors"):
+        value = getattr(items, name)
+        if value is not None:
+            np.save(folder / f"{name}.npy", value)
+    # Written last: an index without meta.json is ignored, so a crash mid-save is harmless.
+    (folder / "meta.json").write_bytes(orjson.dumps({**key, "count": len(items)}))
+
+
+def load_features(folder: Path, items: DedupItems, key: dict) -> DedupItems:
+    """Attach stored signatures/vectors to items when they were made the same way for the same ids."""
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return items
+    meta = orjson.loads(meta_path.read_bytes())
+    stored_ids = pq.read_table(folder / "ids.parquet").column("persona_id").to_pylist()
+    if stored_ids != [i.split(":", 1)[-1] for i in items.ids]:
+        return items
+    for name in ("text_signatures", "fact_signatures", "vectors"):
+        path = folder / f"{name}.npy"
+        wanted = meta.get("num_perm") == key["num_perm"] and meta.get("shingles") == key["shingles"]
+        if name == "vectors":
+            wanted = meta.get("embedder") == key["embedder"]
+        if name == "fact_signatures":
+            wanted = meta.get("num_perm") == key["num_perm"]
+        if wanted and path.is_file():
+            setattr(items, name, np.load(path))
+    return items

@@ -1,0 +1,78 @@
+"""MinHash-LSH on token sets: bulk signatures, bands from the S-curve, exact verification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import xxhash
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from dedup.pairs import DuplicatePair
+
+SEED = 1
+# datasketch's bijective 32-bit permutations: no collision bias on large sets, uint32 storage.
+SCHEME = "affine32"
+
+
+def hash32(data: bytes) -> int:
+    """xxHash32: several times faster than datasketch's default SHA-1 per token."""
+    return xxhash.xxh32_intdigest(data)
+
+
+@lru_cache(maxsize=64)
+def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.1,
+                 fn_weight: float = 0.9) -> tuple[int, int]:
+    """(bands, rows) minimising weighted false-positive + false-negative area of the S-curve.
+
+    P(candidate | Jaccard s) = 1 - (1 - s**r)**b. False negatives weigh 9x more than false
+    positives: a missed duplicate is lost for good, a false candidate costs one exact check.
+    For threshold 0.8 and 128 permutations this gives 14 bands of 9 rows (P = 0.87 at s = 0.8,
+    0.99 at 0.9, 0.03 at 0.5); distilabel's default 5 x 25 catches only ~31% at s = 0.9.
+    """
+    grid = np.linspace(0.0, 1.0, 501)
+    below, above = grid[grid < threshold], grid[grid >= threshold]
+    best, best_cost = (1, num_perm), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            fp = np.trapezoid(1 - (1 - below**rows) ** bands, below) if below.size > 1 else 0.0
+            fn = np.trapezoid((1 - above**rows) ** bands, above) if above.size > 1 else 0.0
+            cost = fp_weight * fp + fn_weight * fn
+            if cost < best_cost:
+                best, best_cost = (bands, rows), cost
+    return best
+
+
+def signatures(token_sets: Sequence[set[str]], num_perm: int) -> np.ndarray:
+    """(n, num_perm) uint32 MinHash values, computed in bulk (persistable, reloadable)."""
+    if not token_sets:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    encoded = [[t.encode() for t in tokens] or [b""] for tokens in token_sets]
+    sketches = MinHash.bulk(encoded, num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32)
+    return np.vstack([m.hashvalues for m in sketches])
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def minhash_pairs(token_sets: Sequence[set[str]], sigs: np.ndarray, threshold: float, layer: str,
+                  first_new: int = 0) -> list[DuplicatePair]:
+    """LSH proposes candidates; only pairs whose exact Jaccard >= threshold are returned.
+
+    Rows before `first_new` are an existing corpus: they are indexed but not paired together.
+    """
+    num_perm = sigs.shape[1]
+    bands, rows = choose_bands(threshold, num_perm)
+    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
+    pairs = []
+    for index in range(len(token_sets)):
+        signature = LeanMinHash(seed=SEED, hashvalues=sigs[index], scheme=SCHEME)
+        if index >= first_new:
+            for other in lsh.query(signature):
+                similarity = jaccard(token_sets[index], token_sets[other])
+                if similarity >= threshold:
+                    pairs.append(DuplicatePair(other, index, layer, similarity))
+        lsh.insert(index, signature, check_duplication=False)
+    return pairs

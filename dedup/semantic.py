@@ -1,0 +1,55 @@
+"""Embedding near-duplicates: FAISS inner product on unit vectors (cosine), GPU when present."""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+
+from dedup.pairs import DuplicatePair
+
+EXACT_LIMIT = 2_000_000  # flat (exact) search up to here; IVF beyond
+QUERY_CHUNK = 65_536
+
+
+def build_index(vectors: np.ndarray) -> faiss.Index:
+    """Flat inner-product index (exact), or IVF for very large corpora; moved to GPUs if FAISS sees any."""
+    n, dim = vectors.shape
+    if n <= EXACT_LIMIT:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(4 * math.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(n, size=min(n, nlist * 64), replace=False)]
+        index.train(sample)
+        index.nprobe = 16
+    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(vectors)
+    return index
+
+
+def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int,
+                   first_new: int = 0) -> list[DuplicatePair]:
+    """Pairs (i, j), i < j, with cosine >= threshold among each new row's k nearest neighbours.
+
+    Rows before `first_new` are an existing corpus: searched against, not queried.
+    """
+    n = vectors.shape[0]
+    if n < 2:
+        return []
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = build_index(vectors)
+    k = min(neighbours + 1, n)
+    pairs: dict[tuple[int, int], float] = {}
+    for start in range(first_new, n, QUERY_CHUNK):
+        sims, ids = index.search(vectors[start:start + QUERY_CHUNK], k)
+        for offset in range(sims.shape[0]):
+            i = start + offset
+            for sim, j in zip(sims[offset], ids[offset], strict=True):
+                if j < 0 or j == i or sim < threshold:
+                    continue
+                key = (min(i, int(j)), max(i, int(j)))
+                pairs[key] = max(pairs.get(key, -1.0), float(min(sim, 1.0)))
+    return [DuplicatePair(a, b, "semantic", s) for (a, b), s in sorted(pairs.items())]
