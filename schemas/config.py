@@ -95,12 +95,18 @@ class DedupConfig(StrictModel):
 
     preset: Literal["populace", "personahub"] = "populace"
     exact: bool = True
+    minhash: bool = Field(default=True, description="MinHash-LSH layer on the prose.")
     minhash_threshold: float = Field(default=0.8, gt=0, le=1, description="Verified Jaccard for prose.")
     num_perm: int = Field(default=128, ge=16, le=1024)
     shingles: ShingleConfig = Field(default_factory=ShingleConfig)
     semantic: bool = Field(default=True, description="Embedding (FAISS) layer on the prose.")
     cosine_threshold: float = Field(default=0.9, gt=0, le=1)
     neighbours: int = Field(default=20, ge=1, le=1000, description="k of the k-NN search per text.")
+    center_vectors: bool = Field(
+        default=True,
+        description="Subtract the batch's mean vector before cosine (batches of 64+ texts). Mean-pooled "
+        "embeddings of long texts share a large common component that inflates every cosine.",
+    )
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     facts: bool = Field(default=True, description="Layer on the attribute-value signature.")
     facts_threshold: float = Field(default=0.9, gt=0, le=1, description="Verified Jaccard of fact sets.")
