@@ -14,6 +14,7 @@ from dedup.minhash import minhash_pairs, signatures
 from dedup.normalize import shingles, text_hash
 from dedup.pairs import DuplicatePair
 from dedup.semantic import center_rows, semantic_pairs
+from dedup.signatures import signatures_of_texts
 from schemas.config import DedupConfig
 from schemas.tables import CLUSTERS
 
@@ -46,7 +47,7 @@ def fact_set(attributes: Sequence[tuple[str, str]] | dict[str, str]) -> set[str]
 def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None) -> DedupItems:
     """Fill in whatever signatures and vectors the enabled layers need and are missing."""
     if cfg.minhash and items.text_signatures is None:
-        items.text_signatures = signatures([shingles(t, cfg.shingles) for t in items.texts], cfg.num_perm)
+        items.text_signatures = signatures_of_texts(items.texts, cfg.shingles, cfg.num_perm)
     if cfg.facts and items.facts is not None and items.fact_signatures is None:
         items.fact_signatures = signatures(items.facts, cfg.num_perm)
     if cfg.semantic and embedder is not None and items.vectors is None:
@@ -76,13 +77,14 @@ def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
 def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[DuplicatePair]:
     pairs = exact_pairs(items.texts, first_new) if cfg.exact else []
     if cfg.minhash:
-        pairs += minhash_pairs([shingles(t, cfg.shingles) for t in items.texts], items.text_signatures,
+        pairs += minhash_pairs(lambda i: shingles(items.texts[i], cfg.shingles), items.text_signatures,
                                cfg.minhash_threshold, "minhash", first_new)
     if cfg.semantic and items.vectors is not None:
         vectors = center_rows(items.vectors) if cfg.center_vectors else items.vectors
         pairs += semantic_pairs(vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
     if cfg.facts and items.facts is not None and items.fact_signatures is not None:
-        pairs += minhash_pairs(items.facts, items.fact_signatures, cfg.facts_threshold, "facts", first_new)
+        pairs += minhash_pairs(items.facts.__getitem__, items.fact_signatures, cfg.facts_threshold, "facts",
+                               first_new)
     return pairs
 
 

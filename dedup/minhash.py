@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -57,21 +57,25 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def minhash_pairs(token_sets: Sequence[set[str]], sigs: np.ndarray, threshold: float, layer: str,
+def minhash_pairs(token_set: Callable[[int], set[str]], sigs: np.ndarray, threshold: float, layer: str,
                   first_new: int = 0) -> list[DuplicatePair]:
     """LSH proposes candidates; only pairs whose exact Jaccard >= threshold are returned.
 
-    Rows before `first_new` are an existing corpus: they are indexed but not paired together.
+    `token_set(i)` gives row i's set on demand, so only candidates are ever shingled again
+    (a million texts' shingle sets would not fit in memory). Rows before `first_new` are an
+    existing corpus: they are indexed but not paired together.
     """
     num_perm = sigs.shape[1]
     bands, rows = choose_bands(threshold, num_perm)
     lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
     pairs = []
-    for index in range(len(token_sets)):
+    for index in range(sigs.shape[0]):
         signature = LeanMinHash(seed=SEED, hashvalues=sigs[index], scheme=SCHEME)
         if index >= first_new:
-            for other in lsh.query(signature):
-                similarity = jaccard(token_sets[index], token_sets[other])
+            candidates = lsh.query(signature)
+            mine = token_set(index) if candidates else set()
+            for other in candidates:
+                similarity = jaccard(mine, token_set(other))
                 if similarity >= threshold:
                     pairs.append(DuplicatePair(other, index, layer, similarity))
         lsh.insert(index, signature, check_duplication=False)

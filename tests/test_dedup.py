@@ -49,7 +49,7 @@ def test_pairs_below_threshold_are_not_merged():
 
 def test_minhash_verifies_every_candidate_exactly():
     sets = [set("abcdefghij"), set("abcdefghik"), set("abcdefghij")]
-    pairs = minhash_pairs(sets, signatures(sets, 128), 0.95, "minhash")
+    pairs = minhash_pairs(sets.__getitem__, signatures(sets, 128), 0.95, "minhash")
     assert {(p.a, p.b) for p in pairs} == {(0, 2)}  # 0-1 has Jaccard 0.82: candidate at most, never a pair
 
 
@@ -110,3 +110,12 @@ def test_shingle_units_are_configurable(unit):
     cfg = DedupConfig(semantic=False, facts=False, shingles={"unit": unit, "size": 5 if unit == "char" else 2})
     rows = find_duplicates(items([BASE, BASE.replace("Oaxaca", "Oaxaca, Mexico")]), cfg).to_pylist()
     assert sum(not r["kept"] for r in rows) == 1
+
+
+def test_ray_data_signatures_match_the_single_process_ones(local_ray):
+    from dedup.signatures import signatures_of_texts, signatures_with_ray
+    from schemas.config import ShingleConfig
+
+    texts = [f"{BASE} variant {i}" for i in range(300)] + [OTHER]
+    parallel = signatures_with_ray(texts, ShingleConfig(), 64)
+    assert np.array_equal(parallel, signatures_of_texts(texts, ShingleConfig(), 64))
