@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 import xxhash
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHash
 
 from dedup.pairs import DuplicatePair
 
@@ -57,6 +58,34 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+BIG_BUCKET = 50  # beyond this, a bucket is verified as a star and a chain, not all pairs
+
+
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0) -> set[tuple[int, int]]:
+    """Rows that agree on all `rows` values of at least one band, found per band with a
+    vectorised sort (np.unique) rather than one Python LSH insert and query per row."""
+    candidates: set[tuple[int, int]] = set()
+    for band in range(bands):
+        keys = np.ascontiguousarray(sigs[:, band * rows:(band + 1) * rows])
+        keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * rows))).ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = np.flatnonzero(counts[inverse] > 1)
+        if shared.size == 0:
+            continue
+        order = shared[np.argsort(inverse[shared], kind="stable")]
+        groups = np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1)
+        for members in groups:
+            if members[-1] < first_new:  # only existing rows: not ours to pair
+                continue
+            members = members.tolist()
+            if len(members) <= BIG_BUCKET:
+                pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1:])
+            else:
+                pairs = [(members[0], b) for b in members[1:]] + list(itertools.pairwise(members))
+            candidates.update(p for p in pairs if p[1] >= first_new)
+    return candidates
+
+
 def minhash_pairs(token_set: Callable[[int], set[str]], sigs: np.ndarray, threshold: float, layer: str,
                   first_new: int = 0) -> list[DuplicatePair]:
     """LSH proposes candidates; only pairs whose exact Jaccard >= threshold are returned.
@@ -65,18 +94,10 @@ def minhash_pairs(token_set: Callable[[int], set[str]], sigs: np.ndarray, thresh
     (a million texts' shingle sets would not fit in memory). Rows before `first_new` are an
     existing corpus: they are indexed but not paired together.
     """
-    num_perm = sigs.shape[1]
-    bands, rows = choose_bands(threshold, num_perm)
-    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
+    bands, rows = choose_bands(threshold, sigs.shape[1])
     pairs = []
-    for index in range(sigs.shape[0]):
-        signature = LeanMinHash(seed=SEED, hashvalues=sigs[index], scheme=SCHEME)
-        if index >= first_new:
-            candidates = lsh.query(signature)
-            mine = token_set(index) if candidates else set()
-            for other in candidates:
-                similarity = jaccard(mine, token_set(other))
-                if similarity >= threshold:
-                    pairs.append(DuplicatePair(other, index, layer, similarity))
-        lsh.insert(index, signature, check_duplication=False)
+    for a, b in sorted(candidate_pairs(sigs, bands, rows, first_new)):
+        similarity = jaccard(token_set(a), token_set(b))
+        if similarity >= threshold:
+            pairs.append(DuplicatePair(a, b, layer, similarity))
     return pairs
