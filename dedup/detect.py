@@ -13,6 +13,7 @@ from dedup.embedders.base import Embedder
 from dedup.minhash import minhash_pairs, signatures
 from dedup.normalize import shingles, text_hash
 from dedup.pairs import DuplicatePair
+from dedup.parallel import RAY_MIN_TEXTS
 from dedup.semantic import center_rows, semantic_pairs
 from dedup.signatures import signatures_of_texts
 from schemas.config import DedupConfig
@@ -51,8 +52,19 @@ def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | N
     if cfg.facts and items.facts is not None and items.fact_signatures is None:
         items.fact_signatures = signatures(items.facts, cfg.num_perm)
     if cfg.semantic and embedder is not None and items.vectors is None:
-        items.vectors = embedder.embed(items.texts)
+        items.vectors = embed_texts(embedder, items.texts, cfg)
     return items
+
+
+def embed_texts(embedder: Embedder, texts: Sequence[str], cfg: DedupConfig) -> np.ndarray:
+    """Large corpora on the static embedder go through Ray Data actors, one per CPU."""
+    if len(texts) >= RAY_MIN_TEXTS and cfg.embedder.kind == "static":
+        import os
+
+        from dedup.parallel import static_vectors_with_ray
+
+        return static_vectors_with_ray(texts, cfg.embedder.model, workers=os.cpu_count() or 1)
+    return embedder.embed(texts)
 
 
 def _concat(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:

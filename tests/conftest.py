@@ -44,3 +44,21 @@ def tiny_config(**overrides) -> RunConfig:
     }
     base.update(overrides)
     return RunConfig.model_validate(base)
+
+
+def gpu_count() -> int:
+    try:
+        import faiss
+
+        return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    except ImportError:
+        return 0
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_count() > 0:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU visible to FAISS (install the gpu extra on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -112,10 +112,24 @@ def test_shingle_units_are_configurable(unit):
     assert sum(not r["kept"] for r in rows) == 1
 
 
-def test_ray_data_signatures_match_the_single_process_ones(local_ray):
-    from dedup.signatures import signatures_of_texts, signatures_with_ray
+def test_ray_data_signatures_and_vectors_match_the_single_process_ones(local_ray):
+    from dedup.parallel import signatures_with_ray, static_vectors_with_ray
+    from dedup.signatures import signatures_of_texts
     from schemas.config import ShingleConfig
 
     texts = [f"{BASE} variant {i}" for i in range(300)] + [OTHER]
-    parallel = signatures_with_ray(texts, ShingleConfig(), 64)
+    parallel = signatures_with_ray(texts, ShingleConfig(), 64, chunk=100)
     assert np.array_equal(parallel, signatures_of_texts(texts, ShingleConfig(), 64))
+    vectors = static_vectors_with_ray(texts, None, workers=2, chunk=100)
+    assert np.allclose(vectors, create_embedder(EmbedderConfig()).embed(texts), atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_faiss_gpu_index_finds_the_pairs_exact_search_finds():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(2000, 64)).astype(np.float32)
+    vectors[1500:1510] = vectors[:10] + 0.01 * rng.normal(size=(10, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = vectors @ vectors.T
+    expected = {(i, j) for i in range(2000) for j in range(i + 1, 2000) if sims[i, j] >= 0.95}
+    assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == expected
