@@ -49,9 +49,15 @@ def signatures(token_sets: Sequence[set[str]], num_perm: int) -> np.ndarray:
     """(n, num_perm) uint32 MinHash values, computed in bulk (persistable, reloadable)."""
     if not token_sets:
         return np.zeros((0, num_perm), dtype=np.uint32)
-    encoded = [[t.encode() for t in tokens] or [b""] for tokens in token_sets]
-    sketches = MinHash.bulk(encoded, num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32)
-    return np.vstack([m.hashvalues for m in sketches])
+    # One MinHash reused (clear + update_batch): the same values as MinHash.bulk without a
+    # new object and a copy per document.
+    sketch = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32)
+    out = np.empty((len(token_sets), num_perm), dtype=sketch.hashvalues.dtype)
+    for row, tokens in enumerate(token_sets):
+        sketch.clear()
+        sketch.update_batch([t.encode() for t in tokens] or [b""])
+        out[row] = sketch.hashvalues
+    return out
 
 
 def jaccard(a: set[str], b: set[str]) -> float:

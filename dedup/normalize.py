@@ -9,6 +9,7 @@ import unicodedata
 from schemas.config import ShingleConfig
 
 _NON_WORD = re.compile(r"[^\w]+")
+_WORD = re.compile(r"\w+")
 
 
 def normalize_text(text: str) -> str:
@@ -21,8 +22,13 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode()).hexdigest()
 
 
+def words_of(text: str) -> list[str]:
+    """The words of normalize_text(text), in one pass."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
 def word_shingles(text: str, n: int) -> set[str]:
-    words = normalize_text(text).split()
+    words = words_of(text)
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
