@@ -9,22 +9,18 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from corpus.catalog import build_catalog
 from corpus.run_folder import RunFolder, write_table_atomically
-from dedup.detect import DedupItems, compute_features, fact_set, find_duplicates
-from dedup.embedders import create_embedder
-from dedup.index_store import feature_key, load_features, save_index
+from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder
+from flows.stage_io import STAGE_TASK, read_rows, read_skeletons, shard_ranges
 from schemas.config import RunConfig
-from schemas.errors import UserInputError
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
 from schemas.tables import PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
@@ -37,22 +33,6 @@ from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
 from workers.prompts import template_hash
 from workers.proposer import build_requests, ensure_ray, propose_with_ray
-
-STAGE_TASK = {"cache_policy": NO_CACHE, "log_prints": False}
-
-
-def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
-    end = first_slot + count
-    return [range(start, min(start + shard_size, end)) for start in range(first_slot, end, shard_size)]
-
-
-def read_skeletons(path: Path) -> list[Skeleton]:
-    return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"],
-                     attributes=dict(r["attributes"])) for r in pq.read_table(path).to_pylist()]
-
-
-def read_rows(path: Path) -> list[dict]:
-    return pq.read_table(path).to_pylist()
 
 
 @task(**STAGE_TASK)
@@ -138,82 +118,6 @@ def settle_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
         verdicts[round_no] = read_rows(run.round_shard("verdicts", round_no, shard))
     table = settle_slots(read_skeletons(run.stage_shard("skeletons", shard)), proposals, verdicts)
     return write_table_atomically(table, out)
-
-
-def dedup_items_for(rows: list[dict], best_first: bool = True) -> DedupItems:
-    """Accepted personas as dedup input; best first (fewest warnings, fewest rounds, lowest
-    slot) gives the keep-best order, otherwise rows keep their order."""
-    if best_first:
-        rows = sorted(rows, key=lambda r: (r["warnings"], r["rounds"], r["slot"]))
-    return DedupItems(
-        ids=[r["persona_id"] for r in rows],
-        texts=[r["narrative"] for r in rows],
-        ranks=[float(i) for i in range(len(rows))],
-        facts=[fact_set(r["attributes"]) for r in rows],
-    )
-
-
-def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: str | None) -> DedupItems | None:
-    """Personas of earlier runs (--against), with their stored dedup features where usable."""
-    combined: DedupItems | None = None
-    for run_dir in run_dirs:
-        other = RunFolder(Path(run_dir))
-        parts = sorted((other.root / "personas").glob("part-*.parquet"))
-        if not parts:
-            raise UserInputError(run_dir, "against", "holds no personas/ shards",
-                                 "pass finished populace run folders")
-        table = pa.concat_tables([pq.read_table(p, columns=["persona_id", "narrative", "attributes"])
-                                  for p in parts])
-        rows = table.to_pylist()
-        items = DedupItems(ids=[f"{other.root.name}:{r['persona_id']}" for r in rows],
-                           texts=[r["narrative"] for r in rows], ranks=[0.0] * len(rows),
-                           facts=[fact_set(r["attributes"]) for r in rows])
-        items = load_features(other.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder_name))
-        combined = items if combined is None else merge_items(combined, items)
-    return combined
-
-
-def merge_items(a: DedupItems, b: DedupItems) -> DedupItems:
-    def join(x, y):
-        return None if x is None or y is None else np.concatenate([x, y])
-
-    return DedupItems(ids=a.ids + b.ids, texts=a.texts + b.texts, ranks=a.ranks + b.ranks,
-                      facts=a.facts + b.facts, text_signatures=join(a.text_signatures, b.text_signatures),
-                      fact_signatures=join(a.fact_signatures, b.fact_signatures), vectors=join(a.vectors, b.vectors))
-
-
-@task(**STAGE_TASK)
-def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int) -> Path:
-    """Cluster every accepted persona so far (all waves), against --against corpora too."""
-    out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
-    if out.is_file():
-        return out
-    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
-    accepted = settled.filter(settled.column("accepted")).to_pylist()
-    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
-    clusters = find_duplicates(dedup_items_for(accepted), cfg.dedup, embedder, existing)
-    return write_table_atomically(clusters, out)
-
-
-def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
-    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
-    counts: dict[str, int] = {}
-    for shard in shards:
-        for row in pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]).to_pylist():
-            if row["persona_id"] in kept:
-                counts[row["stratum"]] = counts.get(row["stratum"], 0) + 1
-    return counts
-
-
-def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:
-    """Store the kept personas' features so later runs can deduplicate against this one."""
-    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
-    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
-    rows = sorted((r for r in settled.to_pylist() if r["persona_id"] in kept), key=lambda r: r["slot"])
-    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    items = compute_features(dedup_items_for(rows, best_first=False), cfg.dedup, embedder)
-    save_index(run.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder.name if embedder else None))
 
 
 def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
