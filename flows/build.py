@@ -32,7 +32,7 @@ from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
 from workers.prompts import template_hash
-from workers.proposer import build_requests, ensure_ray, propose_with_ray
+from workers.proposer import backend_secrets, build_requests, ensure_ray, propose_with_ray
 
 
 @task(**STAGE_TASK)
@@ -87,7 +87,8 @@ def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: 
             answered[shard].append({
                 "persona_id": result.request_id, "round": round_no, "raw_output": result.text,
                 "error": result.error, "finish_reason": result.finish_reason,
-                "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens})
+                "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                "retries": result.retries})
             advance()
             if len(answered[shard]) == len(expected[shard]):
                 commit(shard)
@@ -169,6 +170,8 @@ def count_outcomes(run: RunFolder, shards: list[int]) -> dict:
     settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s),
                                               columns=["prompt_tokens", "completion_tokens", "rounds"])
                                 for s in shards])
+    proposals = sorted((run.root / "proposals").glob("round-*/part-*.parquet"))
+    retries = sum(pc.sum(pq.read_table(p, columns=["retries"]).column("retries")).as_py() or 0 for p in proposals)
     by_reason: dict[str, int] = {}
     for row in rejects:
         key = "duplicate" if row["stage"] == "dedup" else row["reason"]
@@ -178,6 +181,7 @@ def count_outcomes(run: RunFolder, shards: list[int]) -> dict:
         "prompt_tokens": pc.sum(settled.column("prompt_tokens")).as_py() or 0,
         "completion_tokens": pc.sum(settled.column("completion_tokens")).as_py() or 0,
         "revised": sum(1 for r in settled.column("rounds").to_pylist() if r > 1),
+        "backend_retries": retries,
     }
 
 
@@ -198,6 +202,7 @@ def check_inputs(cfg: RunConfig) -> Taxonomy:
     taxonomy = load_taxonomy(cfg.taxonomy)
     plan_quotas(cfg.strata, taxonomy, cfg.population)
     load_rule_pack()
+    backend_secrets(cfg.backend)
     return taxonomy
 
 

@@ -60,7 +60,7 @@ def build(
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
     summary = Table(title=f"run {manifest['run_id']}", show_header=False)
-    for key in ("requested", "produced", "rejected", "revised", "backfilled", "completion_tokens"):
+    for key in ("requested", "produced", "rejected", "revised", "backfilled", "completion_tokens", "backend_retries"):
         summary.add_row(key, str(manifest[key]))
     for reason, count in manifest["rejected_by_reason"].items():
         summary.add_row(f"  rejected: {reason}", str(count))

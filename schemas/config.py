@@ -40,10 +40,26 @@ class StratumVariable(StrictModel):
 class BackendConfig(StrictModel):
     """Which LLM writes the prose, and how it is decoded."""
 
-    kind: Literal["llama_cpp"] = "llama_cpp"
+    kind: Literal["llama_cpp", "openai"] = Field(
+        default="llama_cpp",
+        description="llama_cpp: embedded model; openai: any OpenAI-compatible /v1/chat/completions endpoint.",
+    )
     model: str = Field(
         default="smollm2-135m-instruct",
-        description="A packaged model name (smollm2-135m-instruct, gemma3-270m) or a GGUF path.",
+        description="llama_cpp: a packaged model name (smollm2-135m-instruct, gemma3-270m) or a GGUF path; "
+        "openai: the model name the endpoint serves.",
+    )
+    base_url: str | None = Field(default=None, description="openai: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        default=None, description="openai: environment variable holding the API key (the key is never stored)."
+    )
+    concurrency: int = Field(default=4, ge=1, le=1024, description="openai: requests in flight per worker.")
+    timeout_s: float = Field(default=120.0, gt=0, description="openai: per-request timeout.")
+    max_retries: int = Field(default=5, ge=0, le=20, description="openai: retries on 429, 5xx and connection errors.")
+    structured_output: Literal["auto", "json_schema", "json_object"] = Field(
+        default="auto",
+        description="openai: response_format to send; auto tries json_schema and falls back to json_object + "
+        "schema (what the llama.cpp server accepts).",
     )
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int = Field(default=256, ge=16, le=4096)
@@ -52,6 +68,12 @@ class BackendConfig(StrictModel):
     threads_per_worker: int | None = Field(default=None, ge=1, description="None: machine cores / workers.")
     workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy.")
     batch_size: int = Field(default=4, ge=1, description="Rows per Ray Data batch.")
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> BackendConfig:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("an openai backend needs base_url, e.g. http://127.0.0.1:8000/v1")
+        return self
 
 
 class EmbedderConfig(StrictModel):

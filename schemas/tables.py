@@ -14,7 +14,7 @@ SKELETONS = pa.schema([
 PROPOSALS = pa.schema([
     ("persona_id", pa.string()), ("round", pa.int64()), ("raw_output", pa.string()),
     ("error", pa.string()), ("finish_reason", pa.string()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("retries", pa.int64()),
 ])
 
 VERDICTS = pa.schema([

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -62,3 +67,47 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_llama_server(*extra: str):
+    """A real llama.cpp OpenAI-compatible server on 127.0.0.1 with the packaged model.
+
+    Yields its /v1 base URL; skips when llama-cpp-python[server] (dev extra) is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec("sse_starlette") is None:
+        pytest.skip("llama-cpp-python[server] is not installed (dev extra)")
+    from workers.models import resolve_model_path
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
+         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--model_alias", "smollm2", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not start within 120 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def llama_chat_server():
+    yield from start_llama_server("--n_ctx", "2048")

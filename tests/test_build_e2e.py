@@ -124,3 +124,19 @@ def test_preview_prints_and_writes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert persona_id_for(11, 0) in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_build_on_the_openai_backend_against_a_local_server(prefect_harness, local_ray, llama_chat_server,
+                                                            tmp_path, monkeypatch):
+    monkeypatch.setenv("POPULACE_E2E_KEY", "sk-e2e-secret")
+    backend = {"kind": "openai", "base_url": llama_chat_server, "model": "smollm2", "max_tokens": 160,
+               "api_key_env": "POPULACE_E2E_KEY", "batch_size": 2}
+    cfg = tiny_config(name="tiny-http", population=2, backend=backend, max_revise_rounds=0, max_backfill_waves=0)
+    out = tmp_path / "http"
+    build_corpus(cfg, str(out))
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["backend"]["kind"] == "openai" and manifest["produced"] + manifest["rejected"] == 2
+    personas = query_run(out, "select backend, model from personas").to_pylist()
+    assert all(p == {"backend": "openai", "model": "smollm2"} for p in personas)
+    written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"sk-e2e-secret" not in written

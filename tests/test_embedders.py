@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import numpy as np
 import pytest
 
@@ -17,6 +14,7 @@ from dedup.embedders import Embedder, create_embedder
 from dedup.embedders.static import DEFAULT_MODEL_DIR
 from schemas.config import EmbedderConfig
 from schemas.errors import UserInputError
+from tests.conftest import start_llama_server
 
 TEXTS = [
     "A retired nurse in Ohio who grows tomatoes and volunteers at the library.",
@@ -26,41 +24,10 @@ TEXTS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_embedding_server():
     """A real OpenAI-compatible server (llama.cpp) serving embeddings on 127.0.0.1."""
-    if importlib.util.find_spec("sse_starlette") is None:
-        pytest.skip("llama-cpp-python[server] is not installed (dev extra)")
-    from workers.models import resolve_model_path
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
-         "--embedding", "true", "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2",
-         "--n_ctx", "512", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama.cpp server did not start within 120 s")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    yield from start_llama_server("--embedding", "true", "--n_ctx", "512")
 
 
 def _transformer_or_skip() -> Embedder:

@@ -33,6 +33,7 @@ class GenerationResult(BaseModel):
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    retries: int = 0
 
 
 @runtime_checkable

@@ -12,4 +12,8 @@ def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend
         from workers.llama_cpp_backend import LlamaCppBackend
 
         return LlamaCppBackend(cfg, threads=threads)
+    if cfg.kind == "openai":
+        from workers.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(cfg)
     raise BackendError(f"unknown backend kind {cfg.kind!r}")

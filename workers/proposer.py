@@ -9,6 +9,7 @@ import orjson
 import pyarrow as pa
 
 from schemas.config import BackendConfig
+from schemas.errors import UserInputError
 from schemas.records import Skeleton, proposal_json_schema
 from taxonomy.model import Taxonomy
 from workers.backend import GenerationRequest, GenerationResult
@@ -21,6 +22,7 @@ RESULT_SCHEMA = pa.schema([
     ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
+    ("retries", pa.int64()),
 ])
 
 
@@ -50,9 +52,12 @@ def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendCo
 class ProposeActor:
     """A Ray actor holding one model; each call answers one Arrow batch of requests."""
 
-    def __init__(self, backend_cfg: dict, threads: int) -> None:
+    def __init__(self, backend_cfg: dict, threads: int, secrets: dict[str, str] | None = None) -> None:
         from workers.factory import create_backend
 
+        # Workers on other nodes (or started before the variable was set) lack the driver's
+        # environment: the API key travels in memory with the actor, never to disk.
+        os.environ.update(secrets or {})
         self.backend = create_backend(BackendConfig.model_validate(backend_cfg), threads=threads)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -70,6 +75,17 @@ class ProposeActor:
         ]
         results = self.backend.generate(requests)
         return pa.Table.from_pylist([r.model_dump() for r in results], schema=RESULT_SCHEMA)
+
+
+def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
+    """The API key a backend needs, read from the driver's environment (or a clear error)."""
+    if not cfg.api_key_env:
+        return {}
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
+                             f"export {cfg.api_key_env}=<key> before running")
+    return {cfg.api_key_env: key}
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -105,7 +121,8 @@ def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // cfg.batch_size))
     answered = dataset.map_batches(
         ProposeActor,
-        fn_constructor_kwargs={"backend_cfg": cfg.model_dump(mode="json"), "threads": threads},
+        fn_constructor_kwargs={"backend_cfg": cfg.model_dump(mode="json"), "threads": threads,
+                               "secrets": backend_secrets(cfg)},
         batch_size=cfg.batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=cfg.workers),

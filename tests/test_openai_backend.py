@@ -1,0 +1,93 @@
+"""The OpenAI-compatible backend against a real llama.cpp server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from schemas.config import BackendConfig
+from schemas.errors import UserInputError
+from schemas.records import Proposal
+from taxonomy.loader import load_taxonomy
+from taxonomy.quotas import assign_slots, plan_quotas
+from taxonomy.sampling import sample_skeletons
+from tests.fault_proxy import FaultProxy
+from workers.backend import GenerationRequest
+from workers.factory import create_backend
+from workers.proposer import build_requests
+
+pytestmark = pytest.mark.llm
+TAXONOMY = load_taxonomy("seed:core")
+NAME = re.compile(Proposal.model_fields["name"].metadata[-1].pattern)
+
+
+def requests_for(cfg: BackendConfig, count: int):
+    cells = assign_slots(plan_quotas([], TAXONOMY, count), 0)
+    return build_requests(sample_skeletons(TAXONOMY, cells, 0, range(count)), TAXONOMY, cfg, 0, 0)
+
+
+def config(base_url: str, **overrides) -> BackendConfig:
+    values = {"kind": "openai", "base_url": base_url, "model": "smollm2", "max_tokens": 160, "temperature": 0.0,
+              "concurrency": 2, "timeout_s": 60}
+    values.update(overrides)
+    return BackendConfig(**values)
+
+
+def test_schema_constrained_output_with_fallback_to_json_object(llama_chat_server):
+    cfg = config(llama_chat_server)
+    backend = create_backend(cfg)
+    results = backend.generate(requests_for(cfg, 2))
+    assert backend.mode == "json_object"  # llama.cpp's server refuses json_schema; we fell back
+    for result in results:
+        assert result.error is None and result.prompt_tokens > 0 and result.completion_tokens > 0
+        if result.finish_reason == "stop":
+            assert NAME.fullmatch(orjson.loads(result.text)["name"])
+
+
+def short_request() -> GenerationRequest:
+    """A request the 135M model answers in well under a second, so a timeout can be tested."""
+    return GenerationRequest(request_id="r-1", messages=[{"role": "user", "content": "Name a city as JSON."}],
+                             json_schema={"type": "object", "properties": {"city": {"type": "string",
+                                                                                    "maxLength": 20}},
+                                          "required": ["city"]},
+                             max_tokens=24, temperature=0.0, seed=1)
+
+
+def test_retries_through_injected_faults(llama_chat_server):
+    faults = ["429", "500", "reset", "garbage", "truncated", "slow"]
+    with FaultProxy(llama_chat_server, faults, slow_s=8) as proxy:
+        backend = create_backend(config(proxy.base_url, timeout_s=5, max_retries=7, structured_output="json_object"))
+        result = backend.generate([short_request()])[0]
+    assert result.error is None and result.retries == len(faults)
+    assert "city" in orjson.loads(result.text)
+
+
+def test_giving_up_is_a_result_not_a_crash(llama_chat_server):
+    with FaultProxy(llama_chat_server, ["503", "503"]) as proxy:
+        result = create_backend(config(proxy.base_url, max_retries=1, structured_output="json_object")).generate(
+            [short_request()])[0]
+    assert result.text == "" and "503" in result.error and result.retries == 1
+
+
+def test_api_key_comes_from_the_environment(llama_chat_server, monkeypatch):
+    monkeypatch.setenv("POPULACE_TEST_KEY", "sk-test-123")
+    cfg = config(llama_chat_server, api_key_env="POPULACE_TEST_KEY", structured_output="json_object")
+    with FaultProxy(llama_chat_server) as proxy:
+        backend = create_backend(config(proxy.base_url, api_key_env="POPULACE_TEST_KEY",
+                                        structured_output="json_object"))
+        backend.generate([short_request()])
+    assert proxy.seen_headers[0]["Authorization"] == "Bearer sk-test-123"
+    assert "sk-test-123" not in cfg.model_dump_json()
+
+
+def test_missing_api_key_is_a_user_error(monkeypatch):
+    monkeypatch.delenv("POPULACE_NO_SUCH_KEY", raising=False)
+    with pytest.raises(UserInputError, match="POPULACE_NO_SUCH_KEY"):
+        create_backend(config("http://127.0.0.1:9/v1", api_key_env="POPULACE_NO_SUCH_KEY"))
+
+
+def test_openai_backend_needs_a_url():
+    with pytest.raises(ValueError, match="base_url"):
+        BackendConfig(kind="openai")

@@ -1,0 +1,106 @@
+"""Any OpenAI-compatible chat endpoint (vllm serve, SGLang, llama.cpp server, Ollama, hosted APIs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Sequence
+
+import httpx
+
+from schemas.config import BackendConfig
+from schemas.errors import UserInputError
+from workers.backend import GenerationRequest, GenerationResult
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def refuses_json_schema(response: httpx.Response) -> bool:
+    """A refusal of the request format, not a transient failure: 400/422, or a 500 whose body
+    blames response_format (llama.cpp's server). A plain 500 is retried as it is, so a flaky
+    server never downgrades a vLLM endpoint to unconstrained json_object."""
+    if response.status_code in (400, 422):
+        return True
+    return response.status_code == 500 and "response_format" in response.text
+
+
+class OpenAIBackend:
+    """Async requests with bounded concurrency; retries with exponential backoff and jitter.
+
+    Structured output: `json_schema` first; an endpoint that refuses it (the llama.cpp server
+    answers 500) is asked with `json_object` + `schema` instead, and keeps that mode.
+    """
+
+    name = "openai"
+
+    def __init__(self, cfg: BackendConfig) -> None:
+        self.cfg = cfg
+        self.model = cfg.model
+        self.mode = "json_schema" if cfg.structured_output == "auto" else cfg.structured_output
+        self._headers = {}
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
+                                     f"export {cfg.api_key_env}=<key> before running")
+            self._headers["Authorization"] = f"Bearer {key}"  # kept in memory only
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return asyncio.run(self._generate_all(requests))
+
+    async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        limit = asyncio.Semaphore(self.cfg.concurrency)
+        async with httpx.AsyncClient(base_url=self.cfg.base_url.rstrip("/"), headers=self._headers,
+                                     timeout=self.cfg.timeout_s) as client:
+
+            async def one(request: GenerationRequest) -> GenerationResult:
+                async with limit:
+                    return await self._generate_one(client, request)
+
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    def _payload(self, request: GenerationRequest, mode: str) -> dict:
+        if mode == "json_schema":
+            response_format = {"type": "json_schema",
+                               "json_schema": {"name": "persona", "schema": request.json_schema, "strict": True}}
+        else:
+            response_format = {"type": "json_object", "schema": request.json_schema}
+        return {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
+                "temperature": request.temperature, "seed": request.seed, "response_format": response_format}
+
+    async def _generate_one(self, client: httpx.AsyncClient, request: GenerationRequest) -> GenerationResult:
+        problem, retries = "", 0
+        for attempt in range(self.cfg.max_retries + 1):
+            if attempt:
+                retries += 1
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+            try:
+                response = await client.post("/chat/completions", json=self._payload(request, self.mode))
+                auto = self.cfg.structured_output == "auto"
+                if auto and self.mode == "json_schema" and refuses_json_schema(response):
+                    fallback = await client.post("/chat/completions", json=self._payload(request, "json_object"))
+                    if fallback.status_code < 400:
+                        self.mode = "json_object"
+                    response = fallback
+            except httpx.TransportError as exc:  # connection refused or reset, timeouts
+                problem = f"{exc.__class__.__name__}"
+                continue
+            if response.status_code in RETRY_STATUS:
+                problem = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                return GenerationResult(request_id=request.request_id, text="", retries=retries,
+                                        error=f"HTTP {response.status_code}: {response.text[:200]}")
+            try:
+                body = response.json()
+                choice = body["choices"][0]
+                usage = body.get("usage") or {}
+                return GenerationResult(
+                    request_id=request.request_id, text=choice["message"].get("content") or "",
+                    finish_reason=choice.get("finish_reason"), prompt_tokens=usage.get("prompt_tokens", 0),
+                    completion_tokens=usage.get("completion_tokens", 0), retries=retries)
+            except (ValueError, KeyError, IndexError, TypeError):
+                problem = "unreadable response body"
+        return GenerationResult(request_id=request.request_id, text="", retries=retries,
+                                error=f"gave up after {retries} retries: {problem}")
