@@ -10,12 +10,12 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 
 from corpus.catalog import build_catalog
 from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_metrics import summarize_run
+from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder
@@ -163,28 +163,6 @@ def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path) 
     return personas_out, rejects_out
 
 
-def count_outcomes(run: RunFolder, shards: list[int]) -> dict:
-    personas = sum(pq.read_metadata(run.stage_shard("personas", s)).num_rows for s in shards)
-    rejects = pa.concat_tables([pq.read_table(run.stage_shard("rejects", s), columns=["stage", "reason"])
-                                for s in shards]).to_pylist()
-    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s),
-                                              columns=["prompt_tokens", "completion_tokens", "rounds"])
-                                for s in shards])
-    proposals = sorted((run.root / "proposals").glob("round-*/part-*.parquet"))
-    retries = sum(pc.sum(pq.read_table(p, columns=["retries"]).column("retries")).as_py() or 0 for p in proposals)
-    by_reason: dict[str, int] = {}
-    for row in rejects:
-        key = "duplicate" if row["stage"] == "dedup" else row["reason"]
-        by_reason[key] = by_reason.get(key, 0) + 1
-    return {
-        "produced": personas, "rejected": len(rejects), "rejected_by_reason": dict(sorted(by_reason.items())),
-        "prompt_tokens": pc.sum(settled.column("prompt_tokens")).as_py() or 0,
-        "completion_tokens": pc.sum(settled.column("completion_tokens")).as_py() or 0,
-        "revised": sum(1 for r in settled.column("rounds").to_pylist() if r > 1),
-        "backend_retries": retries,
-    }
-
-
 def library_versions() -> dict[str, str]:
     names = ["populace", "prefect", "ray", "duckdb", "pyarrow", "pandera", "datasketch", "llama_cpp_python",
              "pydantic"]
@@ -266,7 +244,8 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
             write_shard(run, lineage, shard, clusters_path)
         save_dedup_index(run, cfg, shards, clusters_path)
     build_catalog(run)
-    counts = count_outcomes(run, shards)
+    counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})
+    publish_summary_artifacts(run.root.name, counts)
     manifest = run.read_manifest()
     manifest.update({
         "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
