@@ -118,6 +118,26 @@ def dedup(
     out_console.print(f"clusters: {out / 'clusters.parquet'}", soft_wrap=True)
 
 
+rules_app = typer.Typer(no_args_is_help=True, help="Inspect the validation rules.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+def rules_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every check a persona must pass: rule packs (SQL) and built-in checks."""
+    from validators.rule_pack import BUILTIN_CHECKS, load_rule_pack
+
+    rows = [*BUILTIN_CHECKS, *({"id": r.id, "severity": r.severity, "pack": r.pack, "what": r.message}
+                               for r in load_rule_pack())]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("id", "severity", "pack", "what it checks / feedback")
+    for row in rows:
+        table.add_row(row["id"], row["severity"], row["pack"], row["what"])
+    out_console.print(table)
+
+
 @app.command()
 def query(
     run_dir: Path,

@@ -24,23 +24,50 @@ class Rule(BaseModel):
     severity: Literal["error", "warning"]
     when: str = Field(min_length=1, description="SQL predicate, TRUE when the record violates the rule.")
     message: str = Field(description="Feedback for the reviser; {column} placeholders are filled.")
+    pack: str = Field(default="", description="The file the rule came from (set by the loader).")
+
+
+# Checks implemented in code rather than SQL; listed beside the packs by `populace rules list`.
+BUILTIN_CHECKS = [
+    {"id": "schema", "severity": "error", "pack": "builtin",
+     "what": "the output is one JSON object matching the Proposal schema"},
+    {"id": "backend", "severity": "error", "pack": "builtin", "what": "the backend answered at all"},
+    {"id": "fidelity:age", "severity": "error", "pack": "builtin",
+     "what": "no age stated in the prose differs from the sampled age"},
+    {"id": "fidelity:occupation", "severity": "error", "pack": "builtin",
+     "what": "no present-tense job in the prose differs from the sampled occupation"},
+]
+
+
+def _read_pack(where: str, text: str, pack: str) -> list[Rule]:
+    try:
+        raw = yaml.safe_load(text)
+        rules = TypeAdapter(list[Rule]).validate_python([{**r, "pack": pack} if isinstance(r, dict) else r
+                                                         for r in raw or []])
+    except (yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise UserInputError(where, "<rules>", f"not a valid rule pack ({exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]})", "each rule needs id, severity, when, message") from exc
+    return rules
 
 
 def load_rule_pack(path: str | Path | None = None) -> list[Rule]:
-    """The shipped core pack by default, or a user YAML file."""
+    """Every shipped pack by default; or one YAML file, or every *.yaml in a folder."""
     if path is None:
-        where, text = "validators/rules/core.yaml", (
-            resources.files("validators").joinpath("rules", "core.yaml").read_text(encoding="utf-8"))
+        folder = resources.files("validators").joinpath("rules")
+        sources = [(f"validators/rules/{f.name}", f.read_text(encoding="utf-8"), f.name.removesuffix(".yaml"))
+                   for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".yaml")]
     else:
-        where, text = str(path), Path(path).read_text(encoding="utf-8")
-    try:
-        rules = TypeAdapter(list[Rule]).validate_python(yaml.safe_load(text))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise UserInputError(where, "<rules>", f"not a valid rule pack ({exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]})", "each rule needs id, severity, when, message") from exc
+        path = Path(path)
+        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        if not files or not all(f.is_file() for f in files):
+            raise UserInputError(str(path), "<rules>", "no rule pack found", "pass a .yaml file or a folder of them")
+        sources = [(str(f), f.read_text(encoding="utf-8"), f.stem) for f in files]
+    rules = [rule for where, text, pack in sources for rule in _read_pack(where, text, pack)]
     ids = [r.id for r in rules]
-    if len(ids) != len(set(ids)):
-        raise UserInputError(where, "id", "duplicate rule ids", "give each rule a unique id")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise UserInputError(str(path or "validators/rules"), "id", f"duplicate rule ids {duplicates}",
+                             "give each rule a unique id across packs")
     return rules
 
 
