@@ -40,9 +40,10 @@ class StratumVariable(StrictModel):
 class BackendConfig(StrictModel):
     """Which LLM writes the prose, and how it is decoded."""
 
-    kind: Literal["llama_cpp", "openai"] = Field(
+    kind: Literal["llama_cpp", "openai", "vllm"] = Field(
         default="llama_cpp",
-        description="llama_cpp: embedded model; openai: any OpenAI-compatible /v1/chat/completions endpoint.",
+        description="llama_cpp: embedded model; openai: any OpenAI-compatible /v1/chat/completions endpoint; "
+        "vllm: vLLM engines in Ray actors via Ray Data LLM (GPU; extra 'gpu').",
     )
     model: str = Field(
         default="smollm2-135m-instruct",

@@ -63,7 +63,7 @@ def gpu_count() -> int:
 def pytest_collection_modifyitems(config, items):
     if gpu_count() > 0:
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU visible to FAISS (install the gpu extra on a GPU machine)")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is visible here (run on a GPU machine with the gpu extra)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -16,4 +16,8 @@ def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend
         from workers.openai_backend import OpenAIBackend
 
         return OpenAIBackend(cfg)
+    if cfg.kind == "vllm":
+        from workers.vllm_backend import VLLMBackend
+
+        return VLLMBackend(cfg)
     raise BackendError(f"unknown backend kind {cfg.kind!r}")

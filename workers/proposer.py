@@ -107,6 +107,11 @@ def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
     if not requests:
         return
     ensure_ray(address)
+    if cfg.kind == "vllm":  # vLLM engines are Ray Data LLM's own actors
+        from workers.vllm_backend import propose_with_vllm
+
+        yield from propose_with_vllm(requests, cfg)
+        return
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
