@@ -145,3 +145,25 @@ def test_build_on_the_openai_backend_against_a_local_server(prefect_harness, loc
     assert all(p == {"backend": "openai", "model": "smollm2"} for p in personas)
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"sk-e2e-secret" not in written
+
+
+def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat_server, tmp_path):
+    """Garbage, truncated JSON, 500s, dropped connections and a refusal: the run completes and
+    every slot is a persona or a reject with its reason."""
+    from tests.fault_proxy import FaultProxy
+
+    faults = ["garbage", "500", "truncated", "reset", "429", "garbage", "500"]
+    with FaultProxy(llama_chat_server, faults) as proxy:
+        backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
+                   "batch_size": 2, "max_retries": 2, "concurrency": 1, "structured_output": "json_object"}
+        cfg = tiny_config(name="tiny-faults", population=3, backend=backend, max_revise_rounds=1,
+                          max_backfill_waves=0)
+        out = tmp_path / "faults"
+        build_corpus(cfg, str(out))
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == 3
+    assert manifest["backend_retries"] >= 1
+    rejects = query_run(out, "select stage, reason, raw_output from rejects").to_pylist()
+    assert all(r["reason"] for r in rejects)
+    proposals = query_run(out, "select count(*) as n from read_parquet('proposals/round-0/part-*.parquet')")
+    assert proposals.to_pylist() == [{"n": 3}]
