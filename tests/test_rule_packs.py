@@ -24,7 +24,7 @@ CLEAN_FACTS = {
     "finances.household_income": "$75k-$100k",
 }
 CLEAN_NAME = "Dana Reyes"
-CLEAN_NARRATIVE = ("Dana Reyes spends her mornings at the clinic and her evenings in the garden. "
+CLEAN_NARRATIVE = ("Dana Reyes, 45, spends her mornings as a nurse at the clinic and her evenings in the garden. "
                    "She grows tomatoes for the whole street and keeps a careful budget for the family.")
 
 # rule id -> (fact overrides, name, narrative); None keeps the clean value.
@@ -86,7 +86,7 @@ def check(facts_override: dict, name: str | None, narrative: str | None) -> dict
 
 def test_clean_persona_passes_every_rule():
     results = check({}, None, None)
-    assert len(results) == len(RULES) + 3  # schema and two fidelity checks
+    assert len(results) == len(RULES) + 4  # schema and three fidelity checks
     assert all(results.values()), [k for k, ok in results.items() if not ok]
 
 

@@ -5,13 +5,13 @@ from schemas.errors import UserInputError
 from schemas.records import Skeleton
 from taxonomy.loader import load_taxonomy
 from validators.engine import validate_batch
-from validators.fidelity import find_age_contradiction, find_occupation_contradiction
+from validators.fidelity import find_age_contradiction, find_occupation_contradiction, find_unreflected_facts
 from validators.rule_pack import Rule, evaluate_rules, load_rule_pack
 from validators.settle import settle_slots
 
 TAXONOMY = load_taxonomy("seed:core")
 RULES = load_rule_pack()
-NARRATIVE = ("Dana Reyes spends her mornings at the clinic and her evenings in the garden. "
+NARRATIVE = ("Dana Reyes, 45, spends her mornings as a nurse at the clinic and her evenings in the garden. "
              "She grows tomatoes for the whole street.")
 
 
@@ -47,8 +47,9 @@ def test_each_failure_is_named_with_feedback():
     assert failed == {
         "p-1": ["schema"],
         "p-2": ["fidelity:age"],
-        "p-3": ["rule:age_vs_education", "rule:doctorate_too_young"],
-        "p-4": ["rule:retired_too_young"],
+        # The narrative says 45: the younger skeletons also fail the age fidelity check.
+        "p-3": ["fidelity:age", "rule:age_vs_education", "rule:doctorate_too_young"],
+        "p-4": ["fidelity:age", "rule:retired_too_young"],
         "p-5": ["fidelity:occupation"],
         "p-6": ["schema"],
     }
@@ -68,6 +69,9 @@ def test_fidelity_helpers():
     assert find_occupation_contradiction("She works as a nurse at the clinic.", "nurse", {"nurse"}) is None
     assert find_occupation_contradiction("He works as a cook.", None, set())
     assert find_occupation_contradiction("She is a lawyer and proud.", "nurse", {"nurse", "lawyer"})
+    assert find_unreflected_facts("Ana, 45, is a nurse.", "45", "nurse") is None
+    assert "occupation" in find_unreflected_facts("Ana, 45, likes tea.", "45", "nurse")
+    assert "age" in find_unreflected_facts("Ana is a nurse.", "45", "nurse")
 
 
 def test_rule_with_bad_sql_is_a_user_error():

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.records import Proposal, Skeleton
 from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
-from validators.fidelity import find_age_contradiction, find_occupation_contradiction
+from validators.fidelity import find_age_contradiction, find_occupation_contradiction, find_unreflected_facts
 from validators.rule_pack import Rule, evaluate_rules
 
 
@@ -103,6 +103,9 @@ def validate_batch(
                find_age_contradiction(prose, skeleton.attributes.get(AGE_ID)))
         record(skeleton.persona_id, "fidelity:occupation", "error",
                find_occupation_contradiction(prose, skeleton.attributes.get(OCCUPATION_ID), known_occupations))
+        record(skeleton.persona_id, "fidelity:reflects", "warning",
+               find_unreflected_facts(proposal.narrative, skeleton.attributes.get(AGE_ID),
+                                      skeleton.attributes.get(OCCUPATION_ID)))
 
     if parsed:
         violations: dict[tuple[str, str], str] = {

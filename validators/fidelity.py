@@ -22,6 +22,19 @@ def stated_ages(text: str) -> set[int]:
     return {int(m.group(1)) for pattern in AGE_PATTERNS for m in pattern.finditer(text)}
 
 
+def find_unreflected_facts(text: str, age: str | None, occupation: str | None) -> str | None:
+    """The important facts should show in the prose: the age, and the occupation if any."""
+    lowered = text.lower()
+    missing = []
+    if age and age not in text:
+        missing.append(f"the age ({age})")
+    if occupation and occupation.split()[-1].lower() not in lowered:
+        missing.append(f"the occupation ({occupation})")
+    if missing:
+        return f"The narrative never mentions {' or '.join(missing)}; work it in naturally."
+    return None
+
+
 def find_age_contradiction(text: str, age: str | None) -> str | None:
     if not age:
         return None

@@ -36,6 +36,8 @@ BUILTIN_CHECKS = [
      "what": "no age stated in the prose differs from the sampled age"},
     {"id": "fidelity:occupation", "severity": "error", "pack": "builtin",
      "what": "no present-tense job in the prose differs from the sampled occupation"},
+    {"id": "fidelity:reflects", "severity": "warning", "pack": "builtin",
+     "what": "the prose mentions the sampled age and occupation"},
 ]
 
 
