@@ -30,6 +30,9 @@ def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
             f"FROM {_parquet(root, 'verdicts/round-*/part-*.parquet')} GROUP BY ALL ORDER BY round, \"check\""
         ).fetchall()
         completion_tokens = scalar(f"SELECT sum(completion_tokens) FROM {settled}")
+        redraws = dict(con.sql(
+            f"SELECT r, count(*) FROM (SELECT unnest(redraws) AS r FROM "
+            f"{_parquet(root, 'skeletons/part-*.parquet')}) GROUP BY r ORDER BY r").fetchall())
         return {
             "produced": produced,
             "rejected": sum(by_reason.values()),
@@ -39,6 +42,7 @@ def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
             "completion_tokens": completion_tokens,
             "completion_tokens_per_persona": round(completion_tokens / max(1, produced), 1),
             "revised": scalar(f"SELECT count(*) FROM {settled} WHERE rounds > 1"),
+            "constraint_redraws": redraws,
             "backend_retries": scalar(f"SELECT sum(retries) FROM {_parquet(root, 'proposals/round-*/part-*.parquet')}"),
             "strata": {s: {"requested": n, "produced": produced_by_stratum.get(s, 0)}
                        for s, n in sorted(requested_by_stratum.items())},

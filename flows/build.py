@@ -24,10 +24,11 @@ from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
 from schemas.tables import PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
-from taxonomy.loader import load_taxonomy
+from taxonomy.loader import load_taxonomy, sampling_order
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
-from taxonomy.sampling import sample_skeletons
+from taxonomy.sampling import sample_skeleton, sample_skeletons
+from validators.constraints import enforce_constraints, facts_constraints
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
@@ -41,9 +42,15 @@ def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slot
     out = run.stage_shard("skeletons", shard)
     if out.is_file():
         return out
-    skeletons = sample_skeletons(taxonomy, cells, seed, slots)
+    order = sampling_order(taxonomy)
+    cell_of = dict(zip(slots, cells, strict=True))
+    skeletons, redraws = enforce_constraints(
+        sample_skeletons(taxonomy, cells, seed, slots),
+        lambda s, attempt: sample_skeleton(taxonomy, order, cell_of[s.slot], seed, s.slot, attempt),
+        taxonomy, facts_constraints(load_rule_pack()))
     table = pa.Table.from_pylist(
-        [{**s.model_dump(), "shard": shard, "attributes": list(s.attributes.items())} for s in skeletons],
+        [{**s.model_dump(), "shard": shard, "attributes": list(s.attributes.items()),
+          "redraws": redraws[s.persona_id]} for s in skeletons],
         schema=SKELETONS)
     return write_table_atomically(table, out)
 

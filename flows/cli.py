@@ -127,14 +127,15 @@ def rules_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     """Every check a persona must pass: rule packs (SQL) and built-in checks."""
     from validators.rule_pack import BUILTIN_CHECKS, load_rule_pack
 
-    rows = [*BUILTIN_CHECKS, *({"id": r.id, "severity": r.severity, "pack": r.pack, "what": r.message}
-                               for r in load_rule_pack())]
+    rows = [*({**c, "scope": "prose"} for c in BUILTIN_CHECKS),
+            *({"id": r.id, "severity": r.severity, "pack": r.pack, "scope": r.scope, "what": r.message}
+              for r in load_rule_pack())]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table("id", "severity", "pack", "what it checks / feedback")
+    table = Table("id", "severity", "pack", "scope", "what it checks / feedback")
     for row in rows:
-        table.add_row(row["id"], row["severity"], row["pack"], row["what"])
+        table.add_row(row["id"], row["severity"], row["pack"], row["scope"], row["what"])
     out_console.print(table)
 
 

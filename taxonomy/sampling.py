@@ -51,9 +51,11 @@ def draw_value(attr: Attribute, values: dict[str, str], rng: np.random.Generator
 
 
 def sample_skeleton(taxonomy: Taxonomy, order: list[str], cell: QuotaCell, seed: int,
-                    slot: int) -> Skeleton:
-    """Stratum values are fixed by the plan; every other applicable attribute is drawn."""
-    rng = np.random.default_rng([seed, slot])
+                    slot: int, attempt: int = 0) -> Skeleton:
+    """Stratum values are fixed by the plan; every other applicable attribute is drawn.
+
+    `attempt` > 0 is a redraw of the same slot (same id) after a constraint rejected a draw."""
+    rng = np.random.default_rng([seed, slot] if attempt == 0 else [seed, slot, attempt])
     attributes = taxonomy.attributes()
     fixed = dict(cell.values)
     values: dict[str, str] = {}

@@ -51,3 +51,30 @@ def test_sampling_is_deterministic_and_honours_strata_and_conditions():
 def test_persona_id_depends_only_on_seed_and_slot():
     assert persona_id_for(1, 5) == persona_id_for(1, 5)
     assert persona_id_for(1, 5) != persona_id_for(2, 5) != persona_id_for(1, 6)
+
+
+def test_facts_constraints_are_enforced_by_redrawing():
+    from taxonomy.loader import sampling_order
+    from taxonomy.sampling import sample_skeleton
+    from validators.constraints import enforce_constraints, facts_constraints
+    from validators.engine import build_rule_table
+    from validators.rule_pack import evaluate_rules, load_rule_pack
+
+    constraints = facts_constraints(load_rule_pack())
+    assert {"children_in_one_person_household", "adult_children_too_young"} <= {r.id for r in constraints}
+    cells = assign_slots(plan_quotas([], TAXONOMY, 2000), seed=5)
+    drawn = sample_skeletons(TAXONOMY, cells, 5, range(2000))
+    before = evaluate_rules(build_rule_table([(s, None) for s in drawn], TAXONOMY), constraints)
+    assert before  # the independent draws do produce impossible combinations
+    order = sampling_order(TAXONOMY)
+    fixed, redraws = enforce_constraints(
+        drawn, lambda s, attempt: sample_skeleton(TAXONOMY, order, cells[s.slot], 5, s.slot, attempt),
+        TAXONOMY, constraints)
+    assert evaluate_rules(build_rule_table([(s, None) for s in fixed], TAXONOMY), constraints) == []
+    assert [s.persona_id for s in fixed] == [s.persona_id for s in drawn]
+    assert sum(len(v) for v in redraws.values()) >= len({pid for pid, _, _ in before})
+    again, _ = enforce_constraints(
+        sample_skeletons(TAXONOMY, cells, 5, range(2000)),
+        lambda s, attempt: sample_skeleton(TAXONOMY, order, cells[s.slot], 5, s.slot, attempt),
+        TAXONOMY, constraints)
+    assert again == fixed  # deterministic for a seed

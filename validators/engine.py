@@ -49,14 +49,15 @@ def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
     return columns
 
 
-def build_rule_table(parsed: list[tuple[Skeleton, Proposal]], taxonomy: Taxonomy) -> pa.Table:
+def build_rule_table(parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy) -> pa.Table:
+    """One row per record for the rule packs; without a proposal, name and narrative are NULL."""
     columns = attribute_columns(taxonomy)
     data: dict[str, list] = {"persona_id": [], "name": [], "narrative": []}
     data.update({name: [] for name, _ in columns.values()})
     for skeleton, proposal in parsed:
         data["persona_id"].append(skeleton.persona_id)
-        data["name"].append(proposal.name)
-        data["narrative"].append(proposal.narrative)
+        data["name"].append(proposal.name if proposal else None)
+        data["narrative"].append(proposal.narrative if proposal else None)
         for attr_id, (name, dtype) in columns.items():
             value = skeleton.attributes.get(attr_id)
             data[name].append(float(value) if value is not None and dtype == pa.float64() else value)

@@ -25,6 +25,11 @@ class Rule(BaseModel):
     when: str = Field(min_length=1, description="SQL predicate, TRUE when the record violates the rule.")
     message: str = Field(description="Feedback for the reviser; {column} placeholders are filled.")
     pack: str = Field(default="", description="The file the rule came from (set by the loader).")
+    scope: Literal["prose", "facts"] = Field(
+        default="prose",
+        description="facts: the rule reads sampled facts only, so it is enforced when sampling (the slot is "
+        "redrawn) rather than sent to the LLM, which cannot change facts.",
+    )
 
 
 # Checks implemented in code rather than SQL; listed beside the packs by `populace rules list`.

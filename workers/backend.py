@@ -15,7 +15,7 @@ class GenerationRequest(BaseModel):
 
     request_id: str
     messages: list[dict[str, str]]
-    json_schema: dict
+    json_schema: dict | None = None  # None: unconstrained (benchmarks only)
     max_tokens: int
     temperature: float
     seed: int

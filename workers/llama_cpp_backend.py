@@ -44,7 +44,8 @@ class LlamaCppBackend:
         try:
             out = self._llm.create_chat_completion(
                 messages=request.messages,
-                response_format={"type": "json_object", "schema": request.json_schema},
+                response_format=({"type": "json_object", "schema": request.json_schema}
+                                 if request.json_schema is not None else None),
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=request.seed,
