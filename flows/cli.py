@@ -32,6 +32,13 @@ err_console = Console(stderr=True)
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="YAML run config.")]
 
 
+def print_key_values(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in rows:
+        table.add_row(key, value)
+    out_console.print(table)
+
+
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the JSON schema of the run config."""
@@ -59,14 +66,14 @@ def build(
 
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
-    summary = Table(title=f"run {manifest['run_id']}", show_header=False)
-    for key in ("requested", "produced", "rejected", "revised", "backfilled", "completion_tokens", "backend_retries"):
-        summary.add_row(key, str(manifest[key]))
-    for reason, count in manifest["rejected_by_reason"].items():
-        summary.add_row(f"  rejected: {reason}", str(count))
-    for stage, seconds in manifest["last_run_stage_seconds"].items():
-        summary.add_row(f"  seconds: {stage}", f"{seconds:.1f}")
-    out_console.print(summary)
+    keys = ("requested", "produced", "rejected", "revised", "backfilled", "acceptance_rate",
+            "completion_tokens_per_persona", "backend_retries")
+    print_key_values(f"run {manifest['run_id']}", [
+        *((key, str(manifest[key])) for key in keys),
+        *((f"  rejected: {reason}", str(n)) for reason, n in manifest["rejected_by_reason"].items()),
+        *((f"  redrawn for: {rule}", str(n)) for rule, n in manifest["constraint_redraws"].items()),
+        *((f"  seconds: {stage}", f"{s:.1f}") for stage, s in manifest["last_run_stage_seconds"].items()),
+    ])
     out_console.print(f"corpus: {run_dir}", soft_wrap=True)
     out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"',
                       soft_wrap=True, highlight=False)
@@ -107,14 +114,11 @@ def dedup(
     except ValidationError as exc:
         raise UserInputError("--preset", "preset", f"unknown preset '{preset}'", "use populace or personahub") from exc
     summary = dedup_file(source, text_field, id_field, out, cfg)
-    table = Table(title=f"dedup {source.name}", show_header=False)
-    for key in ("records", "removed", "removed_share"):
-        table.add_row(key, str(summary[key]))
-    for layer, count in summary["removed_by_layer"].items():
-        table.add_row(f"  removed by {layer}", str(count))
-    for name, rate in summary["personahub_rates"].items():
-        table.add_row(f"  PersonaHub rate {name}", f"{rate:.4f}")
-    out_console.print(table)
+    print_key_values(f"dedup {source.name}", [
+        *((key, str(summary[key])) for key in ("records", "removed", "removed_share")),
+        *((f"  removed by {layer}", str(n)) for layer, n in summary["removed_by_layer"].items()),
+        *((f"  PersonaHub rate {name}", f"{rate:.4f}") for name, rate in summary["personahub_rates"].items()),
+    ])
     out_console.print(f"clusters: {out / 'clusters.parquet'}", soft_wrap=True)
 
 

@@ -167,3 +167,16 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
     assert all(r["reason"] for r in rejects)
     proposals = query_run(out, "select count(*) as n from read_parquet('proposals/round-0/part-*.parquet')")
     assert proposals.to_pylist() == [{"n": 3}]
+
+
+def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
+    config = tmp_path / "one.yaml"
+    config.write_text(tiny_config(name="one", population=1, max_revise_rounds=0, max_backfill_waves=0,
+                                  strata=[]).to_yaml())
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"corpus: {out}" in proc.stdout and f"populace query {out}" in proc.stdout
+    count = query_run(out, "select (select count(*) from personas) + (select count(*) from rejects) as n")
+    assert count.to_pylist() == [{"n": 1}]
