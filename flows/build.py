@@ -17,6 +17,7 @@ from corpus.run_folder import RunFolder, write_table_atomically
 from corpus.run_metrics import summarize_run
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
+from flows.judge_stage import final_stage, gate_shard, judge_wave
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder
 from flows.stage_io import STAGE_TASK, read_rows, read_skeletons, shard_ranges
@@ -134,20 +135,28 @@ def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
             "model": cfg.backend.model, "prompt_template_hash": template_hash()}
 
 
+def reject_stage(reason: str) -> str:
+    """The stage that lost a settled slot, from its reason."""
+    if reason == "backend":
+        return "propose"
+    return "judge" if reason.startswith("judge:") else "validate"
+
+
 @task(**STAGE_TASK)
-def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path) -> tuple[Path, Path]:
+def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path,
+                settled_stage: str = "settled") -> tuple[Path, Path]:
     personas_out, rejects_out = run.stage_shard("personas", shard), run.stage_shard("rejects", shard)
     if personas_out.is_file() and rejects_out.is_file():
         return personas_out, rejects_out
     clusters = {r["persona_id"]: r for r in read_rows(clusters_path)}
     now = datetime.now(UTC)
     personas, rejects = [], []
-    for row in read_rows(run.stage_shard("settled", shard)):
+    for row in read_rows(run.stage_shard(settled_stage, shard)):
         base = {"persona_id": row["persona_id"], "slot": row["slot"], "stratum": row["stratum"],
                 "run_id": lineage["run_id"], "created_at": now}
         cluster = clusters.get(row["persona_id"])
         if not row["accepted"]:
-            stage = "propose" if row["reason"] == "backend" else "validate"
+            stage = reject_stage(row["reason"])
             rejects.append({**base, "stage": stage, "reason": row["reason"], "detail": row["detail"],
                             "round": row["rounds"] - 1, "raw_output": row["raw_output"], "duplicate_of": None})
         elif cluster and cluster["duplicate_of"]:
@@ -158,7 +167,8 @@ def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path) 
         else:
             personas.append({**base, **lineage, "name": row["name"], "narrative": row["narrative"],
                              "attributes": row["attributes"], "verdict_summary": row["verdict_summary"],
-                             "rounds": row["rounds"],
+                             "rounds": row["rounds"], "judge_plausibility": row["judge_plausibility"],
+                             "judge_consistency": row["judge_consistency"],
                              "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"]})
     personas_table = pa.Table.from_pylist(personas, schema=PERSONAS)
     rejects_table = pa.Table.from_pylist(rejects, schema=REJECTS)
@@ -237,6 +247,11 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         with stage("settle", f"settle:wave-{wave}"):
             for shard in wave_shards:
                 settle_shard(run, cfg, shard)
+        if cfg.judge.enabled:
+            with stage("judge", f"judge:wave-{wave}"):
+                judge_wave(run, cfg, taxonomy, wave_shards, ray_address)
+                for shard in wave_shards:
+                    gate_shard(run, cfg, shard)
         with stage("dedup", f"dedup:wave-{wave}"):
             clusters_path = dedup_corpus(run, cfg, shards, wave)
         first_slot += len(wave_cells)
@@ -248,7 +263,7 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     lineage = lineage_for(run, cfg, taxonomy)
     with stage("write", "write"):
         for shard in shards:
-            write_shard(run, lineage, shard, clusters_path)
+            write_shard(run, lineage, shard, clusters_path, final_stage(cfg))
         save_dedup_index(run, cfg, shards, clusters_path)
     build_catalog(run)
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})

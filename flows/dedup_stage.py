@@ -14,6 +14,7 @@ from corpus.run_folder import RunFolder, write_table_atomically
 from dedup.detect import DedupItems, compute_features, fact_set, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.index_store import feature_key, load_features, save_index
+from flows.judge_stage import final_stage
 from flows.stage_io import STAGE_TASK, read_rows
 from schemas.config import RunConfig
 from schemas.errors import UserInputError
@@ -67,7 +68,7 @@ def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int) -
     out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
     if out.is_file():
         return out
-    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
+    settled = pa.concat_tables([pq.read_table(run.stage_shard(final_stage(cfg), s)) for s in shards])
     accepted = settled.filter(settled.column("accepted")).to_pylist()
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
@@ -79,6 +80,7 @@ def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> 
     kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
     counts: dict[str, int] = {}
     for shard in shards:
+        # Kept ids come from the clusters; every stage holds the same stratum per slot.
         for row in pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]).to_pylist():
             if row["persona_id"] in kept:
                 counts[row["stratum"]] = counts.get(row["stratum"], 0) + 1
@@ -88,7 +90,7 @@ def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> 
 def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:
     """Store the kept personas' features so later runs can deduplicate against this one."""
     kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
-    settled = pa.concat_tables([pq.read_table(run.stage_shard("settled", s)) for s in shards])
+    settled = pa.concat_tables([pq.read_table(run.stage_shard(final_stage(cfg), s)) for s in shards])
     rows = sorted((r for r in settled.to_pylist() if r["persona_id"] in kept), key=lambda r: r["slot"])
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
     items = compute_features(dedup_items_for(rows, best_first=False), cfg.dedup, embedder)

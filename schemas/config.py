@@ -144,6 +144,15 @@ class DedupConfig(StrictModel):
         return data
 
 
+class JudgeConfig(StrictModel):
+    """Optional LLM-judge rubric: scores 1-5 written as columns, thresholds applied afterwards."""
+
+    enabled: bool = False
+    backend: BackendConfig | None = Field(default=None, description="None: the proposing backend.")
+    min_plausibility: int = Field(default=3, ge=1, le=5)
+    min_consistency: int = Field(default=3, ge=1, le=5)
+
+
 class RunConfig(StrictModel):
     """Everything a corpus build needs; the resolved copy is saved as the run's config.yaml."""
 
@@ -156,6 +165,7 @@ class RunConfig(StrictModel):
     strata: list[StratumVariable] = Field(default_factory=list)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     max_revise_rounds: int = Field(default=1, ge=0, le=10)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     against: list[str] = Field(
         default_factory=list, description="Run folders whose personas this corpus must not duplicate."

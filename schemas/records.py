@@ -35,6 +35,14 @@ class Proposal(FrozenRecord):
     )
 
 
+class JudgeScores(FrozenRecord):
+    """The LLM judge's rubric for one persona."""
+
+    plausibility: int = Field(ge=1, le=5, description="1-5: could this person exist?")
+    consistency: int = Field(ge=1, le=5, description="1-5: does the narrative agree with every fact?")
+    reason: str = Field(max_length=200, description="One short sentence.")
+
+
 def proposal_json_schema() -> dict:
     """The JSON schema that constrains decoding: the Proposal's fields, nothing else."""
     return Proposal.model_json_schema()

@@ -31,6 +31,13 @@ SETTLED = pa.schema([
     ("rounds", pa.int64()), ("warnings", pa.int64()), ("verdict_summary", pa.string()),
     ("raw_output", pa.string()),
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+    # Filled by the optional judge stage (NULL when it does not run).
+    ("judge_plausibility", pa.int64()), ("judge_consistency", pa.int64()),
+])
+
+JUDGEMENTS = pa.schema([
+    ("persona_id", pa.string()), ("plausibility", pa.int64()), ("consistency", pa.int64()),
+    ("reason", pa.string()), ("raw_output", pa.string()), ("error", pa.string()),
 ])
 
 CLUSTERS = pa.schema([
@@ -49,6 +56,7 @@ LINEAGE = [
 PERSONAS = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
     ("name", pa.string()), ("narrative", pa.string()), ("attributes", ATTRIBUTES), *LINEAGE,
+    ("judge_plausibility", pa.int64()), ("judge_consistency", pa.int64()),
 ])
 
 REJECTS = pa.schema([

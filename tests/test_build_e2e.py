@@ -180,3 +180,21 @@ def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
     assert f"corpus: {out}" in proc.stdout and f"populace query {out}" in proc.stdout
     count = query_run(out, "select (select count(*) from personas) + (select count(*) from rejects) as n")
     assert count.to_pylist() == [{"n": 1}]
+
+
+def test_judge_scores_become_columns_and_thresholds_gate(prefect_harness, local_ray, tmp_path):
+    """Thresholds of 5/5 on a 135M judge: whatever it scores below goes to rejects as judge:*."""
+    cfg = tiny_config(name="tiny-judge", population=2, max_revise_rounds=0, max_backfill_waves=0,
+                      judge={"enabled": True, "min_plausibility": 5, "min_consistency": 5})
+    out = tmp_path / "judge"
+    build_corpus(cfg, str(out))
+    judged = query_run(out, "select * from read_parquet('judgements/part-*.parquet')").to_pylist()
+    settled = query_run(out, "select count(*) as n from read_parquet('settled/part-*.parquet') where accepted")
+    assert len(judged) == settled.to_pylist()[0]["n"]
+    personas = query_run(out, "select judge_plausibility, judge_consistency from personas").to_pylist()
+    assert all(p["judge_plausibility"] == 5 and p["judge_consistency"] == 5 for p in personas)
+    judge_rejects = query_run(out, "select reason from rejects where stage = 'judge'").to_pylist()
+    assert all(r["reason"].startswith("judge:") for r in judge_rejects)
+    assert len(personas) + len(judge_rejects) == len(judged)
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == 2

@@ -94,3 +94,22 @@ def test_settle_takes_the_last_round_and_keeps_reason():
     assert rows["p-1"]["accepted"] is False and rows["p-1"]["reason"] == "schema" and rows["p-1"]["rounds"] == 2
     assert rows["p-1"]["prompt_tokens"] == 11
     assert rows["p-2"]["accepted"] is True and rows["p-2"]["name"] == "Dana Reyes" and rows["p-2"]["rounds"] == 1
+
+
+def test_judge_thresholds_are_a_separate_step():
+    from schemas.config import JudgeConfig
+    from validators.judge import apply_thresholds, parse_judgement
+    from workers.backend import GenerationResult
+
+    good = parse_judgement(GenerationResult(request_id="p-1", text='{"plausibility": 4, "consistency": 5, '
+                                            '"reason": "fine"}'))
+    low = parse_judgement(GenerationResult(request_id="p-2", text='{"plausibility": 4, "consistency": 2, '
+                                           '"reason": "age differs"}'))
+    broken = parse_judgement(GenerationResult(request_id="p-3", text="{oops"))
+    assert (good["plausibility"], good["consistency"]) == (4, 5) and broken["plausibility"] is None
+    settled = [{"persona_id": pid, "accepted": True, "reason": None, "detail": None, "name": "A B",
+                "narrative": "x"} for pid in ("p-1", "p-2", "p-3")]
+    rows = apply_thresholds(settled, {j["persona_id"]: j for j in (good, low, broken)}, JudgeConfig(enabled=True))
+    assert [(r["accepted"], r["reason"]) for r in rows] == [
+        (True, None), (False, "judge:consistency"), (False, "judge:unscored")]
+    assert rows[0]["judge_consistency"] == 5 and rows[1]["judge_consistency"] == 2

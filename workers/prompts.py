@@ -33,16 +33,24 @@ def _compiled(name: str) -> jinja2.Template:
     return env.from_string(template_source(name))
 
 
+def _messages(template: str, **values) -> list[dict[str, str]]:
+    system, user = _compiled(template).render(**values).split(TURN_SEPARATOR, 1)
+    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+
+
+def labelled_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> list[tuple[str, str]]:
+    known = taxonomy.attributes()
+    return [(known[k].label if k in known else k, v) for k, v in attributes.items()]
+
+
+def render_judge_messages(attributes: dict[str, str], name: str, narrative: str,
+                          taxonomy: Taxonomy) -> list[dict[str, str]]:
+    return _messages("judge.j2", facts=labelled_facts(attributes, taxonomy), name=name, narrative=narrative)
+
+
 def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
                              feedback: list[str] | None = None) -> list[dict[str, str]]:
     """Chat messages asking for the prose of one skeleton, with revise feedback if any."""
-    attributes = taxonomy.attributes()
-    facts = [(attributes[k].label if k in attributes else k, v) for k, v in skeleton.attributes.items()]
-    text = _compiled("propose.j2").render(
-        facts=facts,
-        age=skeleton.attributes.get(AGE_ID, ""),
-        occupation=skeleton.attributes.get(OCCUPATION_ID),
-        feedback=feedback or [],
-    )
-    system, user = text.split(TURN_SEPARATOR, 1)
-    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+    return _messages("propose.j2", facts=labelled_facts(skeleton.attributes, taxonomy),
+                     age=skeleton.attributes.get(AGE_ID, ""), occupation=skeleton.attributes.get(OCCUPATION_ID),
+                     feedback=feedback or [])

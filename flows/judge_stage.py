@@ -1,0 +1,47 @@
+"""The build's optional judge stage: score a wave's accepted personas, then gate on thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from prefect import task
+
+from corpus.run_folder import RunFolder, write_table_atomically
+from flows.stage_io import STAGE_TASK, read_rows
+from schemas.config import RunConfig
+from schemas.tables import JUDGEMENTS, SETTLED
+from taxonomy.model import Taxonomy
+from validators.judge import apply_thresholds, judge_requests, parse_judgement
+from workers.proposer import propose_with_ray
+
+
+def final_stage(cfg: RunConfig) -> str:
+    """Where settled slots are read from downstream: after the judge gate when it runs."""
+    return "gated" if cfg.judge.enabled else "settled"
+
+
+@task(**STAGE_TASK, retries=1)
+def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int],
+               ray_address: str | None) -> None:
+    backend = cfg.judge.backend or cfg.backend
+    todo = [s for s in shards if not run.stage_shard("judgements", s).is_file()]
+    rows = {s: [r for r in read_rows(run.stage_shard("settled", s)) if r["accepted"]] for s in todo}
+    shard_of = {r["persona_id"]: s for s, shard_rows in rows.items() for r in shard_rows}
+    requests = judge_requests([r for shard_rows in rows.values() for r in shard_rows], taxonomy, backend, cfg.seed)
+    scored: dict[int, list[dict]] = {s: [] for s in todo}
+    for result in propose_with_ray(requests, backend, ray_address):
+        scored[shard_of[result.request_id]].append(parse_judgement(result))
+    for shard in todo:
+        write_table_atomically(pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS),
+                               run.stage_shard("judgements", shard))
+
+
+@task(**STAGE_TASK)
+def gate_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
+    out = run.stage_shard("gated", shard)
+    if out.is_file():
+        return out
+    judgements = {r["persona_id"]: r for r in read_rows(run.stage_shard("judgements", shard))}
+    gated = apply_thresholds(read_rows(run.stage_shard("settled", shard)), judgements, cfg.judge)
+    return write_table_atomically(pa.Table.from_pylist(gated, schema=SETTLED), out)
