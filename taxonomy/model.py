@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Attributes the pipeline reasons about by name (prompt wording, fidelity checks).
 AGE_ID = "demographics.age"
 OCCUPATION_ID = "work.occupation"
+REGION_ID = "demographics.region"
 
 
 class Strict(BaseModel):

@@ -1,7 +1,7 @@
 """A fault-injecting HTTP proxy in front of a real server on 127.0.0.1, for tests.
 
 Each incoming request takes the next fault from a script ("429", "500", "reset", "garbage",
-"truncated", "slow"); when the script is empty requests are forwarded unchanged.
+"truncated", "refusal", "slow"); when the script is empty requests are forwarded unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class FaultProxy:
                     self.close_connection = True
                 elif fault == "garbage":
                     self._answer(200, b"<html>not json at all")
+                elif fault == "refusal":  # a well-formed answer in which the model declines
+                    self._answer(200, b'{"choices": [{"message": {"content": "I am sorry, but I cannot help '
+                                      b'with that."}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, '
+                                      b'"completion_tokens": 9}}')
                 elif fault == "truncated":
                     self._answer(200, b'{"choices": [{"message": {"content": "{\\"name\\": \\"Ana')
                 else:

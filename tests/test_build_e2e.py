@@ -152,7 +152,7 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
     every slot is a persona or a reject with its reason."""
     from tests.fault_proxy import FaultProxy
 
-    faults = ["garbage", "500", "truncated", "reset", "429", "garbage", "500"]
+    faults = ["garbage", "500", "truncated", "refusal", "reset", "429", "garbage", "500", "refusal"]
     with FaultProxy(llama_chat_server, faults) as proxy:
         backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
                    "batch_size": 2, "max_retries": 2, "concurrency": 1, "structured_output": "json_object"}

@@ -86,7 +86,7 @@ def check(facts_override: dict, name: str | None, narrative: str | None) -> dict
 
 def test_clean_persona_passes_every_rule():
     results = check({}, None, None)
-    assert len(results) == len(RULES) + 4  # schema and three fidelity checks
+    assert len(results) == len(RULES) + 7  # schema, applicable_when and five fidelity checks
     assert all(results.values()), [k for k, ok in results.items() if not ok]
 
 

@@ -5,7 +5,13 @@ from schemas.errors import UserInputError
 from schemas.records import Skeleton
 from taxonomy.loader import load_taxonomy
 from validators.engine import validate_batch
-from validators.fidelity import find_age_contradiction, find_occupation_contradiction, find_unreflected_facts
+from validators.fidelity import (
+    find_age_contradiction,
+    find_occupation_contradiction,
+    find_place_contradiction,
+    find_trait_contradiction,
+    find_unreflected_facts,
+)
 from validators.rule_pack import Rule, evaluate_rules, load_rule_pack
 from validators.settle import settle_slots
 
@@ -49,13 +55,19 @@ def test_each_failure_is_named_with_feedback():
         "p-2": ["fidelity:age"],
         # The narrative says 45: the younger skeletons also fail the age fidelity check.
         "p-3": ["fidelity:age", "rule:age_vs_education", "rule:doctorate_too_young"],
-        "p-4": ["fidelity:age", "rule:retired_too_young"],
+        "p-4": ["taxonomy:applicable_when", "fidelity:age", "rule:retired_too_young"],  # a retiree with a job
         "p-5": ["fidelity:occupation"],
         "p-6": ["schema"],
     }
     by_id = {o.persona_id: o for o in outcomes}
     assert "31" in by_id["p-2"].feedback[0] and "45" in by_id["p-2"].feedback[0]
     assert any("20-year-old" in line for line in by_id["p-3"].feedback)
+
+
+def test_inapplicable_fact_is_caught():
+    retired = skeleton("p-7", **{"work.employment_status": "retired", "demographics.age": "70"})
+    outcomes, _ = validate_batch([(retired, answer(narrative=NARRATIVE.replace("45", "70")))], TAXONOMY, RULES, 0)
+    assert "taxonomy:applicable_when" in outcomes[0].failed  # a retiree with an occupation
 
 
 def test_backend_error_fails_the_backend_check():
@@ -72,6 +84,10 @@ def test_fidelity_helpers():
     assert find_unreflected_facts("Ana, 45, is a nurse.", "45", "nurse") is None
     assert "occupation" in find_unreflected_facts("Ana, 45, likes tea.", "45", "nurse")
     assert "age" in find_unreflected_facts("Ana is a nurse.", "45", "nurse")
+    assert find_place_contradiction("She grew up in Ohio.", "Midwest") is None
+    assert "Texas" in find_place_contradiction("She lives in Austin, Texas.", "West")
+    assert find_trait_contradiction("A shy reader.", {"personality.extraversion": "low"}) is None
+    assert "shy" in find_trait_contradiction("A shy reader.", {"personality.extraversion": "high"})
 
 
 def test_rule_with_bad_sql_is_a_user_error():

@@ -9,8 +9,15 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from schemas.records import Proposal, Skeleton
-from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
-from validators.fidelity import find_age_contradiction, find_occupation_contradiction, find_unreflected_facts
+from taxonomy.model import AGE_ID, OCCUPATION_ID, REGION_ID, Taxonomy
+from taxonomy.sampling import condition_holds
+from validators.fidelity import (
+    find_age_contradiction,
+    find_occupation_contradiction,
+    find_place_contradiction,
+    find_trait_contradiction,
+    find_unreflected_facts,
+)
 from validators.rule_pack import Rule, evaluate_rules
 
 
@@ -27,6 +34,16 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.proposal is not None and not self.failed
+
+
+def find_inapplicable_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> str | None:
+    """A fact present although the taxonomy's applicable_when says it cannot apply."""
+    known = taxonomy.attributes()
+    for attr_id in attributes:
+        attr = known.get(attr_id)
+        if attr and not all(condition_holds(c, attributes) for c in attr.applicable_when):
+            return f"{attr.label} does not apply to this person; leave it out."
+    return None
 
 
 def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:
@@ -93,6 +110,8 @@ def validate_batch(
             record(skeleton.persona_id, "backend", "error",
                    f"The model call failed ({backend_errors[skeleton.persona_id]}); answer again.")
             continue
+        record(skeleton.persona_id, "taxonomy:applicable_when", "error",
+               find_inapplicable_facts(skeleton.attributes, taxonomy))
         proposal, problem = parse_proposal(text)
         record(skeleton.persona_id, "schema", "error", problem)
         if proposal is None:
@@ -104,6 +123,9 @@ def validate_batch(
                find_age_contradiction(prose, skeleton.attributes.get(AGE_ID)))
         record(skeleton.persona_id, "fidelity:occupation", "error",
                find_occupation_contradiction(prose, skeleton.attributes.get(OCCUPATION_ID), known_occupations))
+        record(skeleton.persona_id, "fidelity:place", "error",
+               find_place_contradiction(prose, skeleton.attributes.get(REGION_ID)))
+        record(skeleton.persona_id, "fidelity:traits", "error", find_trait_contradiction(prose, skeleton.attributes))
         record(skeleton.persona_id, "fidelity:reflects", "warning",
                find_unreflected_facts(proposal.narrative, skeleton.attributes.get(AGE_ID),
                                       skeleton.attributes.get(OCCUPATION_ID)))

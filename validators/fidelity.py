@@ -18,6 +18,55 @@ JOB_CLAIM = re.compile(
 )
 
 
+STATE_REGIONS = {
+    "Northeast": ["Connecticut", "Maine", "Massachusetts", "New Hampshire", "Rhode Island", "Vermont", "New Jersey",
+                  "New York", "Pennsylvania"],
+    "Midwest": ["Illinois", "Indiana", "Michigan", "Ohio", "Wisconsin", "Iowa", "Kansas", "Minnesota", "Missouri",
+                "Nebraska", "North Dakota", "South Dakota"],
+    "South": ["Delaware", "Florida", "Georgia", "Maryland", "North Carolina", "South Carolina", "Virginia",
+              "West Virginia", "Alabama", "Kentucky", "Mississippi", "Tennessee", "Arkansas", "Louisiana",
+              "Oklahoma", "Texas"],
+    "West": ["Arizona", "Colorado", "Idaho", "Montana", "Nevada", "New Mexico", "Utah", "Wyoming", "Alaska",
+             "California", "Hawaii", "Oregon", "Washington"],
+}
+REGION_OF_STATE = {state: region for region, states in STATE_REGIONS.items() for state in states}
+# "New York" would also match inside "New York City", which is in the Northeast all the same.
+STATE_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, REGION_OF_STATE), key=len, reverse=True)) + r")\b")
+# Words that contradict a trait level: (trait, level) -> words the prose must not use for the person.
+TRAIT_CONTRADICTIONS = {
+    ("personality.extraversion", "high"): ["introvert", "introverted", "shy", "withdrawn", "loner"],
+    ("personality.extraversion", "low"): ["extrovert", "extroverted", "outgoing", "life of the party"],
+    ("personality.conscientiousness", "low"): ["meticulous", "highly organized", "perfectionist"],
+    ("personality.conscientiousness", "high"): ["disorganized", "careless", "lazy"],
+    ("personality.agreeableness", "low"): ["kind-hearted", "warm-hearted", "always agreeable"],
+    ("personality.neuroticism", "low"): ["anxious", "neurotic", "easily stressed"],
+    ("personality.neuroticism", "high"): ["calm under pressure", "never worries", "unflappable"],
+}
+
+
+def find_place_contradiction(text: str, region: str | None) -> str | None:
+    """A US state named in the prose that lies outside the sampled census region."""
+    if not region:
+        return None
+    for match in STATE_PATTERN.finditer(text):
+        if REGION_OF_STATE[match.group(1)] != region:
+            return (f"The narrative places the person in {match.group(1)}, but they live in the {region}; "
+                    f"pick a place in the {region} or none.")
+    return None
+
+
+def find_trait_contradiction(text: str, attributes: dict[str, str]) -> str | None:
+    lowered = text.lower()
+    for (trait, level), words in TRAIT_CONTRADICTIONS.items():
+        if attributes.get(trait) != level:
+            continue
+        for word in words:
+            if re.search(rf"\b{re.escape(word)}\b", lowered):
+                label = trait.split(".")[-1]
+                return f"The narrative calls the person {word}, but their {label} is {level}; describe them to match."
+    return None
+
+
 def stated_ages(text: str) -> set[int]:
     return {int(m.group(1)) for pattern in AGE_PATTERNS for m in pattern.finditer(text)}
 
