@@ -73,6 +73,17 @@ def _concat(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None
     return np.concatenate([old, new]) if len(old) else new
 
 
+def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
+    """a's rows then b's; features survive only where both sides have them."""
+    return DedupItems(
+        ids=a.ids + b.ids, texts=a.texts + b.texts, ranks=a.ranks + b.ranks,
+        facts=(a.facts + b.facts) if a.facts is not None and b.facts is not None else None,
+        text_signatures=_concat(a.text_signatures, b.text_signatures),
+        fact_signatures=_concat(a.fact_signatures, b.fact_signatures),
+        vectors=_concat(a.vectors, b.vectors),
+    )
+
+
 def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
     first_by_hash: dict[str, int] = {}
     pairs = []
@@ -136,12 +147,5 @@ def find_duplicates(items: DedupItems, cfg: DedupConfig, embedder: Embedder | No
     if existing is None or not len(existing):
         return cluster_pairs(items, find_pairs(items, cfg))
     existing = compute_features(existing, cfg, embedder)
-    merged = DedupItems(
-        ids=existing.ids + items.ids, texts=existing.texts + items.texts,
-        ranks=[-1.0] * len(existing) + items.ranks,
-        facts=(existing.facts + items.facts) if existing.facts is not None and items.facts is not None else None,
-        text_signatures=_concat(existing.text_signatures, items.text_signatures),
-        fact_signatures=_concat(existing.fact_signatures, items.fact_signatures),
-        vectors=_concat(existing.vectors, items.vectors),
-    )
+    merged = concat_items(existing, items)  # existing rows keep rank-first via first_new in cluster_pairs
     return cluster_pairs(merged, find_pairs(merged, cfg, first_new=len(existing)), first_new=len(existing))

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
 from corpus.run_folder import RunFolder, write_table_atomically
-from dedup.detect import DedupItems, compute_features, fact_set, find_duplicates
+from dedup.detect import DedupItems, compute_features, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.index_store import feature_key, load_features, save_index
 from flows.judge_stage import final_stage
@@ -49,17 +48,8 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
                            texts=[r["narrative"] for r in rows], ranks=[0.0] * len(rows),
                            facts=[fact_set(r["attributes"]) for r in rows])
         items = load_features(other.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder_name))
-        combined = items if combined is None else merge_items(combined, items)
+        combined = items if combined is None else concat_items(combined, items)
     return combined
-
-
-def merge_items(a: DedupItems, b: DedupItems) -> DedupItems:
-    def join(x, y):
-        return None if x is None or y is None else np.concatenate([x, y])
-
-    return DedupItems(ids=a.ids + b.ids, texts=a.texts + b.texts, ranks=a.ranks + b.ranks,
-                      facts=a.facts + b.facts, text_signatures=join(a.text_signatures, b.text_signatures),
-                      fact_signatures=join(a.fact_signatures, b.fact_signatures), vectors=join(a.vectors, b.vectors))
 
 
 @task(**STAGE_TASK)
