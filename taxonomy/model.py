@@ -1,15 +1,23 @@
-"""Taxonomy model: categories -> attributes -> value domains with priors and conditions."""
+"""Taxonomy model: root categories -> subcategories -> attributes with value domains, priors and conditions.
+
+Ids are path slugs: an attribute `health.sleep.chronotype` lives in subcategory `health.sleep` of
+root `health`. Nodes nest up to three levels, so attribute paths are at most four parts long.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 # Attributes the pipeline reasons about by name (prompt wording, fidelity checks).
 AGE_ID = "demographics.age"
 OCCUPATION_ID = "work.occupation"
 REGION_ID = "demographics.region"
+
+SLUG = r"[a-z][a-z0-9_]*"
+MAX_NODE_DEPTH = 3
+MAX_ATTRIBUTE_DEPTH = 4
 
 
 class Strict(BaseModel):
@@ -38,32 +46,90 @@ class ConditionalRange(Strict):
     ranges: dict[str, tuple[float, float]]
 
 
+class Provenance(Strict):
+    """Where an attribute comes from: curated seed or mined, with its evidence."""
+
+    source: Literal["seed", "mined"] = "seed"
+    support: int = Field(default=0, ge=0, description="Conversations that revealed this attribute (mined).")
+    source_ids: list[str] = Field(
+        default_factory=list, description="Hashed ids of those conversations; raw ids and text are never kept."
+    )
+    citation: str = Field(default="", description="Table and year the priors come from, e.g. 'ACS 2022 B01001'.")
+
+
 class Attribute(Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
-    label: str
+    id: str = Field(pattern=rf"^{SLUG}(\.{SLUG}){{1,{MAX_ATTRIBUTE_DEPTH - 1}}}$")
+    label: str = Field(min_length=1)
     description: str = ""
     kind: Literal["categorical", "ordinal", "numeric", "text"]
-    values: dict[str, float] = Field(default_factory=dict, description="Value -> prior weight.")
+    core: bool = Field(
+        default=False,
+        description="Sampled for every persona. Other attributes are chosen per persona by deep selection.",
+    )
+    scale: str | None = Field(default=None, description="Name of a shared scale in `scales` that gives the values.")
+    values: dict[str, float] = Field(default_factory=dict, description="Value -> prior weight (sums to 1).")
     minimum: float | None = None
     maximum: float | None = None
     guidance: str = Field(default="", description="For text attributes: what the LLM should write.")
     applicable_when: list[Condition] = Field(default_factory=list)
     depends_on: ConditionalPrior | None = None
     range_by: ConditionalRange | None = None
-    provenance: Literal["seed", "mined"] = "seed"
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @property
+    def root(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def has_prior(self) -> bool:
+        """An explicit value domain with priors (text attributes have guidance instead)."""
+        return self.kind != "text"
 
 
-class Category(Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    label: str
-    attributes: list[Attribute]
+class Node(Strict):
+    """A root category or a subcategory; holds attributes and further subcategories."""
+
+    id: str = Field(pattern=rf"^{SLUG}(\.{SLUG}){{0,{MAX_NODE_DEPTH - 1}}}$")
+    label: str = Field(min_length=1)
+    description: str = ""
+    attributes: list[Attribute] = Field(default_factory=list)
+    subcategories: list[Node] = Field(default_factory=list)
+
+    def walk(self) -> list[Node]:
+        """This node and every node below it, depth first."""
+        return [self] + [n for sub in self.subcategories for n in sub.walk()]
+
+
+Category = Node
 
 
 class Taxonomy(Strict):
-    name: str
-    version: str
-    categories: list[Category]
-    content_hash: str = Field(default="", description="sha256 of the source file, set by the loader.")
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    description: str = ""
+    scales: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Named value domains with priors that attributes share via `scale`."
+    )
+    categories: list[Node]
+    content_hash: str = Field(default="", description="sha256 of the canonical content, set by the loader.")
+    _attributes: dict[str, Attribute] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: object) -> None:
+        self._attributes = {a.id: a for root in self.categories for node in root.walk() for a in node.attributes}
 
     def attributes(self) -> dict[str, Attribute]:
-        return {a.id: a for c in self.categories for a in c.attributes}
+        return self._attributes
+
+    def nodes(self) -> list[Node]:
+        return [node for root in self.categories for node in root.walk()]
+
+    def leaves_by_root(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {root.id: [] for root in self.categories}
+        for attr in self._attributes.values():
+            grouped[attr.root].append(attr.id)
+        return grouped
+
+    def core_ids(self) -> list[str]:
+        """Attributes every persona gets; a taxonomy that marks none treats all as core."""
+        marked = [a.id for a in self._attributes.values() if a.core]
+        return marked or list(self._attributes)

@@ -47,6 +47,7 @@ TRIGGERS = {
                                           "demographics.marital_status": "divorced"}, None, None),
     "married_living_alone": ({"demographics.household_size": "1", "relationships.children": "no children"},
                              None, None),
+    "married_in_single_parent_household": ({"demographics.household_type": "single mother family"}, None, None),
     "unemployed_top_income": ({"work.employment_status": "unemployed", "work.occupation": None,
                                "finances.household_income": "over $150k"}, None, None),
     "retiree_job_details": ({"demographics.age": "70", "work.employment_status": "retired", "work.occupation": None,

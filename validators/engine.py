@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
@@ -58,10 +59,17 @@ def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:
 
 
 def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
-    """attribute id -> (rule column name, Arrow type); the column is the id's last part."""
+    """attribute id -> (rule column name, Arrow type).
+
+    The column is the id's last part (age, occupation, ...) when no other attribute ends the
+    same way, otherwise the whole path with '__' for '.' (health__mental__anxiety)."""
+    attributes = taxonomy.attributes().values()
+    last_parts = Counter(attr.id.rsplit(".", 1)[-1] for attr in attributes)
     columns = {}
-    for attr in taxonomy.attributes().values():
-        name = attr.id.split(".")[-1]
+    for attr in attributes:
+        name = attr.id.rsplit(".", 1)[-1]
+        if last_parts[name] > 1:
+            name = attr.id.replace(".", "__")
         columns[attr.id] = (name, pa.float64() if attr.kind == "numeric" else pa.string())
     return columns
 
