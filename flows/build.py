@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from corpus.catalog import build_catalog
 from corpus.run_folder import RunFolder, write_table_atomically
 from corpus.run_metrics import summarize_run
+from corpus.sampling_metrics import cells_as_json, sampling_metrics
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.judge_stage import final_stage, gate_shard, judge_wave
@@ -24,12 +25,13 @@ from flows.stage_io import STAGE_TASK, read_rows, read_skeletons, shard_ranges
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
-from schemas.tables import PERSONAS, PROPOSALS, REJECTS, SKELETONS, VERDICTS
-from taxonomy.loader import load_taxonomy, sampling_order
+from schemas.tables import PERSONAS, PROPOSALS, REJECTS, VERDICTS
+from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
+from taxonomy.presets import load_preset
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
-from taxonomy.sampling import sample_skeleton, sample_skeletons
-from validators.constraints import enforce_constraints, facts_constraints
+from taxonomy.skeleton_table import batch_to_table
+from validators.constraints import facts_constraints, sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
@@ -39,21 +41,13 @@ from workers.proposer import backend_secrets, build_requests, ensure_ray, propos
 
 @task(**STAGE_TASK)
 def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slots: range,
-                 cells: list[QuotaCell]) -> Path:
+                 cells: list[QuotaCell], deep_attributes: int) -> Path:
     out = run.stage_shard("skeletons", shard)
     if out.is_file():
         return out
-    order = sampling_order(taxonomy)
-    cell_of = dict(zip(slots, cells, strict=True))
-    skeletons, redraws = enforce_constraints(
-        sample_skeletons(taxonomy, cells, seed, slots),
-        lambda s, attempt: sample_skeleton(taxonomy, order, cell_of[s.slot], seed, s.slot, attempt),
-        taxonomy, facts_constraints(load_rule_pack()))
-    table = pa.Table.from_pylist(
-        [{**s.model_dump(), "shard": shard, "attributes": list(s.attributes.items()),
-          "redraws": redraws[s.persona_id]} for s in skeletons],
-        schema=SKELETONS)
-    return write_table_atomically(table, out)
+    batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes,
+                                        facts_constraints(load_rule_pack()))
+    return write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), out)
 
 
 def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
@@ -195,10 +189,18 @@ def library_versions() -> dict[str, str]:
 def check_inputs(cfg: RunConfig) -> Taxonomy:
     """Load the taxonomy, plan the quotas and read the rules, so bad input fails before any write."""
     taxonomy = load_taxonomy(cfg.taxonomy)
-    plan_quotas(cfg.strata, taxonomy, cfg.population)
+    plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
     load_rule_pack()
     backend_secrets(cfg.backend)
     return taxonomy
+
+
+def persona_sampling_metrics(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, cells: list[QuotaCell]) -> dict:
+    """Plan fit, preset fit and taxonomy coverage of the personas kept (empty when none were)."""
+    if not any((run.root / "personas").glob("*.parquet")):
+        return {}
+    preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
+    return sampling_metrics(str(run.root / "personas" / "*.parquet"), cells_as_json(cells), taxonomy, preset)
 
 
 def mark_stage_done(run: RunFolder, stage: str) -> None:
@@ -224,7 +226,7 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         timings[name] = round(timings.get(name, 0.0) + time.monotonic() - t0, 3)
         mark_stage_done(run, key)
 
-    cells = plan_quotas(cfg.strata, taxonomy, cfg.population)
+    cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
     wave_cells = assign_slots(cells, cfg.seed)
     shards: list[int] = []
     first_slot = 0
@@ -237,7 +239,7 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         with stage("sample", f"sample:wave-{wave}"):
             for shard, slots in zip(wave_shards, ranges, strict=True):
                 cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
-                sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here)
+                sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here, cfg.deep_attributes)
         for round_no in range(cfg.max_revise_rounds + 1):
             with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
                 propose_round(run, cfg, taxonomy, round_no, wave_shards, ray_address)
@@ -273,6 +275,7 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
         **counts, "slots": first_slot, "backfilled": first_slot - cfg.population,
         "short_by_stratum": missing, "shards": len(shards),
+        "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
         "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
         "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),

@@ -26,6 +26,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build synthetic persona corpora.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the run config format.")
 app.add_typer(config_app, name="config")
+taxonomy_app = typer.Typer(no_args_is_help=True, help="Check, inspect and compare taxonomies.")
+app.add_typer(taxonomy_app, name="taxonomy")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -92,6 +94,142 @@ def preview(config: ConfigOption, n: Annotated[int, typer.Option("--n")] = 3) ->
         verdict = "passed" if item.outcome.passed else "failed: " + "; ".join(item.outcome.feedback)
         out_console.print(Panel(f"{body}\n\n[dim]{facts}, ...\n{verdict}[/dim]",
                                 title=f"{item.skeleton.persona_id} ({item.skeleton.stratum})"))
+
+
+@app.command()
+def sample(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="Folder for skeletons/, plan.json and metrics.json.")],
+    n: Annotated[int | None, typer.Option("--n", help="Override the population size.")] = None,
+) -> None:
+    """Write only the skeletons (no LLM) and the plan's fit and coverage metrics."""
+    cfg = load_run_config(config, {"population": n} if n else None)
+    from flows.sample_only import write_sample
+
+    metrics = write_sample(cfg, out)
+    print_sampling_metrics(metrics)
+    out_console.print(f"wrote {out / 'skeletons'}, {out / 'plan.json'}, {out / 'metrics.json'}")
+
+
+def print_sampling_metrics(metrics: dict) -> None:
+    table = Table(title=f"Sampling: {metrics['personas']:,} personas")
+    for column in ("target", "max abs dev", "TVD", "KL"):
+        table.add_column(column)
+    rows = [("joint cells", metrics["joint"]), *metrics["marginals"].items()]
+    rows += [(f"preset {k}", v) for k, v in metrics.get("preset_fit", {}).items()]
+    for name, d in rows:
+        table.add_row(name, f"{d['max_abs_dev']:.5f}", f"{d['tvd']:.5f}", f"{d['kl']:.5f}")
+    out_console.print(table)
+    per = metrics["attributes_per_persona"]
+    print_key_values("Coverage", [
+        ("leaf coverage", f"{metrics['leaf_coverage']:.3f}"), ("leaf entropy", f"{metrics['leaf_entropy']:.3f}"),
+        ("attributes per persona", f"{per['mean']:.1f} (min {per['min']}, max {per['max']})"),
+        ("share per root", ", ".join(f"{k} {v:.2f}" for k, v in metrics["root_share"].items())),
+        *((f"redrawn for: {rule}", str(count)) for rule, count in metrics.get("constraint_redraws", {}).items()),
+    ])
+
+
+TaxonomyArg = Annotated[str, typer.Argument(metavar="TAXONOMY", help="A taxonomy YAML path or seed:NAME.")]
+
+
+@taxonomy_app.command("validate")
+def taxonomy_validate(
+    taxonomy: TaxonomyArg,
+    rehash: Annotated[bool, typer.Option(help="Rewrite the file with its current content hash.")] = False,
+) -> None:
+    """Check a taxonomy file; exit 2 with the field and fix when it is not usable."""
+    from taxonomy.loader import load_taxonomy, parse_taxonomy, read_taxonomy_source, write_taxonomy
+
+    if rehash:
+        where, data = read_taxonomy_source(taxonomy)
+        raw = yaml_without_hash(data)
+        loaded = write_taxonomy(parse_taxonomy(raw, where), Path(where))
+    else:
+        loaded = load_taxonomy(taxonomy)
+    out_console.print(f"ok: {loaded.name} {loaded.version}, {len(loaded.attributes())} attributes, "
+                      f"hash {loaded.content_hash[:16]}")
+
+
+def yaml_without_hash(data: bytes) -> bytes:
+    import yaml
+
+    raw = yaml.safe_load(data.decode("utf-8"))
+    if isinstance(raw, dict):
+        raw.pop("content_hash", None)
+    return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True).encode()
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(
+    taxonomy: TaxonomyArg,
+    depth: Annotated[int, typer.Option(help="Levels to show (4 shows attributes).")] = 4,
+) -> None:
+    """Print the category tree with each attribute's kind and top values."""
+    from rich.tree import Tree
+
+    from taxonomy.loader import load_taxonomy
+
+    loaded = load_taxonomy(taxonomy)
+    tree = Tree(f"[bold]{loaded.name}[/bold] {loaded.version}")
+
+    def add(branch, node, level: int) -> None:
+        child = branch.add(f"[bold]{node.label}[/bold] ({node.id})")
+        if level + 1 >= depth:
+            return
+        for attr in node.attributes:
+            top = ", ".join(list(attr.values)[:4]) if attr.values else attr.guidance or f"{attr.minimum}-{attr.maximum}"
+            child.add(f"{attr.label} [dim]{attr.id} {attr.kind}{' core' if attr.core else ''}: {top}[/dim]")
+        for sub in node.subcategories:
+            add(child, sub, level + 1)
+
+    for root in loaded.categories:
+        add(tree, root, 0)
+    out_console.print(tree)
+
+
+@taxonomy_app.command("stats")
+def taxonomy_stats_command(
+    taxonomy: TaxonomyArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Roots, nodes, leaves, depth histogram and the share of leaves with priors."""
+    from taxonomy.inspect import taxonomy_stats
+    from taxonomy.loader import load_taxonomy
+
+    stats = taxonomy_stats(load_taxonomy(taxonomy))
+    if as_json:
+        sys.stdout.write(json.dumps(stats, indent=2) + "\n")
+        return
+    print_key_values(f"{stats['name']} {stats['version']}", [(k, str(v)) for k, v in stats.items()
+                                                               if k not in ("name", "version")])
+
+
+@taxonomy_app.command("diff")
+def taxonomy_diff_command(
+    old: Annotated[str, typer.Argument(metavar="OLD")],
+    new: Annotated[str, typer.Argument(metavar="NEW")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Attributes added, removed and changed between two taxonomies."""
+    from taxonomy.inspect import taxonomy_diff
+    from taxonomy.loader import load_taxonomy
+
+    diff = taxonomy_diff(load_taxonomy(old), load_taxonomy(new))
+    if as_json:
+        sys.stdout.write(json.dumps(diff, indent=2) + "\n")
+        return
+    print_key_values(f"{old} -> {new}", [(k, str(v)) for k, v in diff["counts"].items()])
+    for kind in ("added", "removed", "changed"):
+        for attr_id in diff[kind]:
+            out_console.print(f"{'+' if kind == 'added' else '-' if kind == 'removed' else '~'} {attr_id}")
+
+
+@taxonomy_app.command("schema")
+def taxonomy_schema() -> None:
+    """Print the JSON schema of the taxonomy format."""
+    from taxonomy.model import Taxonomy
+
+    sys.stdout.write(json.dumps(Taxonomy.model_json_schema(), indent=2) + "\n")
 
 
 @app.command()

@@ -8,7 +8,8 @@ from schemas.config import RunConfig
 from schemas.records import Skeleton
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
-from taxonomy.sampling import sample_skeletons
+from taxonomy.sampling import to_skeletons
+from validators.constraints import facts_constraints, sample_constrained
 from validators.engine import Outcome, validate_batch
 from validators.rule_pack import load_rule_pack
 from workers.factory import create_backend
@@ -25,9 +26,11 @@ class PreviewItem:
 def preview_personas(cfg: RunConfig, n: int) -> list[PreviewItem]:
     """The first n slots of the plan, proposed once in this process (no Ray, no Prefect)."""
     taxonomy = load_taxonomy(cfg.taxonomy)
-    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population), cfg.seed)
+    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
     count = min(n, cfg.population)
-    skeletons = sample_skeletons(taxonomy, slot_cells[:count], cfg.seed, range(count))
+    batch, _ = sample_constrained(taxonomy, slot_cells[:count], cfg.seed, range(count), cfg.deep_attributes,
+                                  facts_constraints(load_rule_pack()))
+    skeletons = to_skeletons(batch, taxonomy)
     backend = create_backend(cfg.backend)
     results = backend.generate(build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, 0))
     errors = {r.request_id: r.error for r in results if r.error}

@@ -19,7 +19,8 @@ def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
 
 def read_skeletons(path: Path) -> list[Skeleton]:
     return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"],
-                     attributes=dict(r["attributes"])) for r in pq.read_table(path).to_pylist()]
+                     attributes=dict(r["attributes"]), open_attributes=r.get("open_attributes") or [])
+            for r in pq.read_table(path).to_pylist()]
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -37,6 +37,54 @@ class StratumVariable(StrictModel):
         return shares
 
 
+class JointCell(StrictModel):
+    """One joint cell of the strata given directly: a value per stratum attribute and its share."""
+
+    values: dict[str, str] = Field(description="Stratum attribute id -> value, the same attributes in every cell.")
+    share: float = Field(ge=0)
+
+
+class QuotaConfig(StrictModel):
+    """Where quota targets come from besides `strata` (marginal shares per attribute).
+
+    Marginals (from `strata` and from a preset's tables) are raked by iterative proportional
+    fitting against a seed table into joint cells; `joint` gives the joint cells directly.
+    """
+
+    preset: str | None = Field(
+        default=None, description="Population preset: a name in data/populations (us_adults) or a YAML path."
+    )
+    variables: list[str] = Field(
+        default_factory=list,
+        description="Attributes to stratify on using the preset's marginals (a preset table is used when "
+        "all of its attributes are listed), e.g. [demographics.age_band, demographics.sex].",
+    )
+    joint: list[JointCell] = Field(default_factory=list, description="Joint cell shares, summing to 1.")
+    seed_table: str | None = Field(
+        default=None,
+        description="CSV with one column per stratum attribute and a 'weight' column (e.g. a census "
+        "crosstab) that raking starts from. Default: the taxonomy's priors and depends_on tables.",
+    )
+    min_per_cell: int = Field(default=0, ge=0, description="Slots every cell with a positive share gets at least.")
+    rake_tolerance: float = Field(default=1e-10, gt=0, le=1e-3)
+    rake_max_iterations: int = Field(default=2000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _joint_or_marginals(self) -> QuotaConfig:
+        if self.joint and (self.preset or self.variables):
+            raise ValueError("give joint cells or preset marginals, not both")
+        if self.variables and not self.preset:
+            raise ValueError("variables name preset marginals; set preset too (e.g. us_adults)")
+        if self.joint:
+            total = sum(c.share for c in self.joint)
+            if not math.isclose(total, 1.0, abs_tol=1e-6):
+                raise ValueError(f"joint shares sum to {total:.6g}, not 1; rescale them")
+            keys = {tuple(sorted(c.values)) for c in self.joint}
+            if len(keys) != 1:
+                raise ValueError("every joint cell must name the same attributes")
+        return self
+
+
 class BackendConfig(StrictModel):
     """Which LLM writes the prose, and how it is decoded."""
 
@@ -163,6 +211,12 @@ class RunConfig(StrictModel):
         default="seed:core", description="'seed:<name>' for a shipped taxonomy, or a YAML path."
     )
     strata: list[StratumVariable] = Field(default_factory=list)
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig)
+    deep_attributes: int = Field(
+        default=10, ge=0, le=300,
+        description="K: attributes per persona beyond the taxonomy's core ones, spread over root categories "
+        "and rotated so the corpus covers every leaf. 0: core attributes only.",
+    )
     backend: BackendConfig = Field(default_factory=BackendConfig)
     max_revise_rounds: int = Field(default=1, ge=0, le=10)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)

@@ -16,6 +16,9 @@ class Skeleton(FrozenRecord):
     slot: int
     stratum: str
     attributes: dict[str, str]
+    open_attributes: list[str] = Field(
+        default_factory=list, description="Text attributes chosen for this persona that the LLM writes about."
+    )
 
 
 class Proposal(FrozenRecord):

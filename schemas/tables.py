@@ -9,6 +9,7 @@ ATTRIBUTES = pa.map_(pa.string(), pa.string())
 SKELETONS = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("shard", pa.int64()),
     ("stratum", pa.string()), ("attributes", ATTRIBUTES),
+    ("open_attributes", pa.list_(pa.string())),  # text attributes the LLM fills in
     ("redraws", pa.list_(pa.string())),  # constraint ids that forced a redraw of this slot
 ])
 

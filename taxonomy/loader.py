@@ -101,8 +101,8 @@ def _resolve_scales(raw: dict, where: str) -> None:
                 if name not in scales:
                     raise UserInputError(where, f"{path}.attributes.{i}.scale", f"unknown scale '{name}'",
                                          f"define it under scales or use one of {sorted(scales)}")
-                if attr.get("values"):
-                    raise UserInputError(where, f"{path}.attributes.{i}", "has both scale and values",
+                if attr.get("values") and attr["values"] != scales[name]:
+                    raise UserInputError(where, f"{path}.attributes.{i}", "has both a scale and other values",
                                          "keep one of them")
                 attr["values"] = dict(scales[name])
         for j, sub in enumerate(node.get("subcategories") or []):

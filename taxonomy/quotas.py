@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import itertools
+import csv
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from schemas.config import StratumVariable
+from schemas.config import QuotaConfig, StratumVariable
 from schemas.errors import UserInputError
+from taxonomy.loader import sampling_order
 from taxonomy.model import Taxonomy
+from taxonomy.presets import load_preset
+from taxonomy.raking import MarginTarget, rake
+
+MAX_JOINT_CELLS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,15 @@ class QuotaCell:
         return ";".join(f"{attr.split('.')[-1]}={value}" for attr, value in self.values) or "all"
 
 
+@dataclass(frozen=True)
+class Marginal:
+    """Target shares over the joint values of some stratum attributes."""
+
+    attributes: tuple[str, ...]
+    shares: dict[tuple[str, ...], float]
+    source: str
+
+
 def allocate_largest_remainder(shares: list[float], total: int) -> list[int]:
     """Hamilton's method: floor each exact quota, then hand out what is left by largest remainder."""
     exact = [s * total for s in shares]
@@ -38,30 +53,200 @@ def allocate_largest_remainder(shares: list[float], total: int) -> list[int]:
     return counts
 
 
-def plan_quotas(strata: list[StratumVariable], taxonomy: Taxonomy, population: int) -> list[QuotaCell]:
-    """Joint cells from independent marginals (raking against seed tables comes later)."""
+def allocate(shares: list[float], total: int, min_per_cell: int = 0) -> list[int]:
+    """Integer counts summing to `total`; every positive cell gets at least `min_per_cell`."""
+    positive = [s > 0 for s in shares]
+    reserved = min_per_cell * sum(positive)
+    if reserved > total:
+        raise UserInputError("run config", "quotas.min_per_cell",
+                             f"{sum(positive)} cells x {min_per_cell} = {reserved} slots, more than population {total}",
+                             "lower min_per_cell, use fewer strata or raise population")
+    rest = allocate_largest_remainder(shares, total - reserved)
+    return [count + (min_per_cell if pos else 0) for count, pos in zip(rest, positive, strict=True)]
+
+
+def _check_attribute(attr_id: str, taxonomy: Taxonomy, field: str) -> None:
+    attr = taxonomy.attributes().get(attr_id)
+    if attr is None:
+        raise UserInputError("run config", field, f"'{attr_id}' is not in taxonomy {taxonomy.name}",
+                             "use a categorical or ordinal attribute id from the taxonomy")
+    if attr.kind not in ("categorical", "ordinal"):
+        raise UserInputError("run config", field, f"'{attr_id}' is {attr.kind}; strata need categories",
+                             "stratify on a categorical or ordinal attribute (e.g. an age band)")
+
+
+def collect_marginals(strata: list[StratumVariable], taxonomy: Taxonomy, quotas: QuotaConfig) -> list[Marginal]:
     known = taxonomy.attributes()
+    marginals = []
     for i, variable in enumerate(strata):
-        attr = known.get(variable.attribute)
-        if attr is None:
-            raise UserInputError("run config", f"strata.{i}.attribute",
-                                 f"'{variable.attribute}' is not in taxonomy {taxonomy.name}",
-                                 "use a categorical or ordinal attribute id from the taxonomy")
-        unknown = sorted(set(variable.shares) - set(attr.values))
+        _check_attribute(variable.attribute, taxonomy, f"strata.{i}.attribute")
+        unknown = sorted(set(variable.shares) - set(known[variable.attribute].values))
         if unknown:
             raise UserInputError("run config", f"strata.{i}.shares",
-                                 f"values {unknown} are not in {attr.id}'s domain",
-                                 f"use values from {sorted(attr.values)}")
-    if not strata:
-        return [QuotaCell(values=(), share=1.0, count=population)]
-    combos = list(itertools.product(*[sorted(v.shares.items()) for v in strata]))
-    shares = [math.prod(share for _, share in combo) for combo in combos]
-    counts = allocate_largest_remainder(shares, population)
-    return [
-        QuotaCell(values=tuple((v.attribute, value) for v, (value, _) in zip(strata, combo, strict=True)),
-                  share=share, count=count)
-        for combo, share, count in zip(combos, shares, counts, strict=True)
-    ]
+                                 f"values {unknown} are not in {variable.attribute}'s domain",
+                                 f"use values from {sorted(known[variable.attribute].values)}")
+        marginals.append(Marginal((variable.attribute,), {(v,): s for v, s in variable.shares.items()},
+                                  f"strata.{i}"))
+    if quotas.preset:
+        preset = load_preset(quotas.preset, taxonomy)
+        wanted = set(quotas.variables)
+        used: set[str] = set()
+        for j, table in enumerate(preset.marginals):
+            # A table over more attributes than requested is summed down to the requested ones.
+            keep = tuple(a for a in table.attributes if a in wanted)
+            if not keep:
+                continue
+            positions = [table.attributes.index(a) for a in keep]
+            shares: dict[tuple[str, ...], float] = {}
+            for key, share in table.cells().items():
+                sub = tuple(key[p] for p in positions)
+                shares[sub] = shares.get(sub, 0.0) + share
+            marginals.append(Marginal(keep, shares, f"preset {preset.name} marginals.{j} ({table.citation})"))
+            used.update(keep)
+        for i, attr_id in enumerate(quotas.variables):
+            _check_attribute(attr_id, taxonomy, f"quotas.variables.{i}")
+            if attr_id not in used:
+                raise UserInputError("run config", f"quotas.variables.{i}", f"preset {preset.name} has no table over "
+                                     f"'{attr_id}'", "stratify on attributes the preset has tables for")
+    return marginals
+
+
+def _check_consistent(marginals: list[Marginal]) -> None:
+    """Two tables that share an attribute must give it the same shares."""
+    for i, first in enumerate(marginals):
+        for second in marginals[i + 1:]:
+            for attr_id in set(first.attributes) & set(second.attributes):
+                a, b = _collapse(first, attr_id), _collapse(second, attr_id)
+                for value in set(a) | set(b):
+                    if abs(a.get(value, 0.0) - b.get(value, 0.0)) > 1e-3:
+                        raise UserInputError("run config", f"{first.source} / {second.source}",
+                                             f"give {attr_id}={value} shares {a.get(value, 0.0):.4f} and "
+                                             f"{b.get(value, 0.0):.4f}", "make the tables agree on shared attributes")
+
+
+def _drop_implied(marginals: list[Marginal]) -> list[Marginal]:
+    """A table over a subset of another table's attributes is implied by it (and, once rounded,
+    would only keep raking from converging exactly)."""
+    kept = []
+    for i, marginal in enumerate(marginals):
+        covered = any(set(marginal.attributes) < set(other.attributes)
+                      or (set(marginal.attributes) == set(other.attributes) and j < i)
+                      for j, other in enumerate(marginals) if j != i)
+        if not covered:
+            kept.append(marginal)
+    return kept
+
+
+def _collapse(marginal: Marginal, attr_id: str) -> dict[str, float]:
+    index = marginal.attributes.index(attr_id)
+    out: dict[str, float] = {}
+    for key, share in marginal.shares.items():
+        out[key[index]] = out.get(key[index], 0.0) + share
+    return out
+
+
+def seed_from_taxonomy(variables: list[str], domains: list[list[str]], taxonomy: Taxonomy) -> np.ndarray:
+    """Prior joint of the stratum variables: marginal priors, conditioned through depends_on
+    where the parent is itself a stratum variable (so age x education starts realistic)."""
+    known = taxonomy.attributes()
+    table = np.ones([len(d) for d in domains])
+    order = [a for a in sampling_order(taxonomy) if a in variables]
+    for attr_id in order:
+        axis = variables.index(attr_id)
+        attr = known[attr_id]
+        parent = attr.depends_on.attribute if attr.depends_on else None
+        if parent in variables:
+            p_axis = variables.index(parent)
+            cond = np.array([[attr.depends_on.table[pv].get(v, 0.0) for v in domains[axis]]
+                             for pv in domains[p_axis]])
+            shape = [1] * table.ndim
+            shape[p_axis], shape[axis] = cond.shape
+            table = table * (cond.reshape(shape) if p_axis < axis else cond.T.reshape(shape))
+        else:
+            weights = np.array([attr.values[v] for v in domains[axis]])
+            shape = [1] * table.ndim
+            shape[axis] = len(weights)
+            table = table * weights.reshape(shape)
+    return table
+
+
+def seed_from_csv(path: str, variables: list[str], domains: list[list[str]]) -> np.ndarray:
+    table = np.zeros([len(d) for d in domains])
+    index = [{v: i for i, v in enumerate(d)} for d in domains]
+    file = Path(path)
+    if not file.is_file():
+        raise UserInputError(path, "quotas.seed_table", "no such file", "give a CSV path")
+    with open(file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in [*variables, "weight"] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserInputError(path, "header", f"missing columns {missing}",
+                                 "one column per stratum attribute id and a 'weight' column")
+        for line, row in enumerate(reader, start=2):
+            try:
+                cell = tuple(index[i][row[v]] for i, v in enumerate(variables))
+                table[cell] += float(row["weight"])
+            except (KeyError, ValueError) as exc:
+                raise UserInputError(path, f"line {line}", f"unknown value or bad weight ({exc})",
+                                     "use taxonomy values and numeric weights") from exc
+    return table
+
+
+def plan_quotas(strata: list[StratumVariable], taxonomy: Taxonomy, population: int,
+                quotas: QuotaConfig | None = None) -> list[QuotaCell]:
+    """Joint cells with exact integer counts: from joint shares, or raked from marginals."""
+    quotas = quotas or QuotaConfig()
+    if quotas.joint:
+        if strata:
+            raise UserInputError("run config", "quotas.joint", "joint cells and strata marginals both given",
+                                 "give one of them")
+        variables = sorted(quotas.joint[0].values)
+        for attr_id in variables:
+            _check_attribute(attr_id, taxonomy, f"quotas.joint.0.values.{attr_id}")
+            for j, cell in enumerate(quotas.joint):
+                if cell.values[attr_id] not in taxonomy.attributes()[attr_id].values:
+                    raise UserInputError("run config", f"quotas.joint.{j}.values.{attr_id}",
+                                         f"'{cell.values[attr_id]}' is not a value of {attr_id}",
+                                         f"use values from {sorted(taxonomy.attributes()[attr_id].values)}")
+        combos = [tuple((a, c.values[a]) for a in variables) for c in quotas.joint]
+        shares = [c.share for c in quotas.joint]
+    else:
+        marginals = collect_marginals(strata, taxonomy, quotas)
+        if not marginals:
+            return [QuotaCell(values=(), share=1.0, count=population)]
+        _check_consistent(marginals)
+        combos, shares = _rake_marginals(_drop_implied(marginals), taxonomy, quotas)
+    counts = allocate(shares, population, quotas.min_per_cell)
+    return [QuotaCell(values=combo, share=share, count=count)
+            for combo, share, count in zip(combos, shares, counts, strict=True) if share > 0 or count > 0]
+
+
+def _rake_marginals(marginals: list[Marginal], taxonomy: Taxonomy,
+                    quotas: QuotaConfig) -> tuple[list[tuple[tuple[str, str], ...]], list[float]]:
+    variables = list(dict.fromkeys(a for m in marginals for a in m.attributes))
+    known = taxonomy.attributes()
+    domains = [sorted(known[a].values) for a in variables]
+    size = math.prod(len(d) for d in domains)
+    if size > MAX_JOINT_CELLS:
+        raise UserInputError("run config", "strata", f"{size:,} joint cells is too many",
+                             f"stratify on fewer or coarser attributes (at most {MAX_JOINT_CELLS:,} cells)")
+    seed = (seed_from_csv(quotas.seed_table, variables, domains) if quotas.seed_table
+            else seed_from_taxonomy(variables, domains, taxonomy))
+    targets = []
+    for marginal in marginals:
+        axes = tuple(variables.index(a) for a in marginal.attributes)
+        order = sorted(range(len(axes)), key=lambda k: axes[k])  # projections come out in axis order
+        sorted_axes = tuple(axes[k] for k in order)
+        shares = np.zeros([len(domains[a]) for a in sorted_axes])
+        for key, share in marginal.shares.items():
+            shares[tuple(domains[axes[k]].index(key[k]) for k in order)] = share
+        targets.append(MarginTarget(sorted_axes, shares / shares.sum(), marginal.source))
+    fitted = rake(seed, targets, quotas.rake_tolerance, quotas.rake_max_iterations)
+    combos, shares = [], []
+    for index in np.argwhere(fitted > 0):
+        combos.append(tuple((variables[axis], domains[axis][i]) for axis, i in enumerate(index)))
+        shares.append(float(fitted[tuple(index)]))
+    return combos, shares
 
 
 def shortfall(cells: list[QuotaCell], kept_per_label: dict[str, int]) -> dict[str, int]:

@@ -1,10 +1,16 @@
+import math
+from collections import Counter
+
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from schemas.config import StratumVariable
+from schemas.config import QuotaConfig, StratumVariable
 from schemas.errors import UserInputError
 from taxonomy.loader import load_taxonomy
+from taxonomy.presets import load_preset
 from taxonomy.quotas import allocate_largest_remainder, assign_slots, plan_quotas
-from taxonomy.sampling import persona_id_for, sample_skeletons
+from taxonomy.sampling import applicable_mask, persona_id_for, sample_batch, sample_skeletons
 
 TAXONOMY = load_taxonomy("seed:core")
 
@@ -53,28 +59,142 @@ def test_persona_id_depends_only_on_seed_and_slot():
     assert persona_id_for(1, 5) != persona_id_for(2, 5) != persona_id_for(1, 6)
 
 
-def test_facts_constraints_are_enforced_by_redrawing():
-    from taxonomy.loader import sampling_order
-    from taxonomy.sampling import sample_skeleton
-    from validators.constraints import enforce_constraints, facts_constraints
-    from validators.engine import build_rule_table
-    from validators.rule_pack import evaluate_rules, load_rule_pack
+def test_facts_constraints_hold_in_100k_samples_and_redraws_are_reported():
+    from validators.constraints import batch_rule_table, facts_constraints, sample_constrained
+    from validators.rule_pack import load_rule_pack, violating_ids
 
     constraints = facts_constraints(load_rule_pack())
     assert {"children_in_one_person_household", "adult_children_too_young"} <= {r.id for r in constraints}
-    cells = assign_slots(plan_quotas([], TAXONOMY, 2000), seed=5)
-    drawn = sample_skeletons(TAXONOMY, cells, 5, range(2000))
-    before = evaluate_rules(build_rule_table([(s, None) for s in drawn], TAXONOMY), constraints)
-    assert before  # the independent draws do produce impossible combinations
-    order = sampling_order(TAXONOMY)
-    fixed, redraws = enforce_constraints(
-        drawn, lambda s, attempt: sample_skeleton(TAXONOMY, order, cells[s.slot], 5, s.slot, attempt),
-        TAXONOMY, constraints)
-    assert evaluate_rules(build_rule_table([(s, None) for s in fixed], TAXONOMY), constraints) == []
-    assert [s.persona_id for s in fixed] == [s.persona_id for s in drawn]
-    assert sum(len(v) for v in redraws.values()) >= len({pid for pid, _, _ in before})
-    again, _ = enforce_constraints(
-        sample_skeletons(TAXONOMY, cells, 5, range(2000)),
-        lambda s, attempt: sample_skeleton(TAXONOMY, order, cells[s.slot], 5, s.slot, attempt),
-        TAXONOMY, constraints)
-    assert again == fixed  # deterministic for a seed
+    n = 100_000
+    cells = assign_slots(plan_quotas([], TAXONOMY, n), seed=5)
+    raw = sample_batch(TAXONOMY, cells, 5, range(n), 20)
+    assert violating_ids(batch_rule_table(raw, np.arange(n), TAXONOMY), constraints)  # independent draws clash
+    batch, redraws = sample_constrained(TAXONOMY, cells, 5, range(n), 20, constraints)
+    assert violating_ids(batch_rule_table(batch, np.arange(n), TAXONOMY), constraints) == []
+    assert sum(len(v) for v in redraws.values()) > 0
+    # applicable_when holds for every drawn value
+    known = TAXONOMY.attributes()
+    for attr_id, codes in batch.codes.items():
+        present = ~np.isnan(codes) if codes.dtype.kind == "f" else codes >= 0
+        assert not (present & ~applicable_mask(known[attr_id], batch, TAXONOMY)).any(), attr_id
+    again, _ = sample_constrained(TAXONOMY, cells, 5, range(n), 20, constraints)
+    assert all(np.array_equal(again.codes[a], batch.codes[a], equal_nan=True) for a in batch.codes)
+
+
+def test_a_slot_draws_the_same_whatever_batch_it_is_in():
+    cells = assign_slots(plan_quotas([], TAXONOMY, 300), seed=2)
+    whole = sample_skeletons(TAXONOMY, cells, 2, range(300), 30)
+    part = sample_skeletons(TAXONOMY, cells[100:120], 2, range(100, 120), 30)
+    assert whole[100:120] == part
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_quotas_are_exact_for_random_plans(seed):
+    rng = np.random.default_rng(seed)
+    attrs = ["demographics.age_band", "demographics.region", "demographics.urbanicity"]
+    strata = []
+    for attr_id in attrs[: rng.integers(1, 4)]:
+        values = list(TAXONOMY.attributes()[attr_id].values)
+        weights = rng.dirichlet(np.ones(len(values)))
+        strata.append(StratumVariable(attribute=attr_id, shares=dict(zip(values, weights.tolist(), strict=True))))
+    population = int(rng.integers(50, 5000))
+    cells = plan_quotas(strata, TAXONOMY, population)
+    assert sum(c.count for c in cells) == population
+    assert all(abs(c.count - c.share * population) < 1 for c in cells)
+    skeletons = sample_skeletons(TAXONOMY, assign_slots(cells, seed), seed, range(population))
+    produced = Counter(s.stratum for s in skeletons)
+    assert all(produced[c.label] == c.count for c in cells)  # zero deviation from the plan
+
+
+def test_raking_reproduces_given_marginals():
+    quotas = QuotaConfig(preset="us_adults", variables=["demographics.age_band", "demographics.sex",
+                                                        "demographics.region", "demographics.state"])
+    cells = plan_quotas([StratumVariable(attribute="education.highest_level",
+                                         shares={"high school or less": 0.4, "some college": 0.2,
+                                                 "associate degree": 0.1, "bachelor's degree": 0.2,
+                                                 "master's degree": 0.07, "doctorate": 0.03})],
+                        TAXONOMY, 100_000, quotas)
+    preset = load_preset("us_adults", TAXONOMY)
+    for table in preset.marginals:
+        if not set(table.attributes) <= set(quotas.variables) or table.attributes == ["demographics.region"]:
+            continue  # (region alone is implied by the region x state table, which raking uses)
+        fitted: dict[str, float] = {}
+        for cell in cells:
+            values = dict(cell.values)
+            key = "|".join(values[a] for a in table.attributes)
+            fitted[key] = fitted.get(key, 0.0) + cell.share
+        for key, share in table.shares.items():
+            assert abs(fitted.get(key, 0.0) - share / sum(table.shares.values())) < 1e-6
+    education: dict[str, float] = {}
+    for cell in cells:
+        value = dict(cell.values)["education.highest_level"]
+        education[value] = education.get(value, 0.0) + cell.share
+    assert abs(education["doctorate"] - 0.03) < 1e-6
+    # the seed table's structure survives: no state outside its census region
+    region_of = {s.split("|")[1]: s.split("|")[0] for s in preset.marginals[2].shares}
+    assert all(region_of[dict(c.values)["demographics.state"]] == dict(c.values)["demographics.region"]
+               for c in cells)
+
+
+def test_raking_starts_from_depends_on_tables():
+    strata = [StratumVariable(attribute="demographics.age_band", shares={"18-24": 0.5, "65+": 0.5}),
+              StratumVariable(attribute="work.employment_status",
+                              shares={"student": 0.2, "retired": 0.3, "employed full-time": 0.5})]
+    cells = {c.label: c for c in plan_quotas(strata, TAXONOMY, 1000)}
+    # the seed says no 18-24 retirees and no 65+ students, so raking puts none there
+    assert "age_band=18-24;employment_status=retired" not in cells
+    assert "age_band=65+;employment_status=student" not in cells
+
+
+@pytest.mark.parametrize(("strata", "quotas", "needle"), [
+    ([StratumVariable(attribute="demographics.age", shares={"30": 1.0})], QuotaConfig(), "numeric"),
+    ([], QuotaConfig(preset="us_adults", variables=["hobbies.main_hobby"]), "no table"),
+    ([], QuotaConfig(preset="nowhere"), "no such population preset"),
+    ([StratumVariable(attribute="demographics.region", shares={"South": 0.9, "West": 0.1})],
+     QuotaConfig(preset="us_adults", variables=["demographics.region"]), "make the tables agree"),
+    ([StratumVariable(attribute="demographics.age_band", shares={"18-24": 1.0}),
+      StratumVariable(attribute="work.employment_status", shares={"retired": 1.0})], QuotaConfig(),
+     "did not converge"),
+    ([StratumVariable(attribute="demographics.region", shares={"South": 0.5, "West": 0.5})],
+     QuotaConfig(min_per_cell=6), "more than population"),
+])
+def test_infeasible_or_inconsistent_targets_are_refused(strata, quotas, needle):
+    with pytest.raises(UserInputError, match=needle):
+        plan_quotas(strata, TAXONOMY, 10, quotas)
+
+
+def test_min_per_cell_and_joint_cells():
+    strata = [StratumVariable(attribute="demographics.region",
+                              shares={"Northeast": 0.01, "Midwest": 0.01, "South": 0.49, "West": 0.49})]
+    counts = {c.label: c.count for c in plan_quotas(strata, TAXONOMY, 100, QuotaConfig(min_per_cell=5))}
+    assert 5 <= counts["region=Northeast"] <= 6 and sum(counts.values()) == 100
+    joint = QuotaConfig(joint=[{"values": {"demographics.sex": "female", "demographics.region": "South"}, "share": 0.7},
+                               {"values": {"demographics.sex": "male", "demographics.region": "West"}, "share": 0.3}])
+    assert sorted(c.count for c in plan_quotas([], TAXONOMY, 10, joint)) == [3, 7]
+
+
+def test_deep_selection_covers_the_taxonomy_and_spreads_over_roots(tmp_path):
+    from corpus.sampling_metrics import sampling_metrics
+    from taxonomy.selection import per_root_counts
+    from taxonomy.skeleton_table import batch_to_table
+
+    assert per_root_counts({"a": 30, "b": 10, "c": 1}, 8) == {"a": 5, "b": 2, "c": 1}
+    cells = assign_slots(plan_quotas([], TAXONOMY, 1000), 4)
+    batch = sample_batch(TAXONOMY, cells, 4, range(1000), 50)
+    pq.write_table(batch_to_table(batch, TAXONOMY, {}, 0), tmp_path / "part-0.parquet")
+    metrics = sampling_metrics(str(tmp_path / "*.parquet"), [{"values": [], "share": 1.0, "count": 1000}], TAXONOMY)
+    assert metrics["leaf_coverage"] >= 0.95
+    assert metrics["joint"]["tvd"] == 0 and metrics["joint"]["count_mismatches"] == 0
+    core = len(TAXONOMY.core_ids())
+    assert core + 30 < metrics["attributes_per_persona"]["mean"] <= core + 50
+    assert all(share > 0 for share in metrics["root_share"].values())
+
+
+def test_sampling_metrics_on_a_hand_computed_example():
+    from corpus.sampling_metrics import distance, normalised_entropy
+
+    d = distance({"a": 0.5, "b": 0.5}, {"a": 0.25, "b": 0.75})
+    assert d["max_abs_dev"] == 0.25 and d["tvd"] == 0.25
+    assert abs(d["kl"] - (0.5 * math.log(2) + 0.5 * math.log(0.5 / 0.75))) < 1e-12
+    assert distance({"c": 1.0}, {"a": 1.0})["kl"] == math.inf
+    assert normalised_entropy([5, 5, 5, 5]) == pytest.approx(1.0) and normalised_entropy([10, 0]) == 0.0

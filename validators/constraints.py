@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 
-from schemas.records import Skeleton
+import numpy as np
+import pyarrow as pa
+
 from taxonomy.model import Taxonomy
-from validators.engine import build_rule_table
-from validators.rule_pack import Rule, evaluate_rules
+from taxonomy.sampling import SkeletonBatch, persona_id_for, redraw_rows, sample_batch, value_strings
+from validators.engine import attribute_columns
+from validators.rule_pack import Rule, violating_ids
 
 MAX_REDRAWS = 50
 
@@ -16,27 +19,57 @@ def facts_constraints(rules: list[Rule]) -> list[Rule]:
     return [r for r in rules if r.scope == "facts" and r.severity == "error"]
 
 
-def enforce_constraints(
-    skeletons: list[Skeleton], redraw: Callable[[Skeleton, int], Skeleton], taxonomy: Taxonomy,
-    constraints: list[Rule],
-) -> tuple[list[Skeleton], dict[str, list[str]]]:
-    """Redraw each violating skeleton (attempt 1, 2, ...) until no constraint fires.
+def referenced_columns(rules: list[Rule]) -> set[str]:
+    """Column names the rules' SQL mentions (a superset is harmless)."""
+    return {word for rule in rules for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule.when)}
 
-    Returns the skeletons and, per persona id, the rule ids that forced each redraw. A slot
-    still violating after MAX_REDRAWS keeps its last draw; validation then rejects it by name.
+
+def batch_rule_table(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy,
+                     only: set[str] | None = None) -> pa.Table:
+    """The rule-pack table (one column per attribute, NULL where absent) for some rows of a batch."""
+    known = taxonomy.attributes()
+    data = {"persona_id": pa.array(rows, type=pa.int64()),
+            "name": pa.nulls(len(rows), pa.string()), "narrative": pa.nulls(len(rows), pa.string())}
+    for attr_id, (column, dtype) in attribute_columns(taxonomy).items():
+        if only is not None and column not in only:
+            continue
+        values = batch.codes.get(attr_id)
+        if values is None:
+            data[column] = pa.nulls(len(rows), dtype)
+        elif dtype == pa.float64():
+            data[column] = pa.array(values[rows], mask=np.isnan(values[rows]), type=pa.float64())
+        else:
+            data[column] = value_strings(known[attr_id], values[rows])
+    return pa.table(data)
+
+
+def enforce_constraints(batch: SkeletonBatch, taxonomy: Taxonomy, constraints: list[Rule],
+                        deep_attributes: int) -> dict[str, list[str]]:
+    """Redraw violating rows (attempt 1, 2, ...) until no constraint fires; in place.
+
+    Returns, per persona id that was redrawn, the rule ids that forced each redraw. A slot still
+    violating after MAX_REDRAWS keeps its last draw; validation then rejects it by name.
     """
-    current = {s.persona_id: s for s in skeletons}
-    redraws: dict[str, list[str]] = {s.persona_id: [] for s in skeletons}
-    pending = list(current.values())
-    for attempt in range(1, MAX_REDRAWS + 1):
-        if not pending or not constraints:
+    redraws: dict[int, list[str]] = {}
+    pending = np.arange(len(batch))
+    for _ in range(MAX_REDRAWS):
+        if not len(pending) or not constraints:
             break
-        violated: dict[str, str] = {}
-        for pid, rule, _ in evaluate_rules(build_rule_table([(s, None) for s in pending], taxonomy), constraints):
-            violated.setdefault(pid, rule.id)
-        pending = []
-        for pid, rule_id in violated.items():
-            redraws[pid].append(rule_id)
-            current[pid] = redraw(current[pid], attempt)
-            pending.append(current[pid])
-    return [current[s.persona_id] for s in skeletons], redraws
+        violated: dict[int, str] = {}
+        # The rule table's persona_id column carries the row index here.
+        table = batch_rule_table(batch, pending, taxonomy, referenced_columns(constraints))
+        for row, rule in violating_ids(table, constraints):
+            violated.setdefault(int(row), rule.id)
+        for row, rule_id in violated.items():
+            redraws.setdefault(row, []).append(rule_id)
+        pending = np.array(sorted(violated), dtype=np.int64)
+        redraw_rows(batch, pending, taxonomy, deep_attributes)
+    return {persona_id_for(batch.seed, int(batch.slots[row])): rules for row, rules in redraws.items()}
+
+
+def sample_constrained(taxonomy: Taxonomy, cells: list, seed: int, slots: range | np.ndarray,
+                       deep_attributes: int, constraints: list[Rule]) -> tuple[SkeletonBatch, dict[str, list[str]]]:
+    """Skeletons for the slots with every facts constraint honoured, and the redraw report."""
+    batch = sample_batch(taxonomy, cells, seed, slots, deep_attributes)
+    redraws = enforce_constraints(batch, taxonomy, constraints, deep_attributes)
+    return batch, redraws

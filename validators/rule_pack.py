@@ -109,3 +109,21 @@ def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, 
         return violations
     finally:
         con.close()
+
+
+def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[object, Rule]]:
+    """(persona_id, rule) for every violation, without filling messages (for large batches)."""
+    con = duckdb.connect()
+    try:
+        con.register("candidates", table)
+        found = []
+        for rule in rules:
+            try:
+                ids = con.sql(f"SELECT persona_id FROM candidates WHERE coalesce(({rule.when}), false)").fetchall()
+            except duckdb.Error as exc:
+                raise UserInputError("rule pack", f"{rule.id}.when", f"SQL error: {exc}",
+                                     "refer only to columns listed at the top of the rule pack") from exc
+            found += [(row[0], rule) for row in ids]
+        return found
+    finally:
+        con.close()
