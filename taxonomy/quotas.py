@@ -46,8 +46,9 @@ def allocate_largest_remainder(shares: list[float], total: int) -> list[int]:
     exact = [s * total for s in shares]
     counts = [math.floor(q) for q in exact]
     left = total - sum(counts)
-    # Ties go to the earlier cell so the allocation is deterministic.
-    order = sorted(range(len(shares)), key=lambda i: (-(exact[i] - counts[i]), i))
+    # Ties go to the earlier cell so the allocation is deterministic; remainders are rounded so
+    # that float noise from raking (0.4999999999 vs 0.5) does not decide a tie.
+    order = sorted(range(len(shares)), key=lambda i: (-round(exact[i] - counts[i], 9), i))
     for i in order[:left]:
         counts[i] += 1
     return counts

@@ -44,6 +44,7 @@ def tiny_config(**overrides) -> RunConfig:
         "seed": 11,
         "shard_size": 2,
         "max_revise_rounds": 1,
+        "deep_attributes": 4,
         "strata": [{"attribute": "demographics.gender", "shares": {"woman": 0.5, "man": 0.5}}],
         "backend": BackendConfig(max_tokens=160, batch_size=2).model_dump(),
     }
