@@ -92,38 +92,31 @@ def fill_message(template: str, row: dict) -> str:
     return PLACEHOLDER.sub(lambda m: _show(row[m.group(1)]) if m.group(1) in row else m.group(0), template)
 
 
-def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, str]]:
-    """Return (persona_id, rule, filled message) for every violation, one query per rule."""
-    con = duckdb.connect()
-    try:
-        con.register("candidates", table)
-        violations = []
-        for rule in rules:
-            try:
-                rows = con.sql(f"SELECT * FROM candidates WHERE coalesce(({rule.when}), false)").to_arrow_table()
-            except duckdb.Error as exc:
-                raise UserInputError("rule pack", f"{rule.id}.when", f"SQL error: {exc}",
-                                     "refer only to columns listed at the top of the rule pack") from exc
-            for row in rows.to_pylist():
-                violations.append((row["persona_id"], rule, fill_message(rule.message, row)))
-        return violations
-    finally:
-        con.close()
-
-
-def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[object, Rule]]:
-    """(persona_id, rule) for every violation, without filling messages (for large batches)."""
+def _matching_rows(table: pa.Table, rules: list[Rule], columns: str) -> list[tuple[Rule, pa.Table]]:
+    """Per rule, the rows of `table` (only `columns`) for which its predicate is TRUE."""
     con = duckdb.connect()
     try:
         con.register("candidates", table)
         found = []
         for rule in rules:
             try:
-                ids = con.sql(f"SELECT persona_id FROM candidates WHERE coalesce(({rule.when}), false)").fetchall()
+                rows = con.sql(f"SELECT {columns} FROM candidates WHERE coalesce(({rule.when}), false)")
+                found.append((rule, rows.to_arrow_table()))
             except duckdb.Error as exc:
                 raise UserInputError("rule pack", f"{rule.id}.when", f"SQL error: {exc}",
                                      "refer only to columns listed at the top of the rule pack") from exc
-            found += [(row[0], rule) for row in ids]
         return found
     finally:
         con.close()
+
+
+def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, str]]:
+    """Return (persona_id, rule, filled message) for every violation, one query per rule."""
+    return [(row["persona_id"], rule, fill_message(rule.message, row))
+            for rule, rows in _matching_rows(table, rules, "*") for row in rows.to_pylist()]
+
+
+def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[object, Rule]]:
+    """(persona_id, rule) for every violation, without filling messages (for large batches)."""
+    return [(pid, rule) for rule, rows in _matching_rows(table, rules, "persona_id")
+            for pid in rows.column("persona_id").to_pylist()]

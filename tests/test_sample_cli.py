@@ -1,0 +1,55 @@
+"""`populace sample` and `populace taxonomy ...` through the installed console script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import yaml
+
+POPULACE = [sys.executable, "-m", "flows.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*POPULACE, *args], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+
+
+def test_sample_writes_skeletons_plan_and_metrics_without_an_llm(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "sample", "population": 5, "seed": 3, "deep_attributes": 20,
+        "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.sex"]},
+    }))
+    out = tmp_path / "out"
+    result = run("sample", "--config", str(config), "--out", str(out), "--n", "3000")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert plan["population"] == 3000 and sum(c["count"] for c in plan["cells"]) == 3000
+    assert metrics["personas"] == 3000 and metrics["joint"]["count_mismatches"] == 0
+    assert metrics["preset_fit"]["demographics.age_band x demographics.sex"]["tvd"] < 0.01
+    con = duckdb.connect()
+    rows = con.sql(f"SELECT persona_id, stratum, attributes['demographics.age'] AS age, "
+                   f"cardinality(attributes) AS n FROM read_parquet('{out}/skeletons/*.parquet')").fetchall()
+    assert len(rows) == 3000 == len({r[0] for r in rows})
+    assert all(r[2] is not None and 18 <= int(r[2]) <= 90 for r in rows)
+    assert "Sampling: 3,000 personas" in result.stdout
+    again = run("sample", "--config", str(config), "--out", str(out))
+    assert again.returncode == 2 and "already holds skeletons" in again.stderr
+
+
+def test_taxonomy_commands(tmp_path):
+    stats = run("taxonomy", "stats", "seed:core", "--json")
+    assert stats.returncode == 0, stats.stderr
+    data = json.loads(stats.stdout)
+    assert data["roots"] >= 12 and data["leaves"] >= 400 and data["share_with_priors"] >= 0.6
+    assert run("taxonomy", "validate", "seed:core").returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\nversion: '1'\ncategories: []\n")
+    refused = run("taxonomy", "validate", str(bad))
+    assert refused.returncode == 2 and "bad.yaml" in refused.stderr and "is empty" in refused.stderr
+    schema = json.loads(run("taxonomy", "schema").stdout)
+    assert "Attribute" in schema["$defs"]
+    diff = json.loads(run("taxonomy", "diff", "seed:core", "seed:core", "--json").stdout)
+    assert diff["counts"]["unchanged"] == data["leaves"] and diff["counts"]["added"] == 0
