@@ -248,9 +248,7 @@ def redraw_rows(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy, deep
 def value_strings(attr: Attribute, values: np.ndarray) -> pa.Array:
     """An Arrow string column for one attribute (null where absent)."""
     if attr.kind == "numeric":
-        present = ~np.isnan(values)
-        return pa.array([str(int(v)) if p else None for v, p in zip(values, present, strict=True)]
-                        if len(values) < 4096 else _numeric_strings(values, present), type=pa.string())
+        return pa.array(_numeric_strings(values, ~np.isnan(values)), type=pa.string())
     dictionary = pa.array(domain_of(attr), type=pa.string())
     indices = pa.array(values, mask=values < 0, type=pa.int32())
     return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())

@@ -11,8 +11,9 @@ from taxonomy.sampling import SkeletonBatch, persona_id_for, value_strings
 
 
 def _row_major(rows: list[np.ndarray], keys: list[int], values: list[pa.Array], names: list[str],
-               n: int) -> pa.Array:
-    """A list/map column from attribute-major pieces: rows[i] are the rows that have names[keys[i]]."""
+               n: int) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
+    """Offsets, keys and values of a list/map column, from attribute-major pieces (rows[i] are
+    the rows that have names[keys[i]]), reordered row-major with taxonomy order inside a row."""
     if not rows:
         return np.zeros(n + 1, dtype=np.int32), pa.array([], pa.string()), pa.array([], pa.string())
     all_rows = np.concatenate(rows)
