@@ -42,9 +42,53 @@ def print_key_values(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 @config_app.command("schema")
-def config_schema() -> None:
-    """Print the JSON schema of the run config."""
-    sys.stdout.write(json.dumps(RunConfig.model_json_schema(), indent=2) + "\n")
+def config_schema(
+    mining: Annotated[bool, typer.Option("--mining", help="The mining config (populace mine --config).")] = False,
+) -> None:
+    """Print the JSON schema of the run config (or of the mining config)."""
+    from schemas.mining_config import MiningConfig
+
+    model = MiningConfig if mining else RunConfig
+    sys.stdout.write(json.dumps(model.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def mine(
+    conversations: Annotated[list[Path], typer.Option("--conversations", help="JSONL conversation files "
+                                                      "(OpenAI messages, ShareGPT or WildChat shape).")],
+    out: Annotated[Path, typer.Option(help="Where to write the mined taxonomy YAML (the diff report goes beside it).")],
+    taxonomy: Annotated[str, typer.Option(help="The taxonomy to extend: seed:NAME or a YAML path.")] = "seed:core",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML mining config "
+                                                "(`populace config schema --mining`).")] = None,
+    max_snippets: Annotated[int | None, typer.Option(help="Revealing sentences to send to the LLM.")] = None,
+    min_support: Annotated[int | None, typer.Option(help="Conversations an attribute needs to be added.")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster ('auto').")] = None,
+) -> None:
+    """Mine attributes from real conversations (PII scrubbed first) into a new taxonomy version."""
+    from schemas.config import load_config_file
+    from schemas.mining_config import MiningConfig
+
+    overrides = {k: v for k, v in (("max_snippets", max_snippets), ("min_support", min_support)) if v is not None}
+    cfg = (load_config_file(config, MiningConfig, overrides) if config
+           else MiningConfig.model_validate(overrides))
+    from flows.mine import mine_taxonomy, report_paths
+    from taxonomy.loader import load_taxonomy
+    from taxonomy.mining.conversations import read_conversations
+
+    load_taxonomy(taxonomy)  # fail fast on bad input, before Prefect and Ray start
+    read_conversations(conversations)
+    if out.suffix not in (".yaml", ".yml"):
+        raise UserInputError(str(out), "--out", "is not a .yaml path", "name the output like mined.yaml")
+    report = mine_taxonomy([str(p) for p in conversations], taxonomy, str(out), cfg, ray_address)
+    funnel, counts = report["funnel"], report["counts"]
+    print_key_values(f"mined {report['to']['name']} {report['to']['version']}", [
+        *((key.replace("_", " "), str(funnel[key])) for key in
+          ("conversations", "revealing_sentences", "snippets_sent", "candidates_kept", "wall_seconds")),
+        ("pii scrubbed", ", ".join(f"{k} {v}" for k, v in funnel["pii_scrubbed"].items()) or "none"),
+        *((key.replace("_", " "), str(value)) for key, value in counts.items()),
+    ])
+    json_path, md_path = report_paths(out)
+    out_console.print(f"wrote {out}, {json_path}, {md_path}", soft_wrap=True)
 
 
 @app.command()

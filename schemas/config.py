@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.errors import UserInputError
+
+ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -254,10 +256,15 @@ _FIXES = {
 
 def load_run_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
     """Read a YAML run config; any problem becomes one UserInputError naming file and field."""
+    return load_config_file(path, RunConfig, overrides)
+
+
+def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict | None = None) -> ConfigModel:
+    """Read a YAML file into a config model; any problem becomes one UserInputError naming file and field."""
     path = Path(path)
     where = str(path)
     if not path.is_file():
-        raise UserInputError(where, "<file>", "no such file", "pass the path of a YAML run config")
+        raise UserInputError(where, "<file>", "no such file", "pass the path of an existing YAML config file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -273,7 +280,7 @@ def load_run_config(path: str | Path, overrides: dict | None = None) -> RunConfi
         raise UserInputError(where, "<root>", "is not a mapping", "write the config as key: value pairs")
     raw.update(overrides or {})
     try:
-        return RunConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "<root>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -12,7 +13,7 @@ import jinja2.sandbox
 from schemas.records import Skeleton
 from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
 
-TURN_SEPARATOR = "---user---"
+TURN_MARKER = re.compile(r"^---(user|assistant)---$", re.MULTILINE)
 
 
 @lru_cache(maxsize=8)
@@ -34,8 +35,11 @@ def _compiled(name: str) -> jinja2.Template:
 
 
 def _messages(template: str, **values) -> list[dict[str, str]]:
-    system, user = _compiled(template).render(**values).split(TURN_SEPARATOR, 1)
-    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+    """System text, then one turn per `---user---` / `---assistant---` marker (few-shot examples)."""
+    system, *turns = TURN_MARKER.split(_compiled(template).render(**values))
+    messages = [{"role": "system", "content": system.strip()}]
+    messages += [{"role": role, "content": text.strip()} for role, text in zip(turns[::2], turns[1::2], strict=True)]
+    return messages
 
 
 def labelled_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> list[tuple[str, str]]:
@@ -56,3 +60,8 @@ def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
     return _messages("propose.j2", facts=labelled_facts(skeleton.attributes, taxonomy), open_topics=open_topics,
                      age=skeleton.attributes.get(AGE_ID, ""), occupation=skeleton.attributes.get(OCCUPATION_ID),
                      feedback=feedback or [])
+
+
+def render_extraction_messages(sentence: str, categories: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Chat messages asking which attributes one (already scrubbed) sentence reveals about its writer."""
+    return _messages("extract.j2", sentence=sentence, categories=categories)

@@ -1,0 +1,1 @@
+"""Mining attributes from real conversations: read, scrub, find revealing sentences, merge, assemble."""
