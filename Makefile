@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo mine-demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/populace build --config configs/demo.yaml
+
+# Mines the shipped WildChat and oasst1 sample on the embedded model (about 3 minutes on 2 cores).
+mine-demo: $(STAMP)
+	$(BIN)/populace mine --conversations data/conversations/wildchat.jsonl \
+		--conversations data/conversations/oasst1.jsonl --out data/runs/mined/core-mined.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check .

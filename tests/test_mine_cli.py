@@ -86,3 +86,22 @@ def test_mine_refuses_bad_conversation_files_with_exit_2_and_writes_nothing(tmp_
     assert result.returncode == 2
     assert f"{bad}" in result.stderr and f": {field}:" in result.stderr and "fix:" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_mine_flow_runs_on_an_openai_compatible_server(prefect_harness, local_ray, llama_chat_server, tmp_path):
+    from flows.mine import mine_taxonomy
+    from schemas.config import BackendConfig
+    from schemas.mining_config import MiningConfig
+
+    planted = planted_conversations(tmp_path / "planted.jsonl")
+    backend = BackendConfig(kind="openai", base_url=llama_chat_server, model="smollm2", temperature=0,
+                            max_tokens=96, batch_size=2)
+    cfg = MiningConfig(max_snippets=4, min_support=1, backend=backend)
+    out = tmp_path / "mined.yaml"
+    report = mine_taxonomy([str(SHIPPED[1]), str(planted)], "seed:core", str(out), cfg)
+    assert report["settings"]["backend"] == "openai" and report["funnel"]["snippets_sent"] == 4
+    assert report["funnel"]["prompt_tokens"] > 0 and not report["funnel"]["extraction_failures"]
+    mined = load_taxonomy(str(out))
+    assert report["counts"]["added"] == len(mined.attributes()) - len(load_taxonomy("seed:core").attributes())
+    for secret in [*PLANTED, *FRAGMENTS]:
+        assert secret not in out.read_text() and secret not in json.dumps(report)
