@@ -40,10 +40,14 @@ def write_bytes_atomically(data: bytes, path: Path) -> Path:
     return path
 
 
-def write_table_atomically(table: pa.Table, path: Path) -> Path:
-    """A Parquet shard exists whole or not at all."""
+def write_table_atomically(table: pa.Table, path: Path, statistics: bool | list[str] = True) -> Path:
+    """A Parquet shard exists whole or not at all.
+
+    `statistics`: the columns that get min/max statistics (all by default); skeleton shards skip
+    them on the attribute map, where they cost more than the rest of the write and prune nothing.
+    """
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_statistics=statistics)
     return path
 
 

@@ -11,6 +11,15 @@ def _parquet(root: Path, pattern: str) -> str:
     return "read_parquet('" + str(root / pattern).replace("'", "''") + "', union_by_name = true)"
 
 
+def tokens_spent(root: Path) -> int:
+    """Prompt plus completion tokens of every proposal written so far (all waves and rounds)."""
+    if not any(root.glob("proposals/round-*/part-*.parquet")):
+        return 0
+    with duckdb.connect() as con:
+        return con.sql(f"SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) "
+                       f"FROM {_parquet(root, 'proposals/round-*/part-*.parquet')}").fetchall()[0][0]
+
+
 def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
     """Counts, rejects by reason, tokens, retries, per-stratum fill and per-rule violation rates."""
     con = duckdb.connect()

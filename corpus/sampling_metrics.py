@@ -1,4 +1,5 @@
-"""How well skeletons follow their plan and cover the taxonomy, computed with DuckDB over Parquet.
+"""How well skeletons follow their plan and cover the taxonomy, from counts: tallied from codes
+while sampling (`populace sample`), or read from Parquet with DuckDB (a build's personas).
 
 - per stratum variable and for the joint cells: max absolute deviation, total variation
   distance (TVD) and KL(produced || plan) of the produced shares against the planned shares;
@@ -10,12 +11,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections import Counter
 
 import duckdb
 
-from taxonomy.model import Taxonomy
-from taxonomy.presets import PopulationPreset
+from schemas.sample_counts import MetricsScope, SampleCounts
 
 
 def distance(produced: dict[str, float], planned: dict[str, float]) -> dict[str, float]:
@@ -37,73 +37,94 @@ def normalised_entropy(counts: list[int]) -> float:
     return -sum(c / total * math.log(c / total) for c in counts if c) / math.log(len(counts))
 
 
-def _shares(rows: list[tuple[str, int]]) -> dict[str, float]:
-    total = sum(n for _, n in rows)
-    return {key: n / total for key, n in rows} if total else {}
+def _shares(counts: dict[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {key: n / total for key, n in counts.items()} if total else {}
 
 
-def sampling_metrics(skeleton_glob: str, cells: list[dict], taxonomy: Taxonomy,
-                     preset: PopulationPreset | None = None) -> dict:
-    """Metrics of the skeletons in `skeleton_glob` against plan cells [{values, share, count}]."""
+def cell_label(values: list) -> str:
+    return ";".join(f"{a.split('.')[-1]}={v}" for a, v in values) or "all"
+
+
+def stratum_variables(cells: list[dict]) -> list[str]:
+    return list(dict.fromkeys(a for c in cells for a, _ in c["values"]))
+
+
+def table_name(attributes: tuple[str, ...] | list[str]) -> str:
+    return " x ".join(attributes)
+
+
+def metrics_from_counts(counts: SampleCounts, cells: list[dict], scope: MetricsScope) -> dict:
+    """Plan fit, preset fit, coverage and depth from counts, against plan cells [{values, share, count}]."""
+    out: dict = {"personas": counts.personas}
+    label = {cell_label(c["values"]): c for c in cells}
+    out["joint"] = distance(_shares(counts.strata), {k: c["share"] for k, c in label.items()})
+    out["joint"]["cells"] = len(cells)
+    out["joint"]["count_mismatches"] = sum(counts.strata.get(k, 0) != c["count"] for k, c in label.items())
+    out["marginals"] = {}
+    for attr_id in stratum_variables(cells):
+        planned: dict[str, float] = {}
+        for c in cells:
+            value = dict(c["values"])[attr_id]
+            planned[value] = planned.get(value, 0.0) + c["share"]
+        out["marginals"][attr_id] = distance(_shares(counts.marginals.get(attr_id, {})), planned)
+    if scope.preset_tables:
+        out["preset_fit"] = {}
+        for attributes, shares, citation in scope.preset_tables:
+            fit = distance(_shares(counts.tables.get(table_name(attributes), {})), shares)
+            fit["citation"] = citation
+            out["preset_fit"][table_name(attributes)] = fit
+    used = [counts.leaves.get(a, 0) for a in scope.leaf_ids]
+    out["leaf_coverage"] = sum(c > 0 for c in used) / len(used) if used else 0.0
+    out["leaf_entropy"] = normalised_entropy(used)
+    out["attributes_per_persona"] = {
+        "mean": counts.per_persona_sum / counts.personas if counts.personas else 0.0,
+        "min": counts.per_persona_min or 0, "max": counts.per_persona_max or 0,
+    }
+    by_root: dict[str, int] = {}
+    for attr_id, count in counts.leaves.items():
+        root = attr_id.split(".", 1)[0]
+        by_root[root] = by_root.get(root, 0) + count
+    total = sum(by_root.values())
+    out["root_share"] = {r: by_root.get(r, 0) / total if total else 0.0 for r in scope.root_ids}
+    return out
+
+
+def count_parquet(glob: str, variables: list[str], scope: MetricsScope) -> SampleCounts:
+    """The counts of skeleton or persona tables (`attributes` map column) read with DuckDB."""
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet('{skeleton_glob}', union_by_name=true)")
+        con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
         columns = {row[0] for row in con.execute("DESCRIBE raw").fetchall()}
         # Persona tables carry no open_attributes column; skeleton tables do.
         extra = "" if "open_attributes" in columns else ", []::VARCHAR[] AS open_attributes"
         con.execute(f"CREATE VIEW s AS SELECT *{extra} FROM raw")
-        n = con.execute("SELECT count(*) FROM s").fetchone()[0]
-        out: dict = {"personas": n}
-        label = {";".join(f"{a.split('.')[-1]}={v}" for a, v in c["values"]) or "all": c for c in cells}
-        produced = _shares(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall())
-        out["joint"] = distance(produced, {k: c["share"] for k, c in label.items()})
-        out["joint"]["cells"] = len(cells)
-        exact = dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall())
-        out["joint"]["count_mismatches"] = sum(exact.get(k, 0) != c["count"] for k, c in label.items())
-        variables = list(dict.fromkeys(a for c in cells for a, _ in c["values"]))
-        out["marginals"] = {}
+        counts = SampleCounts(personas=con.execute("SELECT count(*) FROM s").fetchone()[0])
+        counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall()))
         for attr_id in variables:
-            planned: dict[str, float] = {}
-            for c in cells:
-                value = dict(c["values"])[attr_id]
-                planned[value] = planned.get(value, 0.0) + c["share"]
             rows = con.execute("SELECT attributes[?] AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1",
                                [attr_id]).fetchall()
-            out["marginals"][attr_id] = distance(_shares(rows), planned)
-        if preset:
-            out["preset_fit"] = {}
-            for table in preset.marginals:
-                expr = " || '|' || ".join(f"attributes['{a}']" for a in table.attributes)
-                rows = con.execute(f"SELECT {expr} AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1").fetchall()
-                fit = distance(_shares(rows), table.shares)
-                fit["citation"] = table.citation
-                out["preset_fit"][" x ".join(table.attributes)] = fit
-        leaves = taxonomy.attributes()
-        used = dict(con.execute(
+            counts.marginals[attr_id] = Counter(dict(rows))
+        for attributes, _, _ in scope.preset_tables:
+            expr = " || '|' || ".join(f"attributes['{a}']" for a in attributes)
+            rows = con.execute(f"SELECT {expr} AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1").fetchall()
+            counts.tables[table_name(attributes)] = Counter(dict(rows))
+        counts.leaves.update(dict(con.execute(
             "SELECT k, count(*) FROM (SELECT unnest(map_keys(attributes)) AS k FROM s "
-            "UNION ALL SELECT unnest(open_attributes) AS k FROM s) GROUP BY 1").fetchall())
-        counts = [used.get(a, 0) for a in leaves]
-        out["leaf_coverage"] = sum(c > 0 for c in counts) / len(leaves) if leaves else 0.0
-        out["leaf_entropy"] = normalised_entropy(counts)
-        per_persona = con.execute(
-            "SELECT avg(c), min(c), max(c) FROM (SELECT cardinality(attributes) + len(open_attributes) AS c FROM s)"
+            "UNION ALL SELECT unnest(open_attributes) AS k FROM s) GROUP BY 1").fetchall()))
+        total, low, high = con.execute(
+            "SELECT sum(c), min(c), max(c) FROM (SELECT cardinality(attributes) + len(open_attributes) AS c FROM s)"
         ).fetchone()
-        out["attributes_per_persona"] = {"mean": per_persona[0] or 0.0, "min": per_persona[1] or 0,
-                                         "max": per_persona[2] or 0}
-        by_root: dict[str, int] = {}
-        for attr_id, count in used.items():
-            root = attr_id.split(".", 1)[0]
-            by_root[root] = by_root.get(root, 0) + count
-        total = sum(by_root.values())
-        out["root_share"] = {r.id: by_root.get(r.id, 0) / total if total else 0.0 for r in taxonomy.categories}
-        return out
+        counts.per_persona_sum, counts.per_persona_min, counts.per_persona_max = int(total or 0), low, high
+        return counts
     finally:
         con.close()
 
 
+def sampling_metrics(glob: str, cells: list[dict], scope: MetricsScope) -> dict:
+    """Metrics of the tables in `glob` against the plan cells."""
+    return metrics_from_counts(count_parquet(glob, stratum_variables(cells), scope), cells, scope)
+
+
 def cells_as_json(cells: list) -> list[dict]:
     return [{"values": [list(v) for v in c.values], "share": c.share, "count": c.count} for c in cells]
-
-
-def skeleton_glob(folder: Path) -> str:
-    return str(folder / "skeletons" / "*.parquet")

@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger, task
 
 from corpus.catalog import build_catalog
 from corpus.run_folder import RunFolder, write_table_atomically
-from corpus.run_metrics import summarize_run
+from corpus.run_metrics import summarize_run, tokens_spent
 from corpus.sampling_metrics import cells_as_json, sampling_metrics
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
@@ -30,7 +30,8 @@ from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
 from taxonomy.presets import load_preset
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
-from taxonomy.skeleton_table import batch_to_table
+from taxonomy.sample_tally import metrics_scope
+from taxonomy.skeleton_table import SKELETON_STATISTICS, batch_to_table
 from validators.constraints import facts_constraints, sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
@@ -47,7 +48,7 @@ def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slot
         return out
     batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes,
                                         facts_constraints(load_rule_pack()))
-    return write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), out)
+    return write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), out, SKELETON_STATISTICS)
 
 
 def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
@@ -200,7 +201,19 @@ def persona_sampling_metrics(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy,
     if not any((run.root / "personas").glob("*.parquet")):
         return {}
     preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
-    return sampling_metrics(str(run.root / "personas" / "*.parquet"), cells_as_json(cells), taxonomy, preset)
+    return sampling_metrics(str(run.root / "personas" / "*.parquet"), cells_as_json(cells),
+                            metrics_scope(taxonomy, preset))
+
+
+def backfill_stop(cfg: RunConfig, missing: dict, wave: int, spent: int) -> str | None:
+    """Why no further backfill wave starts (quotas met, waves or token budget spent), or None to go on."""
+    if not missing:
+        return "quotas_met"
+    if wave >= cfg.max_backfill_waves:
+        return "max_backfill_waves"
+    if cfg.max_backfill_tokens is not None and spent >= cfg.max_backfill_tokens:
+        return "token_budget"
+    return None
 
 
 def mark_stage_done(run: RunFolder, stage: str) -> None:
@@ -258,7 +271,9 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
             clusters_path = dedup_corpus(run, cfg, shards, wave)
         first_slot += len(wave_cells)
         missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
-        if not missing or wave == cfg.max_backfill_waves:
+        stopped_by = backfill_stop(cfg, missing, wave, tokens_spent(run.root))
+        if stopped_by:
+            logger.info("no further backfill: %s", stopped_by)
             break
         # Backfill: new slots (new ids) for the strata that validation and dedup left short.
         wave_cells = plan_backfill(cells, missing)
@@ -274,7 +289,8 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     manifest.update({
         "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
         **counts, "slots": first_slot, "backfilled": first_slot - cfg.population,
-        "short_by_stratum": missing, "shards": len(shards),
+        "short_by_stratum": missing, "shards": len(shards), "backfill_stopped_by": stopped_by,
+        "tokens_spent": tokens_spent(run.root),
         "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
         "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},

@@ -229,6 +229,11 @@ class RunConfig(StrictModel):
     max_backfill_waves: int = Field(
         default=2, ge=0, le=20, description="Extra waves of slots that refill strata short after validation and dedup."
     )
+    max_backfill_tokens: int | None = Field(
+        default=None, ge=1,
+        description="Start no further backfill wave once the build has spent this many LLM tokens (prompt plus "
+        "completion, every round and wave so far). None: only max_backfill_waves limits backfill.",
+    )
     shard_size: int = Field(default=16, ge=1, le=1_000_000)
     output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 ATTRIBUTES = pa.map_(pa.string(), pa.string())
+# Skeletons are written by the million: ids and values dictionary-encoded, the same strings on read.
+DICT_STRING = pa.dictionary(pa.int32(), pa.string())
+SKELETON_ATTRIBUTES = pa.map_(DICT_STRING, DICT_STRING)
 
 SKELETONS = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("shard", pa.int64()),
-    ("stratum", pa.string()), ("attributes", ATTRIBUTES),
+    ("stratum", DICT_STRING), ("attributes", SKELETON_ATTRIBUTES),
     ("open_attributes", pa.list_(pa.string())),  # text attributes the LLM fills in
     ("redraws", pa.list_(pa.string())),  # constraint ids that forced a redraw of this slot
 ])

@@ -1,4 +1,10 @@
-"""Columnar skeletons to the Arrow table written to `skeletons/` (no per-row Python objects)."""
+"""Columnar skeletons to the Arrow table written to `skeletons/` (no per-row Python objects).
+
+The `attributes` map is dictionary-encoded: keys index the taxonomy's attribute ids and values
+index one dictionary of every attribute's value strings, so a million skeletons never
+materialise a hundred million small strings. Parquet stores plain strings underneath; DuckDB
+reads map(varchar, varchar) and pyarrow gives dictionary arrays that convert to the same values.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +13,82 @@ import pyarrow as pa
 
 from schemas.tables import SKELETONS
 from taxonomy.model import Taxonomy
-from taxonomy.sampling import SkeletonBatch, persona_id_for, value_strings
+from taxonomy.sampling import SkeletonBatch, domain_of, persona_id_for
 
 
-def _row_major(rows: list[np.ndarray], keys: list[int], values: list[pa.Array], names: list[str],
-               n: int) -> tuple[np.ndarray, pa.Array, pa.Array | None]:
-    """Offsets, keys and values of a list/map column, from attribute-major pieces (rows[i] are
-    the rows that have names[keys[i]]), reordered row-major with taxonomy order inside a row."""
-    if not rows:
-        return np.zeros(n + 1, dtype=np.int32), pa.array([], pa.string()), pa.array([], pa.string())
-    all_rows = np.concatenate(rows)
-    key_index = np.concatenate([np.full(len(r), k, dtype=np.int32) for r, k in zip(rows, keys, strict=True)])
-    order = np.argsort(all_rows, kind="stable")  # stable: taxonomy order within each row
-    offsets = np.searchsorted(all_rows[order], np.arange(n + 1)).astype(np.int32)
-    key_array = pa.DictionaryArray.from_arrays(pa.array(key_index[order]), pa.array(names)).cast(pa.string())
-    value_array = pa.concat_arrays(values).take(pa.array(order)) if values else None
-    return offsets, key_array, value_array
+def _row_major(columns: list[tuple[int, np.ndarray, np.ndarray | None]], n: int) -> tuple[np.ndarray, ...]:
+    """Offsets, key indices and value indices of a list/map column from attribute-major pieces.
+
+    columns[i] = (key index, rows that have it in increasing order, value index per row or None).
+    A counting sort: each row's entries land in taxonomy order, with no argsort over all entries.
+    """
+    per_row = np.zeros(n, dtype=np.int64)
+    for _, rows, _ in columns:
+        per_row[rows] += 1
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(per_row, out=offsets[1:])
+    cursor = offsets[:-1].astype(np.int64)
+    keys = np.empty(int(offsets[-1]), dtype=np.int32)
+    values = np.empty(int(offsets[-1]), dtype=np.int32)
+    for key, rows, value_index in columns:
+        at = cursor[rows]
+        keys[at] = key
+        if value_index is not None:
+            values[at] = value_index
+        cursor[rows] += 1
+    return offsets, keys, values
 
 
 def batch_to_table(batch: SkeletonBatch, taxonomy: Taxonomy, redraws: dict[str, list[str]], shard: int) -> pa.Table:
     known = taxonomy.attributes()
     names = list(known)
     n = len(batch)
-    fact_rows, fact_keys, fact_values = [], [], []
-    open_rows, open_keys = [], []
+    strings: list[str] = []  # every attribute's value strings, one shared dictionary
+    facts, open_text = [], []
     for index, attr_id in enumerate(names):
         if attr_id in batch.codes:
             codes = batch.codes[attr_id]
-            present = ~np.isnan(codes) if codes.dtype.kind == "f" else codes >= 0
-            rows = np.flatnonzero(present)
+            if codes.dtype.kind == "f":  # numeric: the distinct values present in this batch
+                rows = np.flatnonzero(~np.isnan(codes))
+                distinct, local = np.unique(codes[rows].astype(np.int64), return_inverse=True)
+                domain = [str(v) for v in distinct.tolist()]
+            else:
+                rows = np.flatnonzero(codes >= 0)
+                local, domain = codes[rows], domain_of(known[attr_id])
             if len(rows):
-                fact_rows.append(rows)
-                fact_keys.append(index)
-                fact_values.append(value_strings(known[attr_id], codes[rows]))
+                facts.append((index, rows, (len(strings) + local).astype(np.int32)))
+                strings += domain
         elif attr_id in batch.open_text:
             rows = np.flatnonzero(batch.open_text[attr_id])
             if len(rows):
-                open_rows.append(rows)
-                open_keys.append(index)
-    offsets, keys, items = _row_major(fact_rows, fact_keys, fact_values, names, n)
-    attributes = pa.MapArray.from_arrays(pa.array(offsets), keys, items)
-    open_offsets, open_names, _ = _row_major(open_rows, open_keys, [], names, n)
-    open_attributes = pa.ListArray.from_arrays(pa.array(open_offsets), open_names)
+                open_text.append((index, rows, None))
+    key_names = pa.array(names, pa.string())
+    offsets, keys, values = _row_major(facts, n)
+    attributes = pa.MapArray.from_arrays(
+        pa.array(offsets), pa.DictionaryArray.from_arrays(pa.array(keys), key_names),
+        pa.DictionaryArray.from_arrays(pa.array(values), pa.array(strings, pa.string())))
+    open_offsets, open_keys, _ = _row_major(open_text, n)
+    open_attributes = pa.ListArray.from_arrays(
+        pa.array(open_offsets), pa.DictionaryArray.from_arrays(pa.array(open_keys), key_names).cast(pa.string()))
     ids = [persona_id_for(batch.seed, slot) for slot in batch.slots.tolist()]
-    labels = {id(c): c.label for c in batch.cells}
     return pa.table({
         "persona_id": pa.array(ids, pa.string()),
         "slot": pa.array(batch.slots, pa.int64()),
         "shard": pa.array(np.full(n, shard), pa.int64()),
-        "stratum": pa.array([labels[id(c)] for c in batch.cells], pa.string()),
+        "stratum": stratum_column(batch),
         "attributes": attributes,
         "open_attributes": open_attributes,
-        "redraws": pa.array([redraws.get(pid, []) for pid in ids], pa.list_(pa.string())),
+        "redraws": pa.array([redraws.get(pid, []) for pid in ids] if redraws else [[]] * n, pa.list_(pa.string())),
     }, schema=SKELETONS)
+
+
+# Columns worth min/max statistics in skeleton shards (slot ranges prune reads; the map does not).
+SKELETON_STATISTICS = ["persona_id", "slot", "shard", "stratum"]
+
+
+def stratum_column(batch: SkeletonBatch) -> pa.Array:
+    """Each slot's cell label, dictionary-encoded by cell (labels are computed once per cell)."""
+    distinct = list({id(cell): cell for cell in batch.cells}.values())
+    position = {id(cell): i for i, cell in enumerate(distinct)}
+    indices = np.fromiter((position[id(c)] for c in batch.cells), dtype=np.int32, count=len(batch.cells))
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array([c.label for c in distinct], pa.string()))

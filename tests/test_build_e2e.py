@@ -102,12 +102,27 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
     assert {d["duplicate_of"] for d in dupes} == {f"{first_out.name}:{pid}" for pid in first_ids}
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["backfilled"] > 0 and manifest["short_by_stratum"] == {}
+    assert manifest["backfill_stopped_by"] == "quotas_met" and manifest["tokens_spent"] > 0
     counts = query_run(out, "select stratum, count(*) as n from personas group by 1").to_pylist()
     # 3 slots at 50/50: largest remainder gives the tie's extra slot to the first cell.
     assert {r["stratum"]: r["n"] for r in counts} == {"gender=man": 2, "gender=woman": 1}
     slots = query_run(out, "select min(slot) as lo from personas").to_pylist()[0]["lo"]
     assert slots >= cfg.population  # every kept persona came from a backfill slot
     assert (out / "dedup" / "index" / "meta.json").is_file()
+
+
+def test_token_budget_stops_backfill_and_the_manifest_says_so(built, tmp_path):
+    """Every persona of wave 0 duplicates the first run; a 1-token budget allows no backfill wave."""
+    _, first_out, _ = built
+    cfg = tiny_config(name="tiny-budget", against=[str(first_out)], max_backfill_waves=4, max_backfill_tokens=1)
+    out = tmp_path / "budget"
+    build_corpus(cfg, str(out))
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["backfill_stopped_by"] == "token_budget" and manifest["backfilled"] == 0
+    assert manifest["tokens_spent"] >= 1 and manifest["produced"] == 0
+    assert sum(manifest["short_by_stratum"].values()) == cfg.population
+    assert manifest["rejected"] == manifest["slots"] == cfg.population  # nothing lost: all are rejects
+    assert {s["requested"] for s in manifest["strata"].values()} == {1, 2}
 
 
 def test_cli_query_formats(built):

@@ -53,3 +53,25 @@ def test_taxonomy_commands(tmp_path):
     assert "Attribute" in schema["$defs"]
     diff = json.loads(run("taxonomy", "diff", "seed:core", "seed:core", "--json").stdout)
     assert diff["counts"]["unchanged"] == data["leaves"] and diff["counts"]["added"] == 0
+
+
+def test_sample_in_worker_processes_writes_the_same_files_as_one_process(tmp_path):
+    import pyarrow.parquet as pq
+
+    from flows.sample_only import write_sample
+    from schemas.config import RunConfig
+
+    cfg = RunConfig.model_validate({
+        "name": "parallel", "population": 2_500, "seed": 8, "deep_attributes": 12,
+        "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.region"]},
+    })
+    one = write_sample(cfg, tmp_path / "one", chunk_rows=600, workers=1)
+    two = write_sample(cfg, tmp_path / "two", chunk_rows=600, workers=2)
+    assert one == two
+    parts = sorted(p.name for p in (tmp_path / "one" / "skeletons").iterdir())
+    assert parts == sorted(p.name for p in (tmp_path / "two" / "skeletons").iterdir()) and len(parts) == 5
+    for name in parts:
+        a = pq.read_table(tmp_path / "one" / "skeletons" / name)
+        b = pq.read_table(tmp_path / "two" / "skeletons" / name)
+        assert a.to_pylist() == b.to_pylist()
+    assert (tmp_path / "one" / "plan.json").read_bytes() == (tmp_path / "two" / "plan.json").read_bytes()

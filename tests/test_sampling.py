@@ -175,6 +175,7 @@ def test_min_per_cell_and_joint_cells():
 
 def test_deep_selection_covers_the_taxonomy_and_spreads_over_roots(tmp_path):
     from corpus.sampling_metrics import sampling_metrics
+    from taxonomy.sample_tally import metrics_scope
     from taxonomy.selection import per_root_counts
     from taxonomy.skeleton_table import batch_to_table
 
@@ -182,7 +183,8 @@ def test_deep_selection_covers_the_taxonomy_and_spreads_over_roots(tmp_path):
     cells = assign_slots(plan_quotas([], TAXONOMY, 1000), 4)
     batch = sample_batch(TAXONOMY, cells, 4, range(1000), 50)
     pq.write_table(batch_to_table(batch, TAXONOMY, {}, 0), tmp_path / "part-0.parquet")
-    metrics = sampling_metrics(str(tmp_path / "*.parquet"), [{"values": [], "share": 1.0, "count": 1000}], TAXONOMY)
+    metrics = sampling_metrics(str(tmp_path / "*.parquet"), [{"values": [], "share": 1.0, "count": 1000}],
+                               metrics_scope(TAXONOMY))
     assert metrics["leaf_coverage"] >= 0.95
     assert metrics["joint"]["tvd"] == 0 and metrics["joint"]["count_mismatches"] == 0
     core = len(TAXONOMY.core_ids())
@@ -198,3 +200,39 @@ def test_sampling_metrics_on_a_hand_computed_example():
     assert abs(d["kl"] - (0.5 * math.log(2) + 0.5 * math.log(0.5 / 0.75))) < 1e-12
     assert distance({"c": 1.0}, {"a": 1.0})["kl"] == math.inf
     assert normalised_entropy([5, 5, 5, 5]) == pytest.approx(1.0) and normalised_entropy([10, 0]) == 0.0
+
+
+def test_metrics_tallied_from_codes_equal_metrics_read_back_from_parquet(tmp_path):
+    """`populace sample` tallies counts from codes chunk by chunk; a build reads Parquet with DuckDB."""
+    from corpus.sampling_metrics import cells_as_json, metrics_from_counts, sampling_metrics, stratum_variables
+    from schemas.sample_counts import SampleCounts
+    from taxonomy.sample_tally import metrics_scope, tally_batch
+    from taxonomy.skeleton_table import batch_to_table
+
+    preset = load_preset("us_adults", TAXONOMY)
+    quotas = QuotaConfig(preset="us_adults", variables=["demographics.age_band", "demographics.region"])
+    cells = plan_quotas([], TAXONOMY, 3000, quotas)
+    planned = cells_as_json(cells)
+    scope = metrics_scope(TAXONOMY, preset)
+    slot_cells = assign_slots(cells, 9)
+    counts = SampleCounts()
+    for part, start in enumerate(range(0, 3000, 1000)):  # three chunks, as write_sample does
+        batch = sample_batch(TAXONOMY, slot_cells[start:start + 1000], 9, range(start, start + 1000), 30)
+        counts.add(tally_batch(batch, TAXONOMY, stratum_variables(planned), scope))
+        pq.write_table(batch_to_table(batch, TAXONOMY, {}, part), tmp_path / f"part-{part}.parquet")
+    tallied = metrics_from_counts(counts, planned, scope)
+    read_back = sampling_metrics(str(tmp_path / "*.parquet"), planned, scope)
+    assert _same(tallied, read_back)
+    assert tallied["personas"] == 3000 and tallied["joint"]["count_mismatches"] == 0
+    assert set(tallied["preset_fit"]) == {" x ".join(m.attributes) for m in preset.marginals}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        return all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-12), (a, b)
+        return True
+    assert a == b
+    return True
