@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 AGE_ID = "demographics.age"
 OCCUPATION_ID = "work.occupation"
 REGION_ID = "demographics.region"
+STATE_ID = "demographics.state"
+GENDER_ID = "demographics.gender"
 
 SLUG = r"[a-z][a-z0-9_]*"
 MAX_NODE_DEPTH = 3

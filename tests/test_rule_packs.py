@@ -64,6 +64,8 @@ TRIGGERS = {
     "leaked_raw_numbers": ({}, None, CLEAN_NARRATIVE + " Her file is 12345678."),
     "prompt_echo": ({}, None, CLEAN_NARRATIVE + " These facts are fixed and she likes them."),
     "narrative_is_the_name": ({}, None, "Dana Reyes. " * 9),
+    "narrative_lists_the_facts": ({}, None, "Dana Reyes. Age: 45. Occupation: nurse. Education: bachelor's degree. "
+                                  "She likes the garden."),
     "not_english": ({}, None, "Dana Reyes 每天早上在诊所工作，晚上在花园里种番茄。"
                     "她为整条街的邻居种菜，并且仔细地管理家庭的预算和开支。"
                     "她喜欢安静的夜晚和周末的长途散步，也常常和孩子们一起做饭、读书、聊天。"),
@@ -87,7 +89,7 @@ def check(facts_override: dict, name: str | None, narrative: str | None) -> dict
 
 def test_clean_persona_passes_every_rule():
     results = check({}, None, None)
-    assert len(results) == len(RULES) + 7  # schema, applicable_when and five fidelity checks
+    assert len(results) == len(RULES) + 8  # schema, applicable_when and six fidelity checks
     assert all(results.values()), [k for k, ok in results.items() if not ok]
 
 

@@ -7,6 +7,7 @@ from taxonomy.loader import load_taxonomy
 from validators.engine import validate_batch
 from validators.fidelity import (
     find_age_contradiction,
+    find_gender_contradiction,
     find_occupation_contradiction,
     find_place_contradiction,
     find_trait_contradiction,
@@ -47,6 +48,9 @@ def test_each_failure_is_named_with_feedback():
         (skeleton("p-4", **{"demographics.age": "30", "work.employment_status": "retired"}), answer()),
         (skeleton("p-5"), answer(narrative=NARRATIVE + " She works as a truck driver at night.")),
         (skeleton("p-6"), answer(name="dana")),
+        (skeleton("p-7", **{"demographics.gender": "man"}), answer()),
+        (skeleton("p-8", **{"demographics.region": "South", "demographics.state": "Georgia"}),
+         answer(narrative=NARRATIVE + " She lives in Miami, Florida.")),
     ]
     outcomes, _ = validate_batch(items, TAXONOMY, RULES, 1)
     failed = {o.persona_id: o.failed for o in outcomes}
@@ -58,6 +62,8 @@ def test_each_failure_is_named_with_feedback():
         "p-4": ["taxonomy:applicable_when", "fidelity:age", "rule:retired_too_young"],  # a retiree with a job
         "p-5": ["fidelity:occupation"],
         "p-6": ["schema"],
+        "p-7": ["fidelity:gender"],
+        "p-8": ["fidelity:place"],
     }
     by_id = {o.persona_id: o for o in outcomes}
     assert "31" in by_id["p-2"].feedback[0] and "45" in by_id["p-2"].feedback[0]
@@ -86,6 +92,12 @@ def test_fidelity_helpers():
     assert "age" in find_unreflected_facts("Ana is a nurse.", "45", "nurse")
     assert find_place_contradiction("She grew up in Ohio.", "Midwest") is None
     assert "Texas" in find_place_contradiction("She lives in Austin, Texas.", "West")
+    assert "lives in Texas" in find_place_contradiction("She lives in Austin, Texas.", "South", "Florida")
+    assert find_place_contradiction("She grew up in Texas and now lives in Florida.", "South", "Florida") is None
+    assert find_gender_contradiction("Dana, 45, is a nurse. He loves his garden.", "woman")
+    assert find_gender_contradiction("Dana is a nurse; she and her husband cook. He bakes.", "woman") is None
+    assert "man" in find_gender_contradiction("Dana is a man who works as a nurse.", "woman")
+    assert find_gender_contradiction("Sam is a nurse. He bakes his own bread.", "non-binary") is None
     assert find_trait_contradiction("A shy reader.", {"personality.extraversion": "low"}) is None
     assert "shy" in find_trait_contradiction("A shy reader.", {"personality.extraversion": "high"})
 
@@ -129,3 +141,22 @@ def test_judge_thresholds_are_a_separate_step():
     assert [(r["accepted"], r["reason"]) for r in rows] == [
         (True, None), (False, "judge:consistency"), (False, "judge:unscored")]
     assert rows[0]["judge_consistency"] == 5 and rows[1]["judge_consistency"] == 2
+
+
+def test_feedback_names_the_fields_and_revise_keeps_the_others():
+    from validators.engine import fields_to_keep
+    from workers.prompts import render_proposal_messages
+
+    items = [(skeleton("p-1"), answer(narrative=NARRATIVE + " At 31 years old she feels young.")),
+             (skeleton("p-2"), answer(name="John Doe"))]
+    outcomes, _ = validate_batch(items, TAXONOMY, RULES, 0)
+    age, placeholder = outcomes[0].feedback, outcomes[1].feedback
+    assert age[0].startswith("narrative: ") and placeholder[0].startswith("name: ")
+    assert fields_to_keep(age, answer(narrative=NARRATIVE + " At 31.")) == {"name": "Dana Reyes"}
+    assert fields_to_keep(placeholder, answer(name="John Doe")) == {"narrative": NARRATIVE}
+    assert fields_to_keep(["The output is not valid JSON; return one object."], "{bad") == {}
+    assert fields_to_keep(["Occupation does not apply to this person; leave it out."], answer()) == {}
+    user = render_proposal_messages(skeleton("p-1"), TAXONOMY, age, {"name": "Dana Reyes"})[-1]["content"]
+    assert age[0] in user and 'Keep the name exactly as it was: "Dana Reyes"' in user
+    first = render_proposal_messages(skeleton("p-1"), TAXONOMY)[-1]["content"]
+    assert "Keep the" not in first and "rejected" not in first

@@ -10,16 +10,17 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from schemas.records import Proposal, Skeleton
-from taxonomy.model import AGE_ID, OCCUPATION_ID, REGION_ID, Taxonomy
+from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Taxonomy
 from taxonomy.sampling import condition_holds
 from validators.fidelity import (
     find_age_contradiction,
+    find_gender_contradiction,
     find_occupation_contradiction,
     find_place_contradiction,
     find_trait_contradiction,
     find_unreflected_facts,
 )
-from validators.rule_pack import Rule, evaluate_rules
+from validators.rule_pack import PROPOSAL_FIELDS, Rule, concerned_fields, evaluate_rules, field_message
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,25 @@ def find_inapplicable_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> s
 
 
 def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:
-    """The Proposal in the raw text, or a message that says what is wrong with it."""
+    """The Proposal in the raw text, or a message that says what is wrong with it (and in which field)."""
     try:
         return Proposal.model_validate(orjson.loads(text)), None
     except orjson.JSONDecodeError as exc:
         return None, f"The output is not valid JSON ({exc}); return one complete JSON object."
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in exc.errors())
-        return None, f"The JSON does not match the schema: {problems}."
+        errors = exc.errors()
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in errors)
+        fields = tuple(sorted({str(e["loc"][0]) for e in errors if e["loc"] and e["loc"][0] in PROPOSAL_FIELDS}))
+        return None, field_message(fields, f"The JSON does not match the schema: {problems}.")
+
+
+def fields_to_keep(messages: list[str], previous_output: str | None) -> dict[str, str]:
+    """Fields of the previous proposal that no feedback line concerns: the revise keeps them as they were."""
+    proposal, _ = parse_proposal(previous_output or "")
+    if proposal is None:
+        return {}
+    concerned = set().union(*(concerned_fields(m) for m in messages)) if messages else set(PROPOSAL_FIELDS)
+    return {f: getattr(proposal, f) for f in PROPOSAL_FIELDS if f not in concerned}
 
 
 def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
@@ -105,7 +117,8 @@ def validate_batch(
     parsed: list[tuple[Skeleton, Proposal]] = []
     proposals: dict[str, Proposal] = {}
 
-    def record(pid: str, check: str, severity: str, message: str | None) -> None:
+    def record(pid: str, check: str, severity: str, message: str | None, fields: tuple[str, ...] = ()) -> None:
+        message = field_message(fields, message)
         verdicts.append({"persona_id": pid, "round": round_no, "check": check, "severity": severity,
                          "passed": message is None, "message": message or ""})
         if message is not None:
@@ -127,16 +140,18 @@ def validate_batch(
         parsed.append((skeleton, proposal))
         proposals[skeleton.persona_id] = proposal
         prose = f"{proposal.name}. {proposal.narrative}"
-        record(skeleton.persona_id, "fidelity:age", "error",
-               find_age_contradiction(prose, skeleton.attributes.get(AGE_ID)))
-        record(skeleton.persona_id, "fidelity:occupation", "error",
-               find_occupation_contradiction(prose, skeleton.attributes.get(OCCUPATION_ID), known_occupations))
-        record(skeleton.persona_id, "fidelity:place", "error",
-               find_place_contradiction(prose, skeleton.attributes.get(REGION_ID)))
-        record(skeleton.persona_id, "fidelity:traits", "error", find_trait_contradiction(prose, skeleton.attributes))
-        record(skeleton.persona_id, "fidelity:reflects", "warning",
-               find_unreflected_facts(proposal.narrative, skeleton.attributes.get(AGE_ID),
-                                      skeleton.attributes.get(OCCUPATION_ID)))
+        facts = skeleton.attributes
+        for check, severity, message in (
+            ("fidelity:age", "error", find_age_contradiction(prose, facts.get(AGE_ID))),
+            ("fidelity:occupation", "error",
+             find_occupation_contradiction(prose, facts.get(OCCUPATION_ID), known_occupations)),
+            ("fidelity:place", "error", find_place_contradiction(prose, facts.get(REGION_ID), facts.get(STATE_ID))),
+            ("fidelity:gender", "error", find_gender_contradiction(proposal.narrative, facts.get(GENDER_ID))),
+            ("fidelity:traits", "error", find_trait_contradiction(prose, facts)),
+            ("fidelity:reflects", "warning",
+             find_unreflected_facts(proposal.narrative, facts.get(AGE_ID), facts.get(OCCUPATION_ID))),
+        ):
+            record(skeleton.persona_id, check, severity, message, ("narrative",))
 
     if parsed:
         violations: dict[tuple[str, str], str] = {
@@ -145,7 +160,7 @@ def validate_batch(
         for skeleton, _ in parsed:
             for rule in rules:
                 record(skeleton.persona_id, f"rule:{rule.id}", rule.severity,
-                       violations.get((skeleton.persona_id, rule.id)))
+                       violations.get((skeleton.persona_id, rule.id)), rule.concerns())
 
     outcomes = []
     for skeleton, _ in items:

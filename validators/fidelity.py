@@ -1,4 +1,4 @@
-"""Fidelity: the prose must not state an age or an occupation that contradicts the skeleton."""
+"""Fidelity: the prose must not contradict the skeleton's age, occupation, place, gender or traits."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ STATE_REGIONS = {
 }
 REGION_OF_STATE = {state: region for region, states in STATE_REGIONS.items() for state in states}
 # "New York" would also match inside "New York City", which is in the Northeast all the same.
-STATE_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, REGION_OF_STATE), key=len, reverse=True)) + r")\b")
+STATE_NAMES = "|".join(sorted(map(re.escape, REGION_OF_STATE), key=len, reverse=True))
+STATE_PATTERN = re.compile(rf"\b({STATE_NAMES})\b")
 # Words that contradict a trait level: (trait, level) -> words the prose must not use for the person.
 TRAIT_CONTRADICTIONS = {
     ("personality.extraversion", "high"): ["introvert", "introverted", "shy", "withdrawn", "loner"],
@@ -44,14 +45,45 @@ TRAIT_CONTRADICTIONS = {
 }
 
 
-def find_place_contradiction(text: str, region: str | None) -> str | None:
-    """A US state named in the prose that lies outside the sampled census region."""
+# A claim about where the person lives now (not where they grew up or travel to).
+RESIDENCE = re.compile(r"\b(?:lives|living|resides|residing|is based|based|settled|calls home|home) in "
+                       rf"(?:[A-Z][a-z]+(?: [A-Z][a-z]+)*, )?({STATE_NAMES})\b")
+PRONOUNS = {"man": re.compile(r"\b(?:he|him|his|himself)\b", re.IGNORECASE),
+            "woman": re.compile(r"\b(?:she|her|hers|herself)\b", re.IGNORECASE)}
+SELF_NOUNS = {"man": r"man|gentleman|guy|father of|husband to|grandfather|businessman",
+              "woman": r"woman|lady|mother of|wife to|grandmother|businesswoman"}
+
+
+def find_place_contradiction(text: str, region: str | None, state: str | None = None) -> str | None:
+    """A residence in another state than the sampled one, or any US state outside the sampled region."""
+    if state:
+        for match in RESIDENCE.finditer(text):
+            if match.group(1) != state:
+                return (f"The narrative says the person lives in {match.group(1)}, but they live in {state}; "
+                        f"place them in {state} or name no state.")
     if not region:
         return None
     for match in STATE_PATTERN.finditer(text):
         if REGION_OF_STATE[match.group(1)] != region:
             return (f"The narrative places the person in {match.group(1)}, but they live in the {region}; "
                     f"pick a place in the {region} or none.")
+    return None
+
+
+def find_gender_contradiction(text: str, gender: str | None) -> str | None:
+    """The prose refers to a woman as he (or a man as she) more than the other way, or calls them the other."""
+    if gender not in PRONOUNS:
+        return None
+    other = "woman" if gender == "man" else "man"
+    wrong = len(PRONOUNS[other].findall(text))
+    right = len(PRONOUNS[gender].findall(text))
+    if wrong >= 2 and wrong > right:
+        pronouns = "he/him/his" if other == "man" else "she/her"
+        fix = "she/her" if gender == "woman" else "he/him/his"
+        return f"The narrative calls the person {pronouns}, but they are a {gender}; use {fix}."
+    noun = re.search(rf"\b(?:is|as) an? (?:\w+ )?({SELF_NOUNS[other]})\b", text, re.IGNORECASE)
+    if noun and not re.search(rf"\b(?:{SELF_NOUNS[gender]})\b", text, re.IGNORECASE):
+        return f"The narrative calls the person a {noun.group(1)}, but they are a {gender}."
     return None
 
 

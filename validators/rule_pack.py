@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from schemas.errors import UserInputError
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+PROPOSAL_FIELDS = ("name", "narrative")
 
 
 class Rule(BaseModel):
@@ -25,11 +26,36 @@ class Rule(BaseModel):
     when: str = Field(min_length=1, description="SQL predicate, TRUE when the record violates the rule.")
     message: str = Field(description="Feedback for the reviser; {column} placeholders are filled.")
     pack: str = Field(default="", description="The file the rule came from (set by the loader).")
+    fields: list[Literal["name", "narrative"]] = Field(
+        default_factory=list,
+        description="The proposal fields the rule is about, named in its revise feedback; empty: the fields "
+        "its `when` mentions (narrative when it mentions neither).",
+    )
     scope: Literal["prose", "facts"] = Field(
         default="prose",
         description="facts: the rule reads sampled facts only, so it is enforced when sampling (the slot is "
         "redrawn) rather than sent to the LLM, which cannot change facts.",
     )
+
+
+    def concerns(self) -> tuple[str, ...]:
+        if self.fields:
+            return tuple(self.fields)
+        named = tuple(f for f in PROPOSAL_FIELDS if re.search(rf"\b{f}\b", self.when))
+        return named or ("narrative",)
+
+
+
+def concerned_fields(message: str) -> set[str]:
+    """The proposal fields a feedback line is about ("narrative: ..."); every field when it names none."""
+    head = message.split(":", 1)[0]
+    named = {f for f in head.split("/") if f in PROPOSAL_FIELDS}
+    return named or set(PROPOSAL_FIELDS)
+
+
+def field_message(fields: tuple[str, ...], message: str | None) -> str | None:
+    """Feedback that says which fields to change: "narrative: The narrative states age 31, ..."."""
+    return f"{'/'.join(fields)}: {message}" if message is not None and fields else message
 
 
 # Checks implemented in code rather than SQL; listed beside the packs by `populace rules list`.
@@ -44,7 +70,10 @@ BUILTIN_CHECKS = [
     {"id": "fidelity:occupation", "severity": "error", "pack": "builtin",
      "what": "no present-tense job in the prose differs from the sampled occupation"},
     {"id": "fidelity:place", "severity": "error", "pack": "builtin",
-     "what": "no US state named in the prose lies outside the sampled census region"},
+     "what": "the prose places the person in no other state than the sampled one, and names no US state "
+             "outside the sampled census region"},
+    {"id": "fidelity:gender", "severity": "error", "pack": "builtin",
+     "what": "the prose does not refer to the person with the other gender's pronouns or nouns"},
     {"id": "fidelity:traits", "severity": "error", "pack": "builtin",
      "what": "the prose does not describe the person against a sampled Big Five level"},
     {"id": "fidelity:reflects", "severity": "warning", "pack": "builtin",

@@ -52,14 +52,14 @@ def render_judge_messages(attributes: dict[str, str], name: str, narrative: str,
     return _messages("judge.j2", facts=labelled_facts(attributes, taxonomy), name=name, narrative=narrative)
 
 
-def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
-                             feedback: list[str] | None = None) -> list[dict[str, str]]:
-    """Chat messages asking for the prose of one skeleton, with revise feedback if any."""
+def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy, feedback: list[str] | None = None,
+                             keep: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Chat messages asking for the prose of one skeleton, with revise feedback and the fields to keep."""
     known = taxonomy.attributes()
     open_topics = [(known[a].label, known[a].guidance) for a in skeleton.open_attributes if a in known]
     return _messages("propose.j2", facts=labelled_facts(skeleton.attributes, taxonomy), open_topics=open_topics,
                      age=skeleton.attributes.get(AGE_ID, ""), occupation=skeleton.attributes.get(OCCUPATION_ID),
-                     feedback=feedback or [])
+                     feedback=feedback or [], keep=sorted((keep or {}).items()))
 
 
 def render_extraction_messages(sentence: str, categories: list[tuple[str, str]]) -> list[dict[str, str]]:

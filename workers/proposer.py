@@ -32,13 +32,15 @@ def generation_seed(run_seed: int, slot: int, round_no: int) -> int:
 
 
 def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendConfig, run_seed: int,
-                   round_no: int, feedback: dict[str, list[str]] | None = None) -> list[GenerationRequest]:
+                   round_no: int, feedback: dict[str, list[str]] | None = None,
+                   keep: dict[str, dict[str, str]] | None = None) -> list[GenerationRequest]:
+    """One request per skeleton; in revise rounds with its feedback and the fields it keeps unchanged."""
     schema = proposal_json_schema()
-    feedback = feedback or {}
+    feedback, keep = feedback or {}, keep or {}
     return [
         GenerationRequest(
             request_id=s.persona_id,
-            messages=render_proposal_messages(s, taxonomy, feedback.get(s.persona_id)),
+            messages=render_proposal_messages(s, taxonomy, feedback.get(s.persona_id), keep.get(s.persona_id)),
             json_schema=schema,
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
