@@ -304,6 +304,65 @@ def dedup(
     out_console.print(f"clusters: {out / 'clusters.parquet'}", soft_wrap=True)
 
 
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder.")],
+    reference: Annotated[list[Path] | None, typer.Option(help="A reference corpus (.jsonl or .parquet); "
+                                                         "repeat, each with its --text-field.")] = None,
+    text_field: Annotated[list[str] | None, typer.Option(help="The field holding each reference's persona "
+                                                         "text (dots reach nested fields).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    seed: Annotated[int, typer.Option(help="Seeds the Self-BLEU and Vendi samples.")] = 0,
+) -> None:
+    """Quality metrics of the corpus beside reference corpora; also RUN_DIR/evaluation/*.json and *.png."""
+    from flows.evaluate import REFERENCE_DIR, Reference, default_references, evaluate_run
+
+    references = reference or []
+    fields = text_field or []
+    if len(fields) != len(references):
+        raise UserInputError("--text-field", "--text-field", f"{len(references)} references but {len(fields)} "
+                             "text fields", "give one --text-field after each --reference")
+    chosen = [Reference(path.stem, path, field) for path, field in zip(references, fields, strict=True)]
+    if not chosen:
+        chosen = default_references()
+        if not chosen:
+            err_console.print(f"note: {REFERENCE_DIR} is absent; evaluating this corpus alone "
+                              "(pass --reference FILE --text-field F to compare)")
+    result = evaluate_run(run_dir, chosen, seed=seed)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+        return
+    print_evaluation(result)
+    folder = run_dir / "evaluation"
+    out_console.print(f"wrote {folder / 'evaluation.json'}, {folder / 'comparison.png'}", soft_wrap=True)
+
+
+def print_evaluation(result: dict) -> None:
+    corpora = result["corpora"]
+    table = Table(title=f"Quality: {result['run']} beside {len(corpora) - 1} reference corpora ({result['embedder']})")
+    table.add_column("metric")
+    for name in corpora:
+        table.add_column(name.split(":")[0], justify="right")
+    for metric in next(iter(corpora.values())):
+        table.add_row(metric.replace("_", " "), *(_cell(c.get(metric)) for c in corpora.values()))
+    out_console.print(table)
+    ours = result["ours"]
+    rows = [("quota joint TVD", _cell(ours["joint"].get("tvd"))),
+            ("quota joint max abs dev", _cell(ours["joint"].get("max_abs_dev")))]
+    for name, fit in ours.get("preset_fit", {}).items():
+        rows.append((f"preset {name} TVD", _cell(fit.get("tvd"))))
+        if "cramers_v_error" in fit:
+            rows.append((f"preset {name} Cramér's V error", _cell(fit["cramers_v_error"])))
+    rows += [(f"round {v['round']} {v['check']}", _cell(v["rate"])) for v in ours["rule_violations"] if v["failed"]]
+    print_key_values("Ours: plan fit and rule violation rates", rows)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect the validation rules.")
 app.add_typer(rules_app, name="rules")
 

@@ -1,5 +1,6 @@
 """End to end on the real stack: Prefect harness, local Ray, llama.cpp, Parquet, DuckDB."""
 
+import json
 import subprocess
 import sys
 
@@ -123,6 +124,33 @@ def test_token_budget_stops_backfill_and_the_manifest_says_so(built, tmp_path):
     assert sum(manifest["short_by_stratum"].values()) == cfg.population
     assert manifest["rejected"] == manifest["slots"] == cfg.population  # nothing lost: all are rejects
     assert {s["requested"] for s in manifest["strata"].values()} == {1, 2}
+
+
+def test_evaluate_beside_a_reference_corpus(built, tmp_path):
+    """`populace evaluate` on a finished run and a small reference file: JSON, plot and table."""
+    _, out, _ = built
+    reference = tmp_path / "ref.jsonl"
+    rows = [{"id": i, "record": {"persona": {"text": f"Person {i} is a careful baker who walks the dog at dawn "
+                                             f"and reads history books late into the night, every single day.",
+                                             "age": 30 + i}}} for i in range(4)]
+    reference.write_text("".join(orjson.dumps(r).decode() + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference),
+                           "--text-field", "record.persona.text", "--json"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    ours, ref = result["corpora"][f"populace:{out.name}"], result["corpora"]["ref"]
+    produced = query_run(out, "select count(*) as n from personas").to_pylist()[0]["n"]
+    assert ours["records"] == produced and ref["records"] == 4
+    assert ref["attributes_per_record"] == 2 and ref["hard_error_rate"] == 0.0
+    assert ref["template_flag_rate"] == 1.0  # the four share their wording
+    assert 0 <= ours["distinct_2"] <= 1 and 0 <= ours["hard_error_rate"] <= 1 and ours["vendi_score"] >= 1
+    assert "cosine_0.9" in "".join(ours) and result["ours"]["joint"]["tvd"] >= 0
+    assert (out / "evaluation" / "evaluation.json").is_file()
+    assert (out / "evaluation" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    table = subprocess.run([sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference)],
+                           capture_output=True, text=True, cwd=REPO)
+    assert table.returncode == 2 and "--text-field" in table.stderr
 
 
 def test_cli_query_formats(built):

@@ -1,0 +1,129 @@
+"""`populace evaluate`: the same quality metrics for our corpus and for reference corpora, side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from corpus.catalog import query_run
+from corpus.evaluation import CorpusSample, evaluate_sample
+from corpus.quality_metrics import cramers_v, flatten
+from corpus.run_folder import RunFolder, atomic_path, write_bytes_atomically
+from corpus.sampling_metrics import count_parquet, stratum_variables
+from dedup.embedders import create_embedder
+from dedup.metrics import personahub_duplicate_rates
+from flows.standalone_dedup import field_value, leaf_text, read_records
+from schemas.config import EmbedderConfig, load_run_config
+from schemas.errors import UserInputError
+from taxonomy.loader import load_taxonomy
+from taxonomy.presets import load_preset
+from taxonomy.sample_tally import metrics_scope
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference_corpora"
+# Bookkeeping fields of the reference files, not persona attributes.
+METADATA_FIELDS = {"Generated At", "Profile Index", "character_id", "type", "country_code"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    path: Path
+    text_field: str  # the persona's main paragraph; a nested object counts as the text of its values
+
+
+def default_references(folder: Path = REFERENCE_DIR) -> list[Reference]:
+    """The shared reference corpora with the field that holds each one's persona text."""
+    fields = {"personahub": "record.input persona", "deeppersona": "record.Summary",
+              "opencharacter": "record.General Experience", "tinytroupe": "record.persona"}
+    return [Reference(name, folder / f"{name}.jsonl", field) for name, field in fields.items()
+            if (folder / f"{name}.jsonl").is_file()]
+
+
+def our_sample(run_dir: Path) -> CorpusSample:
+    cfg = load_run_config(RunFolder(run_dir).config)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    rows = query_run(run_dir, "SELECT name, narrative, attributes FROM personas ORDER BY persona_id").to_pylist()
+    enums = {a.id: set(a.values) for a in taxonomy.attributes().values() if a.kind in ("categorical", "ordinal")}
+    records = [{"name": r["name"], "narrative": r["narrative"], **dict(r["attributes"])} for r in rows]
+    return CorpusSample(f"populace:{run_dir.name}", [r["narrative"] for r in rows], records,
+                        required=("name", "narrative"), enums=enums)
+
+
+def reference_sample(reference: Reference) -> CorpusSample:
+    records = read_records(reference.path)
+    texts, flattened = [], []
+    for number, record in enumerate(records, start=1):
+        text = field_value(record, reference.text_field, f"{reference.path}:{number}")
+        texts.append(text if isinstance(text, str) else leaf_text(text))
+        body = record.get("record", record) if isinstance(record, dict) else record
+        flattened.append({k: v for k, v in flatten(body).items() if k.split(".")[0] not in METADATA_FIELDS})
+    return CorpusSample(reference.name, texts, flattened)
+
+
+def plan_fit(run_dir: Path) -> dict:
+    """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
+    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    sampling = manifest.get("sampling") or {}
+    out = {"joint": sampling.get("joint", {}), "marginals": sampling.get("marginals", {}),
+           "strata": manifest.get("strata", {}), "rule_violations": manifest.get("rule_violations", [])}
+    cfg = load_run_config(RunFolder(run_dir).config)
+    if not cfg.quotas.preset or not sampling:
+        return out
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    scope = metrics_scope(taxonomy, load_preset(cfg.quotas.preset, taxonomy))
+    counts = count_parquet(str(run_dir / "personas" / "*.parquet"), stratum_variables([]), scope)
+    out["preset_fit"] = {}
+    for attributes, shares, citation in scope.preset_tables:
+        name = " x ".join(attributes)
+        fit = {"tvd": sampling.get("preset_fit", {}).get(name, {}).get("tvd"), "citation": citation}
+        if len(attributes) == 2:
+            target, produced = cramers_v(shares), cramers_v(dict(counts.tables.get(name, {})))
+            fit.update({"cramers_v_target": target, "cramers_v_produced": produced,
+                        "cramers_v_error": abs(produced - target)})
+        out["preset_fit"][name] = fit
+    return out
+
+
+def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: EmbedderConfig | None = None,
+                 seed: int = 0) -> dict:
+    """Metrics for the run and each reference; written to RUN_DIR/evaluation/ (JSON and a plot)."""
+    if not (run_dir / "manifest.json").is_file():
+        raise UserInputError(str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)",
+                             "pass a folder written by populace build")
+    embedder = create_embedder(embedder_cfg or EmbedderConfig())
+    samples = [our_sample(run_dir), *(reference_sample(r) for r in references)]
+    corpora = {s.name: evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed)
+               for s in samples}
+    result = {"run": run_dir.name, "embedder": embedder.name, "seed": seed, "corpora": corpora,
+              "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
+              "ours": plan_fit(run_dir)}
+    folder = run_dir / "evaluation"
+    write_bytes_atomically(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
+                           folder / "evaluation.json")
+    write_comparison_plot(corpora, folder / "comparison.png")
+    return result
+
+
+PLOTTED = ("distinct_2", "char_distinct_3_per_record", "self_bleu_2", "template_flag_rate",
+           "nearest_neighbour_distance", "mean_pairwise_distance", "hard_error_rate", "warning_rate")
+
+
+def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(corpora)
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
+    for ax, metric in zip(axes.flat, PLOTTED, strict=True):
+        values = [corpora[name][metric] for name in names]
+        ax.bar(range(len(names)), values, color=["#c0392b"] + ["#7f8c8d"] * (len(names) - 1))
+        ax.set_title(metric.replace("_", " "), fontsize=9)
+        ax.set_xticks(range(len(names)), [n.split(":")[0] for n in names], rotation=30, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
