@@ -13,6 +13,8 @@ import pyarrow as pa
 from prefect import flow, get_run_logger, task
 
 from corpus.catalog import build_catalog
+from corpus.dataset_card import write_dataset_card
+from corpus.report import write_report
 from corpus.run_folder import RunFolder, write_table_atomically
 from corpus.run_metrics import summarize_run, tokens_spent
 from corpus.sampling_metrics import cells_as_json, sampling_metrics
@@ -219,6 +221,11 @@ def backfill_stop(cfg: RunConfig, missing: dict, wave: int, spent: int) -> str |
     return None
 
 
+def leaf_counts(taxonomy: Taxonomy) -> dict[str, int]:
+    """Leaves per root category, the denominators of the report's coverage plot."""
+    return {root: len(leaves) for root, leaves in taxonomy.leaves_by_root().items() if leaves}
+
+
 def mark_stage_done(run: RunFolder, stage: str) -> None:
     """Record progress in the manifest, so an operator sees how far an interrupted run got."""
     manifest = run.read_manifest()
@@ -302,6 +309,8 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         "finished_at": datetime.now(UTC).isoformat(),
     })
     run.write_manifest(manifest)
+    write_dataset_card(run.root, cfg.license)
+    write_report(run.root, leaf_counts(taxonomy))
     logger.info("done: %d personas (%d requested), %d rejects of %d slots", counts["produced"], cfg.population,
                 counts["rejected"], first_slot)
     return str(run.root)

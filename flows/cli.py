@@ -363,6 +363,40 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder.")]
+
+
+@app.command()
+def report(run_dir: RunDirArg) -> None:
+    """Write RUN_DIR/report/index.html (static, self-contained) and RUN_DIR/README.md (dataset card)."""
+    from corpus.dataset_card import write_dataset_card
+    from corpus.report import write_report
+    from corpus.run_folder import RunFolder
+    from flows.build import leaf_counts
+    from taxonomy.loader import load_taxonomy
+
+    if not (run_dir / "manifest.json").is_file():
+        raise UserInputError(str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)",
+                             "pass a folder written by populace build")
+    cfg = load_run_config(RunFolder(run_dir).config)
+    path = write_report(run_dir, leaf_counts(load_taxonomy(cfg.taxonomy)))
+    card = write_dataset_card(run_dir, cfg.license)
+    out_console.print(f"wrote {path} and {card}", soft_wrap=True)
+
+
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+) -> None:
+    """Write the personas as JSON Lines or CSV (facts as one JSON object)."""
+    from corpus.export import export_personas
+
+    count = export_personas(run_dir, fmt, out)
+    out_console.print(f"wrote {count} personas to {out}", soft_wrap=True)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="Inspect the validation rules.")
 app.add_typer(rules_app, name="rules")
 

@@ -235,6 +235,7 @@ class RunConfig(StrictModel):
         "completion, every round and wave so far). None: only max_backfill_waves limits backfill.",
     )
     shard_size: int = Field(default=16, ge=1, le=1_000_000)
+    license: str = Field(default="other", description="Licence id for the dataset card (e.g. cc-by-4.0).")
     output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
 
     @model_validator(mode="after")
@@ -246,7 +247,7 @@ class RunConfig(StrictModel):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the corpus (not where it is written)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir"})
+        payload = self.model_dump(mode="json", exclude={"output_dir", "license"})
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def to_yaml(self) -> str:

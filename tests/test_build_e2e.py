@@ -153,6 +153,63 @@ def test_evaluate_beside_a_reference_corpus(built, tmp_path):
     assert table.returncode == 2 and "--text-field" in table.stderr
 
 
+def test_report_is_self_contained_and_renders_in_headless_chromium(built, tmp_path):
+    import re
+    import shutil
+
+    _, out, _ = built
+    page = out / "report" / "index.html"
+    text = page.read_text()
+    assert "Target vs achieved" in text and "Sample personas" in text and "Narrative lengths" in text
+    assert not re.search(r"(src|href)=\"(?!data:)", text)  # nothing loaded from outside the page
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+                           "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+
+
+def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(built, tmp_path):
+    import csv
+
+    import yaml
+
+    _, out, _ = built
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["configs"][0]["data_files"][0]["path"] == "personas/part-*.parquet" and header["license"]
+    produced = query_run(out, "select count(*) as n from personas").to_pylist()[0]["n"]
+    assert f"{produced} personas produced" in card
+    from datasets import load_dataset
+
+    personas = load_dataset(str(out), "personas", split="train", cache_dir=str(tmp_path / "hf"))
+    assert personas.num_rows == produced and {"persona_id", "narrative", "attributes"} <= set(personas.column_names)
+    rejects = load_dataset(str(out), "rejects", split="train", cache_dir=str(tmp_path / "hf"))
+    assert "reason" in rejects.column_names
+    for fmt in ("jsonl", "csv"):
+        target = tmp_path / f"personas.{fmt}"
+        proc = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", fmt,
+                               "--out", str(target)], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-1500:]
+        if fmt == "jsonl":
+            rows = [json.loads(line) for line in target.read_text().splitlines()]
+            assert isinstance(rows[0]["attributes"], dict)
+        else:
+            rows = list(csv.DictReader(target.open()))
+            assert json.loads(rows[0]["attributes"])
+        assert len(rows) == produced and rows[0]["persona_id"].startswith("p-")
+    bad = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", "xml",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and not (tmp_path / "x").exists()
+
+
 def test_cli_query_formats(built):
     _, out, _ = built
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "query", str(out),
