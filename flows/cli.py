@@ -363,6 +363,30 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+@app.command()
+def serve(
+    config: ConfigOption,
+    cron: Annotated[str, typer.Option(help="When to build, as a cron expression (UTC).")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "scheduled-build",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: <output_dir>/<name>-<hash>).")] = None,
+) -> None:
+    """Serve the build as a Prefect deployment on a cron schedule (long-running; Ctrl-C stops it)."""
+    from prefect import serve as prefect_serve
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    from flows.build import check_inputs
+    from flows.deployments import build_deployment
+
+    check_inputs(load_run_config(config))
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError as exc:
+        raise UserInputError("--cron", "--cron", f"'{cron}' is not a cron expression",
+                             "write five fields, e.g. '0 3 * * *'") from exc
+    prefect_serve(build_deployment(str(config.resolve()), cron, name, str(out) if out else None))
+
+
 RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder.")]
 
 

@@ -1,0 +1,34 @@
+"""Flows with JSON-friendly parameters, for Prefect deployments (`prefect.yaml`) and `populace serve`."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.build import build_corpus
+from flows.mine import mine_taxonomy
+from schemas.config import load_config_file, load_run_config
+from schemas.mining_config import MiningConfig
+
+BUILD_DEPLOYMENT = "scheduled-build"
+
+
+@flow(name="build_from_config", log_prints=True)
+def build_from_config(config_path: str, out: str | None = None, ray_address: str | None = None) -> str:
+    """Build (or resume) the corpus a YAML run config describes; returns the run folder."""
+    return build_corpus(load_run_config(config_path), out, ray_address)
+
+
+@flow(name="mine_from_files", log_prints=True)
+def mine_from_files(conversations: list[str], out: str, taxonomy: str = "seed:core",
+                    config_path: str | None = None, ray_address: str | None = None) -> dict:
+    """Mine the conversation files into a new version of `taxonomy`; returns the diff report."""
+    cfg = load_config_file(config_path, MiningConfig) if config_path else MiningConfig()
+    return mine_taxonomy(conversations, taxonomy, out, cfg, ray_address)
+
+
+def build_deployment(config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, out: str | None = None):
+    """The RunnerDeployment `populace serve` runs: the build flow on a cron schedule."""
+    return build_from_config.to_deployment(
+        name=name, cron=cron, parameters={"config_path": config_path, "out": out},
+        description=f"populace build --config {config_path} on '{cron}'",
+    )

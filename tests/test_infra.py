@@ -1,0 +1,101 @@
+"""Every deployment and cluster file parses and points at things that exist in this repository."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from prefect.client.schemas.schedules import CronSchedule
+
+from schemas.config import load_run_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _containers(pod_template: dict) -> list[dict]:
+    return pod_template["spec"]["containers"]
+
+
+def _check_populace_command(command: str) -> None:
+    """`populace build --config X --ray-address auto`: a real subcommand and a config that loads."""
+    parts = command.split()
+    assert parts[:2] == ["populace", "build"] and "--ray-address" in parts
+    load_run_config(REPO / parts[parts.index("--config") + 1])
+
+
+def test_kuberay_cluster_has_a_cpu_head_and_gpu_vllm_workers():
+    cluster = yaml.safe_load((REPO / "infra/kuberay/raycluster.yaml").read_text())
+    assert cluster["apiVersion"] == "ray.io/v1" and cluster["kind"] == "RayCluster"
+    head = _containers(cluster["spec"]["headGroupSpec"]["template"])[0]
+    assert head["image"] == "populace:cpu" and "nvidia.com/gpu" not in head["resources"]["limits"]
+    assert {p["containerPort"] for p in head["ports"]} >= {6379, 8265, 10001}
+    workers = cluster["spec"]["workerGroupSpecs"]
+    assert workers and all(_containers(w["template"])[0]["image"] == "populace:gpu" for w in workers)
+    for group in workers:
+        assert _containers(group["template"])[0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+
+
+def test_rayjob_runs_a_real_populace_build_on_the_cluster():
+    job = yaml.safe_load((REPO / "infra/kuberay/rayjob.yaml").read_text())
+    assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
+    _check_populace_command(job["spec"]["entrypoint"])
+    spec = job["spec"]["rayClusterSpec"]
+    assert _containers(spec["headGroupSpec"]["template"])[0]["image"] == "populace:cpu"
+    assert job["spec"]["shutdownAfterJobFinishes"] is True
+    cluster_cfg = load_run_config(REPO / "configs/cluster.yaml")
+    assert cluster_cfg.backend.kind == "vllm" and cluster_cfg.backend.model.startswith("/models/")
+
+
+def test_ray_up_config_installs_populace_and_starts_ray():
+    config = yaml.safe_load((REPO / "infra/ray-cluster.yaml").read_text())
+    assert config["provider"]["type"] == "local" and config["max_workers"] >= config["min_workers"]
+    assert any("pip install" in c and "populace" in c for c in config["setup_commands"])
+    assert any("ray start --head" in c for c in config["head_start_ray_commands"])
+
+
+def test_dockerfile_has_cpu_and_gpu_targets():
+    text = (REPO / "infra/docker/Dockerfile").read_text()
+    assert re.findall(r"^FROM \S+ AS (\w+)$", text, re.MULTILINE) == ["cpu", "gpu"]
+    for folder in re.findall(r"^COPY (\w+) \1$", text, re.MULTILINE):
+        assert (REPO / folder).is_dir(), folder
+    assert "'.[gpu]'" in text
+
+
+def test_prefect_yaml_deployments_point_at_real_flows_with_valid_parameters_and_schedules():
+    from prefect import Flow
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    pool = json.loads((REPO / "infra/prefect/process-work-pool.json").read_text())
+    assert {"job_configuration", "variables"} <= set(pool)
+    assert config["deployments"]
+    for deployment in config["deployments"]:
+        path, name = deployment["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        flow = getattr(module, name)
+        assert isinstance(flow, Flow)
+        inspect.signature(flow.fn).bind(**deployment["parameters"])  # every parameter is one the flow takes
+        for schedule in deployment.get("schedules", []):
+            CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+        assert deployment["work_pool"]["name"] == "populace-cpu"
+        if "config_path" in deployment["parameters"]:
+            load_run_config(REPO / deployment["parameters"]["config_path"])
+        for conversations in deployment["parameters"].get("conversations", []):
+            assert (REPO / conversations).is_file()
+
+
+def test_serve_builds_a_cron_deployment_and_refuses_a_bad_schedule():
+    from flows.deployments import build_deployment
+
+    deployment = build_deployment("configs/demo.yaml", "30 2 * * 1")
+    assert deployment.parameters == {"config_path": "configs/demo.yaml", "out": None}
+    assert [s.schedule.cron for s in deployment.schedules] == ["30 2 * * 1"]
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml",
+                           "--cron", "61 * * * *"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "--cron" in proc.stderr
