@@ -52,6 +52,14 @@ def config_schema(
     sys.stdout.write(json.dumps(model.model_json_schema(), indent=2) + "\n")
 
 
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the config reference (markdown) generated from the config models."""
+    from flows.config_reference import config_reference as reference
+
+    sys.stdout.write(reference())
+
+
 @app.command()
 def mine(
     conversations: Annotated[list[Path], typer.Option("--conversations", help="JSONL conversation files "

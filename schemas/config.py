@@ -206,23 +206,27 @@ class JudgeConfig(StrictModel):
 class RunConfig(StrictModel):
     """Everything a corpus build needs; the resolved copy is saved as the run's config.yaml."""
 
-    name: str = Field(default="corpus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(default="corpus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                      description="Names the run folder (<output_dir>/<name>-<config hash>).")
     population: int = Field(default=20, ge=1, le=100_000_000, description="Number of persona slots.")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, description="Seeds sampling, ids and decoding: the same seed, the same corpus.")
     taxonomy: str = Field(
         default="seed:core", description="'seed:<name>' for a shipped taxonomy, or a YAML path."
     )
-    strata: list[StratumVariable] = Field(default_factory=list)
-    quotas: QuotaConfig = Field(default_factory=QuotaConfig)
+    strata: list[StratumVariable] = Field(
+        default_factory=list, description="Stratum variables with target shares (marginals raked into cells).")
+    quotas: QuotaConfig = Field(
+        default_factory=QuotaConfig, description="Quota targets from a preset, joint cells or a seed table.")
     deep_attributes: int = Field(
         default=10, ge=0, le=300,
         description="K: attributes per persona beyond the taxonomy's core ones, spread over root categories "
         "and rotated so the corpus covers every leaf. 0: core attributes only.",
     )
-    backend: BackendConfig = Field(default_factory=BackendConfig)
-    max_revise_rounds: int = Field(default=1, ge=0, le=10)
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="The LLM that writes the prose.")
+    max_revise_rounds: int = Field(default=1, ge=0, le=10,
+                                   description="Rounds of revision with feedback after the first proposal.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Optional LLM-judge scores and gate.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Near-duplicate detection layers.")
     against: list[str] = Field(
         default_factory=list, description="Run folders whose personas this corpus must not duplicate."
     )
@@ -234,7 +238,8 @@ class RunConfig(StrictModel):
         description="Start no further backfill wave once the build has spent this many LLM tokens (prompt plus "
         "completion, every round and wave so far). None: only max_backfill_waves limits backfill.",
     )
-    shard_size: int = Field(default=16, ge=1, le=1_000_000)
+    shard_size: int = Field(default=16, ge=1, le=1_000_000,
+                            description="Slots per shard: the unit of resume, one Prefect task per stage.")
     license: str = Field(default="other", description="Licence id for the dataset card (e.g. cc-by-4.0).")
     output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
 

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,11 @@ def test_config_schema_command_prints_json_schema():
     schema = json.loads(proc.stdout)
     assert schema == RunConfig.model_json_schema()
     assert schema["additionalProperties"] is False
+
+
+def test_config_reference_in_docs_is_current():
+    from flows.config_reference import config_reference
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
+    assert committed == config_reference(), "run: populace config reference > docs/config-reference.md"
+    assert "`max_backfill_tokens`" in committed and "### MiningConfig" in committed
