@@ -259,16 +259,20 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         wave_shards = list(range(len(shards), len(shards) + len(ranges)))
         shards += wave_shards
         logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
-        with stage("sample", f"sample:wave-{wave}"):
+        with stage("sample", f"sample:wave-{wave}"), stage_progress(f"sample wave {wave} (shards)",
+                                                                    len(wave_shards)) as advance:
             for shard, slots in zip(wave_shards, ranges, strict=True):
                 cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
                 sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here, cfg.deep_attributes)
+                advance()
         for round_no in range(cfg.max_revise_rounds + 1):
             with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
                 propose_round(run, cfg, taxonomy, round_no, wave_shards, ray_address)
-            with stage("validate", f"validate:wave-{wave}:round-{round_no}"):
+            with stage("validate", f"validate:wave-{wave}:round-{round_no}"), stage_progress(
+                    f"validate round {round_no} (shards)", len(wave_shards)) as advance:
                 for shard in wave_shards:
                     validate_shard(run, taxonomy, round_no, shard)
+                    advance()
         with stage("settle", f"settle:wave-{wave}"):
             for shard in wave_shards:
                 settle_shard(run, cfg, shard)
@@ -288,9 +292,10 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
         # Backfill: new slots (new ids) for the strata that validation and dedup left short.
         wave_cells = plan_backfill(cells, missing)
     lineage = lineage_for(run, cfg, taxonomy)
-    with stage("write", "write"):
+    with stage("write", "write"), stage_progress("write (shards)", len(shards)) as advance:
         for shard in shards:
             write_shard(run, lineage, shard, clusters_path, final_stage(cfg))
+            advance()
         save_dedup_index(run, cfg, shards, clusters_path)
     build_catalog(run)
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})

@@ -120,8 +120,8 @@ def build(
 
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
-    keys = ("requested", "produced", "rejected", "revised", "backfilled", "acceptance_rate",
-            "completion_tokens_per_persona", "backend_retries")
+    keys = ("requested", "produced", "rejected", "revised", "backfilled", "backfill_stopped_by", "acceptance_rate",
+            "prompt_tokens", "completion_tokens", "completion_tokens_per_persona", "backend_retries")
     print_key_values(f"run {manifest['run_id']}", [
         *((key, str(manifest[key])) for key in keys),
         *((f"  rejected: {reason}", str(n)) for reason, n in manifest["rejected_by_reason"].items()),

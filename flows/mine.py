@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, task
 
 from corpus.run_folder import write_bytes_atomically
 from dedup.embedders.factory import create_embedder
+from flows.artifacts import publish_mining_artifact
 from flows.stage_io import STAGE_TASK
 from schemas.mining_config import MiningConfig
 from taxonomy.loader import load_taxonomy, write_taxonomy
@@ -84,6 +85,7 @@ def mine_taxonomy(conversations: list[str], taxonomy: str, out: str, cfg: Mining
     json_path, md_path = report_paths(out_path)
     write_bytes_atomically(orjson.dumps(report, option=orjson.OPT_INDENT_2), json_path)
     write_bytes_atomically(report_markdown(report).encode(), md_path)
+    publish_mining_artifact(report)
     logger.info("added %d, merged %d candidates into %d leaves, rejected %d", report["counts"]["added"],
                 report["counts"]["merged_candidates"], report["counts"]["merged_into_leaves"],
                 report["counts"]["rejected"])

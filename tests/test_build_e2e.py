@@ -193,6 +193,9 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(built,
     assert personas.num_rows == produced and {"persona_id", "narrative", "attributes"} <= set(personas.column_names)
     rejects = load_dataset(str(out), "rejects", split="train", cache_dir=str(tmp_path / "hf"))
     assert "reason" in rejects.column_names
+    files = [str(p) for p in sorted((out / "personas").glob("part-*.parquet"))]
+    plain = load_dataset("parquet", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
+    assert sorted(plain["persona_id"]) == sorted(personas["persona_id"])
     for fmt in ("jsonl", "csv"):
         target = tmp_path / f"personas.{fmt}"
         proc = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", fmt,
