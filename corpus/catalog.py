@@ -21,6 +21,9 @@ VIEWS = {
 }
 
 
+VIEW_STAGES = ("personas", "rejects")
+
+
 def build_catalog(run: RunFolder) -> Path:
     """Recreate corpus.duckdb from scratch (it only holds views, so this is cheap)."""
     tmp = run.catalog.with_name(".corpus.duckdb.tmp")
@@ -41,7 +44,8 @@ def _sql_literal(path: Path) -> str:
 
 
 def query_run(run_dir: Path, sql: str) -> pa.Table:
-    """Answer SQL from the run's catalog, opened read-only."""
+    """Answer one SELECT from the run's catalog: read-only, no file access outside the run folder,
+    no ATTACH, no extension installs, and settings locked so the query cannot lift any of it."""
     run = RunFolder(Path(run_dir))
     if not run.catalog.is_file():
         raise UserInputError(str(run_dir), "corpus.duckdb", "no catalog in this folder",
@@ -49,6 +53,21 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
     con = duckdb.connect(str(run.catalog), read_only=True)
     try:
         con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
+        # The views name their files relative to the run folder (file_search_path): allow those too.
+        allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in VIEW_STAGES)]
+        con.execute(f"SET allowed_directories = {allowed!r}")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise UserInputError(str(run_dir), "sql", str(exc).splitlines()[0], "write one SELECT query") from exc
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            kinds = ", ".join(s.type.name for s in statements) or "nothing"
+            raise UserInputError(str(run_dir), "sql", f"only one SELECT is allowed, got {kinds}",
+                                 "query the views personas, rejects and attributes with one SELECT")
         try:
             return con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:

@@ -16,13 +16,14 @@ from corpus.catalog import build_catalog
 from corpus.dataset_card import write_dataset_card
 from corpus.report import write_report
 from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_lock import run_lock
 from corpus.run_metrics import summarize_run, tokens_spent
 from corpus.sampling_metrics import cells_as_json, sampling_metrics
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.judge_stage import final_stage, gate_shard, judge_wave
 from flows.progress import stage_progress
-from flows.run_setup import prepare_run_folder
+from flows.run_setup import prepare_run_folder, run_id_for
 from flows.stage_io import STAGE_TASK, read_rows, read_skeletons, shard_ranges
 from schemas.config import RunConfig
 from schemas.records import Skeleton
@@ -236,10 +237,16 @@ def mark_stage_done(run: RunFolder, stage: str) -> None:
 @flow(name="build_corpus", log_prints=True, validate_parameters=False)
 def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None = None) -> str:
     """Build (or resume) the corpus a config describes; returns the run folder."""
+    taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
+    root = Path(out) if out else Path(cfg.output_dir) / run_id_for(cfg)
+    with run_lock(root):  # a second build into the same folder refuses instead of interleaving
+        return build_locked(prepare_run_folder(cfg, root), cfg, taxonomy, ray_address)
+
+
+def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address: str | None) -> str:
+    """The stages, under the run folder's lock."""
     logger = get_run_logger()
     started = time.monotonic()
-    taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
-    run = prepare_run_folder(cfg, Path(out) if out else None)
     timings: dict[str, float] = {}
 
     @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from corpus.run_folder import RunFolder, write_bytes_atomically
+from corpus.run_lock import LOCK_NAME
 from schemas.config import RunConfig
 from schemas.errors import UserInputError
 
@@ -21,7 +22,7 @@ def prepare_run_folder(cfg: RunConfig, out: Path | None) -> RunFolder:
         if run.read_manifest().get("fingerprint") != cfg.fingerprint():
             raise UserInputError(str(root), "config", "this folder holds a run of a different config",
                                  "use another --out folder, or the config that made this run")
-    elif root.exists() and any(root.iterdir()):
+    elif root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()):
         raise UserInputError(str(root), "--out", "folder exists, is not empty and is not a populace run",
                              "choose an empty or new folder")
     root.mkdir(parents=True, exist_ok=True)

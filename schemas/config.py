@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.errors import UserInputError
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
+MAX_CONFIG_BYTES = 4 * 2**20
 
 
 class StrictModel(BaseModel):
@@ -276,6 +277,9 @@ def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict
     where = str(path)
     if not path.is_file():
         raise UserInputError(where, "<file>", "no such file", "pass the path of an existing YAML config file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserInputError(where, "<file>", f"is larger than {MAX_CONFIG_BYTES // 2**20} MiB",
+                             "a config is a few lines of YAML; pass the right file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

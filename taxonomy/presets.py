@@ -13,6 +13,7 @@ from taxonomy.model import Taxonomy
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "data" / "populations"
 VALUE_JOIN = "|"
+MAX_PRESET_BYTES = 16 * 2**20
 
 
 class Marginal(BaseModel):
@@ -50,6 +51,9 @@ def load_preset(ref: str, taxonomy: Taxonomy) -> PopulationPreset:
         shipped = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
         raise UserInputError(str(path), "quotas.preset", "no such population preset",
                              f"use one of {shipped} or a YAML path")
+    if path.stat().st_size > MAX_PRESET_BYTES:
+        raise UserInputError(str(path), "<file>", f"is larger than {MAX_PRESET_BYTES // 2**20} MiB",
+                             "a preset holds census shares, a few thousand lines at most")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         preset = PopulationPreset.model_validate(raw)

@@ -35,6 +35,37 @@ def test_catalog_views_answer_and_refuse_writes(tmp_path):
     con.close()
 
 
+@pytest.mark.parametrize("sql", [
+    "select * from read_csv('/etc/passwd')",
+    "select * from read_text('/etc/hostname')",
+    "select * from read_parquet('{root}/../outside/part-0.parquet')",
+    "select * from read_parquet('personas/../../outside/part-0.parquet')",
+    "copy (select * from personas) to '{root}/stolen.csv'",
+    "attach '{root}/../other.duckdb' as other",
+    "set enable_external_access = true",
+    "install httpfs",
+    "select 1; select 2",
+    "pragma database_list",
+    "create table t as select 1",
+    "drop view personas",
+])
+def test_query_cannot_write_attach_or_read_outside_the_run_folder(tmp_path, sql):
+    root = tmp_path / "run"
+    run = RunFolder(root)
+    row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x",
+           "attributes": [("demographics.age", "40")]}
+    write_table_atomically(pa.Table.from_pylist([row], schema=PERSONAS), run.stage_shard("personas", 0))
+    write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
+    write_table_atomically(pa.table({"secret": [1]}), tmp_path / "outside" / "part-0.parquet")
+    build_catalog(run)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(UserInputError) as err:
+        query_run(root, sql.format(root=root))
+    assert err.value.field == "sql" and err.value.fix
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert query_run(root, "select count(*) as n from personas").to_pylist() == [{"n": 1}]
+
+
 def test_query_on_a_folder_without_catalog_is_a_user_error(tmp_path):
     with pytest.raises(UserInputError, match=r"corpus\.duckdb"):
         query_run(tmp_path, "select 1")

@@ -64,6 +64,7 @@ TRIGGERS = {
     "leaked_raw_numbers": ({}, None, CLEAN_NARRATIVE + " Her file is 12345678."),
     "prompt_echo": ({}, None, CLEAN_NARRATIVE + " These facts are fixed and she likes them."),
     "narrative_is_the_name": ({}, None, "Dana Reyes. " * 9),
+    "contact_details": ({}, None, CLEAN_NARRATIVE + " Reach her at dana.reyes@example.org or (415) 555-0199."),
     "narrative_lists_the_facts": ({}, None, "Dana Reyes. Age: 45. Occupation: nurse. Education: bachelor's degree. "
                                   "She likes the garden."),
     "not_english": ({}, None, "Dana Reyes 每天早上在诊所工作，晚上在花园里种番茄。"
