@@ -21,9 +21,6 @@ VIEWS = {
 }
 
 
-VIEW_STAGES = ("personas", "rejects")
-
-
 def build_catalog(run: RunFolder) -> Path:
     """Recreate corpus.duckdb from scratch (it only holds views, so this is cheap)."""
     tmp = run.catalog.with_name(".corpus.duckdb.tmp")
@@ -53,8 +50,9 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
     con = duckdb.connect(str(run.catalog), read_only=True)
     try:
         con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
-        # The views name their files relative to the run folder (file_search_path): allow those too.
-        allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in VIEW_STAGES)]
+        # Views and queries name files relative to the run folder (file_search_path): allow its stages too.
+        stages = sorted(p.name for p in run.root.iterdir() if p.is_dir() and "'" not in p.name)
+        allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in stages)]
         con.execute(f"SET allowed_directories = {allowed!r}")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")

@@ -34,6 +34,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete the hidden temporary files of writes a killed process never finished; return how many."""
+    stale = [p for p in root.rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink()
+    return len(stale)
+
+
 def write_bytes_atomically(data: bytes, path: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from corpus.catalog import build_catalog
 from corpus.dataset_card import write_dataset_card
 from corpus.report import write_report
-from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_folder import RunFolder, remove_stale_temporaries, write_table_atomically
 from corpus.run_lock import run_lock
 from corpus.run_metrics import summarize_run, tokens_spent
 from corpus.sampling_metrics import cells_as_json, sampling_metrics
@@ -240,7 +240,9 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
     root = Path(out) if out else Path(cfg.output_dir) / run_id_for(cfg)
     with run_lock(root):  # a second build into the same folder refuses instead of interleaving
-        return build_locked(prepare_run_folder(cfg, root), cfg, taxonomy, ray_address)
+        run = prepare_run_folder(cfg, root)
+        remove_stale_temporaries(run.root)  # safe under the lock: no writer is alive
+        return build_locked(run, cfg, taxonomy, ray_address)
 
 
 def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address: str | None) -> str:

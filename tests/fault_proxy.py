@@ -1,24 +1,30 @@
 """A fault-injecting HTTP proxy in front of a real server on 127.0.0.1, for tests.
 
 Each incoming request takes the next fault from a script ("429", "500", "reset", "garbage",
-"truncated", "refusal", "slow"); when the script is empty requests are forwarded unchanged.
+"truncated", "refusal", "slow"); when the script is empty requests are forwarded unchanged,
+or, with `rate`, each request draws a fault among `kinds` with that probability (seeded).
+`injected` counts the faults served by kind.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: list[str] | None = None, slow_s: float = 3.0) -> None:
+    def __init__(self, upstream: str, faults: list[str] | None = None, slow_s: float = 3.0, rate: float = 0.0,
+                 kinds: tuple[str, ...] = ("429", "500", "reset", "garbage", "slow"), seed: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = deque(faults or [])
         self.slow_s = slow_s
+        self.rate, self.kinds, self.rng = rate, kinds, random.Random(seed)
+        self.injected: Counter = Counter()
         self.seen_headers: list[dict] = []
         self.lock = threading.Lock()
         proxy = self
@@ -35,6 +41,10 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.seen_headers.append(dict(self.headers))
                     fault = proxy.faults.popleft() if proxy.faults else None
+                    if fault is None and proxy.rate and proxy.rng.random() < proxy.rate:
+                        fault = proxy.rng.choice(proxy.kinds)
+                    if fault:
+                        proxy.injected[fault] += 1
                 if fault in ("429", "500", "503"):
                     self._answer(int(fault), b'{"error": "injected"}')
                 elif fault == "reset":

@@ -10,6 +10,7 @@ import pytest
 
 from corpus.catalog import query_run
 from flows.build import build_corpus
+from schemas.config import BackendConfig
 from taxonomy.sampling import persona_id_for
 from tests.conftest import REPO, tiny_config
 
@@ -270,6 +271,73 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
     assert all(r["reason"] for r in rejects)
     proposals = query_run(out, "select count(*) as n from read_parquet('proposals/round-0/part-*.parquet')")
     assert proposals.to_pylist() == [{"n": 3}]
+
+
+def test_quotas_are_met_when_a_quarter_of_backend_calls_fail(prefect_harness, local_ray, llama_chat_server,
+                                                             tmp_path):
+    """429, 500, timeouts, dropped connections and garbage bodies on ~25% of calls: the run still
+    fills every quota, counts its retries, and loses or doubles no slot."""
+    from tests.fault_proxy import FaultProxy
+
+    with FaultProxy(llama_chat_server, rate=0.25, seed=5, slow_s=4) as proxy:
+        backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
+                   "batch_size": 2, "max_retries": 8, "concurrency": 1, "timeout_s": 2,
+                   "structured_output": "json_object", "temperature": 0}
+        cfg = tiny_config(name="tiny-flaky", population=4, backend=backend, max_backfill_waves=4)
+        out = tmp_path / "flaky"
+        build_corpus(cfg, str(out))
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    print(f"faults injected {dict(proxy.injected)}, backend retries {manifest['backend_retries']}")
+    assert sum(proxy.injected.values()) >= 2 and manifest["backend_retries"] >= sum(proxy.injected.values()) - 1
+    assert manifest["produced"] == cfg.population and manifest["short_by_stratum"] == {}
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"]
+    ids = query_run(out, "select persona_id from personas union all select persona_id from rejects")
+    assert len(set(ids.column("persona_id").to_pylist())) == manifest["slots"]
+
+
+def _propose_workers_in_this_session() -> list[int]:
+    """PIDs of this session's Ray actors that hold a model (their process title starts ray::MapWorker)."""
+    import os
+
+    from tests.processes import process_table
+
+    return [p.pid for p in process_table() if p.name.startswith("ray::MapWorker") and p.session == os.getsid(0)]
+
+
+def test_a_ray_worker_killed_mid_batch_loses_nothing(prefect_harness, local_ray, tmp_path):
+    """SIGKILL to the actor holding the model while it answers a batch: the batch runs again and
+    every slot still ends as a persona or a reject, once."""
+    import os
+    import signal
+    import threading
+    import time
+
+    killed: list[int] = []
+    earlier = set(_propose_workers_in_this_session())  # actors other tests may have left behind
+
+    def kill_first_worker() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            if set(_propose_workers_in_this_session()) - earlier:
+                time.sleep(4)  # the model is loaded and the first batch is being answered
+                for pid in set(_propose_workers_in_this_session()) - earlier:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    cfg = tiny_config(name="tiny-worker-death", population=4, shard_size=2, max_revise_rounds=0,
+                      backend=BackendConfig(max_tokens=160, batch_size=1, temperature=0).model_dump())
+    out = tmp_path / "worker-death"
+    build_corpus(cfg, str(out))
+    killer.join(timeout=5)
+    assert killed, "no propose worker was seen to kill"
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    ids = query_run(out, "select persona_id from personas union all select persona_id from rejects")
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == len(set(ids.column("persona_id")))
+    proposals = query_run(out, "select persona_id from read_parquet('proposals/round-0/part-*.parquet')")
+    assert proposals.num_rows == len(set(proposals.column("persona_id").to_pylist())) == cfg.population
 
 
 def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
