@@ -1,7 +1,7 @@
 """A fault-injecting HTTP proxy in front of a real server on 127.0.0.1, for tests.
 
 Each incoming request takes the next fault from a script ("429", "500", "reset", "garbage",
-"truncated", "refusal", "slow"); when the script is empty requests are forwarded unchanged,
+"truncated", "refusal", "slow", "hang"); when the script is empty requests are forwarded unchanged,
 or, with `rate`, each request draws a fault among `kinds` with that probability (seeded).
 `injected` counts the faults served by kind.
 """
@@ -19,7 +19,7 @@ import httpx
 
 class FaultProxy:
     def __init__(self, upstream: str, faults: list[str] | None = None, slow_s: float = 3.0, rate: float = 0.0,
-                 kinds: tuple[str, ...] = ("429", "500", "reset", "garbage", "slow"), seed: int = 0) -> None:
+                 kinds: tuple[str, ...] = ("429", "500", "reset", "garbage", "hang"), seed: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = deque(faults or [])
         self.slow_s = slow_s
@@ -47,6 +47,10 @@ class FaultProxy:
                         proxy.injected[fault] += 1
                 if fault in ("429", "500", "503"):
                     self._answer(int(fault), b'{"error": "injected"}')
+                elif fault == "hang":  # no answer until the client times out, then a dropped connection
+                    time.sleep(proxy.slow_s)
+                    self.connection.shutdown(2)
+                    self.close_connection = True
                 elif fault == "reset":
                     self.connection.shutdown(2)  # drop the connection without an answer
                     self.close_connection = True

@@ -279,11 +279,12 @@ def test_quotas_are_met_when_a_quarter_of_backend_calls_fail(prefect_harness, lo
     fills every quota, counts its retries, and loses or doubles no slot."""
     from tests.fault_proxy import FaultProxy
 
-    with FaultProxy(llama_chat_server, rate=0.25, seed=5, slow_s=4) as proxy:
+    # A "hang" outlasts the client's timeout: the timeout is real, and so is the retry after it.
+    with FaultProxy(llama_chat_server, rate=0.25, seed=5, slow_s=25) as proxy:
         backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
-                   "batch_size": 2, "max_retries": 8, "concurrency": 1, "timeout_s": 2,
+                   "batch_size": 2, "max_retries": 8, "concurrency": 1, "timeout_s": 20,
                    "structured_output": "json_object", "temperature": 0}
-        cfg = tiny_config(name="tiny-flaky", population=4, backend=backend, max_backfill_waves=4)
+        cfg = tiny_config(name="tiny-flaky", population=3, backend=backend, max_backfill_waves=4)
         out = tmp_path / "flaky"
         build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
