@@ -9,10 +9,11 @@ import pyarrow as pa
 
 from corpus.run_folder import RunFolder
 from schemas.errors import UserInputError
+from schemas.tables import PERSONAS_AS_MAP
 
 # Paths are relative to the run folder so the folder can be moved or copied as a whole.
 VIEWS = {
-    "personas": "SELECT * FROM read_parquet('personas/part-*.parquet')",
+    "personas": PERSONAS_AS_MAP.format(files="'personas/part-*.parquet'"),
     "rejects": "SELECT * FROM read_parquet('rejects/part-*.parquet')",
     "attributes": (
         "SELECT persona_id, e.key AS attribute, e.value AS value "

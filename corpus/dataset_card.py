@@ -15,6 +15,7 @@ import yaml
 from corpus.run_folder import write_bytes_atomically
 from schemas.tables import PERSONAS, REJECTS
 
+READ_BATCH_ROWS = 10_000
 COLUMN_DESCRIPTIONS = {
     "persona_id": "deterministic id: a hash of the run seed and the slot",
     "slot": "the quota slot this record fills",
@@ -54,10 +55,13 @@ def card_header(manifest: dict, license_id: str) -> dict:
         "pretty_name": f"populace synthetic personas ({manifest['run_id']})",
         "tags": ["synthetic", "personas", "populace"],
         "size_categories": [size_category(manifest.get("produced", 0))],
+        # batch_size: a shard may hold no rows (every slot of it rejected, or none); without an explicit
+        # size the Parquet reader of `datasets` takes the empty row group's 0 and fails.
         "configs": [
-            {"config_name": "personas", "default": True,
+            {"config_name": "personas", "default": True, "batch_size": READ_BATCH_ROWS,
              "data_files": [{"split": "train", "path": "personas/part-*.parquet"}]},
-            {"config_name": "rejects", "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}]},
+            {"config_name": "rejects", "batch_size": READ_BATCH_ROWS,
+             "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}]},
         ],
     }
 

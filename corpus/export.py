@@ -8,6 +8,7 @@ import duckdb
 
 from corpus.run_folder import atomic_path
 from schemas.errors import UserInputError
+from schemas.tables import PERSONAS_AS_MAP
 
 FORMATS = {"jsonl": "FORMAT JSON", "csv": "FORMAT CSV, HEADER"}
 
@@ -20,7 +21,7 @@ def export_personas(run_dir: Path, fmt: str, out: Path) -> int:
     if not any(shards.glob("part-*.parquet")):
         raise UserInputError(str(run_dir), "personas/", "no personas in this folder",
                              "pass a run folder that populace build has finished")
-    source = "read_parquet('" + str(shards / "part-*.parquet").replace("'", "''") + "')"
+    source = "(" + PERSONAS_AS_MAP.format(files="'" + str(shards / "part-*.parquet").replace("'", "''") + "'") + ")"
     # CSV has no nested values: the facts travel as one JSON object column.
     facts = "to_json(attributes)" if fmt == "csv" else "attributes"
     with duckdb.connect() as con, atomic_path(out) as tmp:

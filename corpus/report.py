@@ -16,6 +16,7 @@ import duckdb
 import orjson
 
 from corpus.run_folder import atomic_path
+from schemas.tables import PERSONAS_AS_MAP
 
 PLOT_COLOURS = ("#34495e", "#c0392b")
 
@@ -106,6 +107,7 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
                                                           ax.set_xlabel("records in cluster"))))
         personas = _parquet(run_dir, "personas/part-*.parquet")
         if personas:
+            personas = f"({PERSONAS_AS_MAP.format(files=personas.removeprefix('read_parquet(').removesuffix(')'))})"
             used = dict(con.sql(f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
                                 f"unnest(map_keys(attributes)) AS k FROM {personas}) GROUP BY 1").fetchall())
             roots = sorted(leaves_per_root)

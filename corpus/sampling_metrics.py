@@ -95,10 +95,12 @@ def count_parquet(glob: str, variables: list[str], scope: MetricsScope) -> Sampl
     con = duckdb.connect()
     try:
         con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
-        columns = {row[0] for row in con.execute("DESCRIBE raw").fetchall()}
-        # Persona tables carry no open_attributes column; skeleton tables do.
+        columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
+        # Persona tables carry no open_attributes column and keep facts as {key, value} entries.
         extra = "" if "open_attributes" in columns else ", []::VARCHAR[] AS open_attributes"
-        con.execute(f"CREATE VIEW s AS SELECT *{extra} FROM raw")
+        as_map = " REPLACE (map_from_entries(attributes) AS attributes)"
+        facts = "" if columns["attributes"].startswith("MAP") else as_map
+        con.execute(f"CREATE VIEW s AS SELECT *{facts}{extra} FROM raw")
         counts = SampleCounts(personas=con.execute("SELECT count(*) FROM s").fetchone()[0])
         counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall()))
         for attr_id in variables:

@@ -39,10 +39,10 @@ class DedupItems:
         return len(self.ids)
 
 
-def fact_set(attributes: Sequence[tuple[str, str]] | dict[str, str]) -> set[str]:
-    """The attribute-value signature of a persona: one token per fact."""
+def fact_set(attributes: Sequence[tuple[str, str]] | Sequence[dict] | dict[str, str]) -> set[str]:
+    """The attribute-value signature of a persona: one token per fact (pairs, a dict, or {key, value} entries)."""
     pairs = attributes.items() if isinstance(attributes, dict) else attributes
-    return {f"{key}={value}" for key, value in pairs}
+    return {f"{p['key']}={p['value']}" if isinstance(p, dict) else f"{p[0]}={p[1]}" for p in pairs}
 
 
 def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None) -> DedupItems:

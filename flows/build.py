@@ -167,7 +167,8 @@ def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path,
                             "duplicate_of": cluster["duplicate_of"]})
         else:
             personas.append({**base, **lineage, "name": row["name"], "narrative": row["narrative"],
-                             "attributes": row["attributes"], "verdict_summary": row["verdict_summary"],
+                             "attributes": [{"key": k, "value": v} for k, v in row["attributes"]],
+                             "verdict_summary": row["verdict_summary"],
                              "rounds": row["rounds"], "judge_plausibility": row["judge_plausibility"],
                              "judge_consistency": row["judge_consistency"],
                              "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"]})

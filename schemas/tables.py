@@ -5,6 +5,11 @@ from __future__ import annotations
 import pyarrow as pa
 
 ATTRIBUTES = pa.map_(pa.string(), pa.string())
+# The published personas keep facts as a list of {key, value}: the same layout as a map, but one that
+# Hugging Face `datasets` (and so the Hub) can read. The DuckDB views turn it back into a MAP.
+FACT_ENTRIES = pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())]))
+# DuckDB: the persona Parquet files with `attributes` as a MAP again.
+PERSONAS_AS_MAP = "SELECT * REPLACE (map_from_entries(attributes) AS attributes) FROM read_parquet({files})"
 # Skeletons are written by the million: ids and values dictionary-encoded, the same strings on read.
 DICT_STRING = pa.dictionary(pa.int32(), pa.string())
 SKELETON_ATTRIBUTES = pa.map_(DICT_STRING, DICT_STRING)
@@ -59,7 +64,7 @@ LINEAGE = [
 
 PERSONAS = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
-    ("name", pa.string()), ("narrative", pa.string()), ("attributes", ATTRIBUTES), *LINEAGE,
+    ("name", pa.string()), ("narrative", pa.string()), ("attributes", FACT_ENTRIES), *LINEAGE,
     ("judge_plausibility", pa.int64()), ("judge_consistency", pa.int64()),
 ])
 
