@@ -22,7 +22,8 @@ COLUMN_DESCRIPTIONS = {
     "stratum": "the quota cell (stratum values) of the slot",
     "name": "full name written by the LLM",
     "narrative": "third-person portrait written by the LLM, checked against the facts",
-    "attributes": "the sampled facts (attribute id -> value), copied from the skeleton, never re-typed by the LLM",
+    "attributes": "the sampled facts as {key: attribute id, value} entries, copied from the skeleton, never "
+                  "re-typed by the LLM",
     "run_id": "the run folder's name", "taxonomy_name": "taxonomy the facts come from",
     "taxonomy_version": "its version", "taxonomy_hash": "sha256 of its canonical content",
     "seed": "the run seed", "backend": "LLM backend kind", "model": "LLM model",
