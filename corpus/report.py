@@ -21,10 +21,14 @@ from schemas.tables import PERSONAS_AS_MAP
 PLOT_COLOURS = ("#34495e", "#c0392b")
 
 
+def _files(root: Path, pattern: str) -> str | None:
+    """The SQL literal of a glob under the run folder, or None when nothing matches."""
+    return "'" + str(root / pattern).replace("'", "''") + "'" if any(root.glob(pattern)) else None
+
+
 def _parquet(root: Path, pattern: str) -> str | None:
-    if not any(root.glob(pattern)):
-        return None
-    return "read_parquet('" + str(root / pattern).replace("'", "''") + "', union_by_name = true)"
+    files = _files(root, pattern)
+    return f"read_parquet({files}, union_by_name = true)" if files else None
 
 
 def _figure_png(draw) -> str:
@@ -105,9 +109,9 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
                                               lambda ax: (ax.hist(sizes, bins=range(2, max(sizes) + 2),
                                                                   color=PLOT_COLOURS[0]),
                                                           ax.set_xlabel("records in cluster"))))
-        personas = _parquet(run_dir, "personas/part-*.parquet")
-        if personas:
-            personas = f"({PERSONAS_AS_MAP.format(files=personas.removeprefix('read_parquet(').removesuffix(')'))})"
+        persona_files = _files(run_dir, "personas/part-*.parquet")
+        if persona_files:
+            personas = f"({PERSONAS_AS_MAP.format(files=persona_files)})"
             used = dict(con.sql(f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
                                 f"unnest(map_keys(attributes)) AS k FROM {personas}) GROUP BY 1").fetchall())
             roots = sorted(leaves_per_root)

@@ -15,9 +15,10 @@ from corpus.sampling_metrics import count_parquet, stratum_variables
 from dedup.embedders import create_embedder
 from dedup.metrics import personahub_duplicate_rates
 from flows.standalone_dedup import field_value, leaf_text, read_records
-from schemas.config import EmbedderConfig, load_run_config
+from schemas.config import EmbedderConfig, RunConfig, load_run_config
 from schemas.errors import UserInputError
 from taxonomy.loader import load_taxonomy
+from taxonomy.model import Taxonomy
 from taxonomy.presets import load_preset
 from taxonomy.sample_tally import metrics_scope
 
@@ -41,9 +42,7 @@ def default_references(folder: Path = REFERENCE_DIR) -> list[Reference]:
             if (folder / f"{name}.jsonl").is_file()]
 
 
-def our_sample(run_dir: Path) -> CorpusSample:
-    cfg = load_run_config(RunFolder(run_dir).config)
-    taxonomy = load_taxonomy(cfg.taxonomy)
+def our_sample(run_dir: Path, taxonomy: Taxonomy) -> CorpusSample:
     rows = query_run(run_dir, "SELECT name, narrative, attributes FROM personas ORDER BY persona_id").to_pylist()
     enums = {a.id: set(a.values) for a in taxonomy.attributes().values() if a.kind in ("categorical", "ordinal")}
     records = [{"name": r["name"], "narrative": r["narrative"], **dict(r["attributes"])} for r in rows]
@@ -62,16 +61,14 @@ def reference_sample(reference: Reference) -> CorpusSample:
     return CorpusSample(reference.name, texts, flattened)
 
 
-def plan_fit(run_dir: Path) -> dict:
+def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
     """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     sampling = manifest.get("sampling") or {}
     out = {"joint": sampling.get("joint", {}), "marginals": sampling.get("marginals", {}),
            "strata": manifest.get("strata", {}), "rule_violations": manifest.get("rule_violations", [])}
-    cfg = load_run_config(RunFolder(run_dir).config)
     if not cfg.quotas.preset or not sampling:
         return out
-    taxonomy = load_taxonomy(cfg.taxonomy)
     scope = metrics_scope(taxonomy, load_preset(cfg.quotas.preset, taxonomy))
     counts = count_parquet(str(run_dir / "personas" / "*.parquet"), stratum_variables([]), scope)
     out["preset_fit"] = {}
@@ -92,13 +89,15 @@ def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: Embed
     if not (run_dir / "manifest.json").is_file():
         raise UserInputError(str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)",
                              "pass a folder written by populace build")
+    cfg = load_run_config(RunFolder(run_dir).config)
+    taxonomy = load_taxonomy(cfg.taxonomy)
     embedder = create_embedder(embedder_cfg or EmbedderConfig())
-    samples = [our_sample(run_dir), *(reference_sample(r) for r in references)]
+    samples = [our_sample(run_dir, taxonomy), *(reference_sample(r) for r in references)]
     corpora = {s.name: evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed)
                for s in samples}
     result = {"run": run_dir.name, "embedder": embedder.name, "seed": seed, "corpora": corpora,
               "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
-              "ours": plan_fit(run_dir)}
+              "ours": plan_fit(run_dir, cfg, taxonomy)}
     folder = run_dir / "evaluation"
     write_bytes_atomically(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
                            folder / "evaluation.json")

@@ -34,7 +34,6 @@ class SamplePlan:
 
     cfg: RunConfig
     taxonomy: Taxonomy
-    cells: list[QuotaCell]
     slot_cells: list[QuotaCell]
     planned: list[dict]
     scope: MetricsScope
@@ -45,7 +44,7 @@ class SamplePlan:
         taxonomy = load_taxonomy(cfg.taxonomy)
         cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
         preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
-        return cls(cfg, taxonomy, cells, assign_slots(cells, cfg.seed), cells_as_json(cells),
+        return cls(cfg, taxonomy, assign_slots(cells, cfg.seed), cells_as_json(cells),
                    metrics_scope(taxonomy, preset), facts_constraints(load_rule_pack()))
 
     def write_chunk(self, part: int, slots: range, target: Path) -> tuple[SampleCounts, Counter]:

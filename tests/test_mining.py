@@ -231,7 +231,8 @@ def test_assembled_taxonomy_round_trips_with_provenance_and_shared_values_only(t
     assert birds.provenance.source == "mined" and birds.provenance.support == 5
     assert placed["zodiac sign"] == f"{MINED_ROOT_ID}.zodiac_sign"
     assert placed["sleep chronotype"] == "health.emerging.sleep_chronotype"
-    path = write_taxonomy(mined, tmp_path / "mined.yaml") and tmp_path / "mined.yaml"
+    path = tmp_path / "mined.yaml"
+    write_taxonomy(mined, path)
     again = load_taxonomy(str(path))
     assert again.attributes().keys() == mined.attributes().keys() and again.content_hash
     assert len(again.attributes()) == len(seed.attributes()) + 3

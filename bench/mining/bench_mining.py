@@ -36,7 +36,7 @@ from taxonomy.loader import load_taxonomy  # noqa: E402
 from taxonomy.mining.candidates import is_grounded  # noqa: E402
 from taxonomy.mining.conversations import read_conversations  # noqa: E402
 from taxonomy.mining.pipeline import collect_snippets, merge_candidates  # noqa: E402
-from taxonomy.mining.revealing import Snippet  # noqa: E402
+from taxonomy.mining.revealing import SENTENCE_SPLIT, Snippet  # noqa: E402
 from taxonomy.mining.scrub import scrub_text  # noqa: E402
 from workers.extraction import build_extraction_requests, parse_extraction  # noqa: E402
 from workers.factory import create_backend  # noqa: E402
@@ -67,8 +67,7 @@ def baseline_snippets(paths: list[Path], cfg: MiningConfig) -> list[Snippet]:
     """The first user sentences of each conversation, scrubbed, no disclosure detection."""
     out = []
     for conversation in read_conversations(paths):
-        sentences = [s.strip() for turn in conversation.user_turns for s in re.split(r"(?<=[.!?])\s+|\n+",
-                                                                                   scrub_text(turn))]
+        sentences = [s.strip() for turn in conversation.user_turns for s in SENTENCE_SPLIT.split(scrub_text(turn))]
         sentences = [s for s in sentences if cfg.min_snippet_chars <= len(s) <= cfg.max_snippet_chars]
         out += [Snippet(conversation.key, conversation.source, s, 0)
                 for s in sentences[:cfg.max_snippets_per_conversation]]

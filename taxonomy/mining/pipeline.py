@@ -52,12 +52,11 @@ def merge_candidates(seed: Taxonomy, candidates: list[Candidate], embed: Embed,
     """Embed candidates, leaves and nodes; merge, cluster, attach; assemble the new taxonomy."""
     leaves = list(seed.attributes().values())
     nodes = [n for n in seed.nodes() if n.id.count(".") < MAX_NODE_DEPTH]  # room for one more part
-    dim_probe = embed(["probe"])
-    empty = np.zeros((0, dim_probe.shape[1]), dtype=np.float32)
+    leaf_vectors = embed([a.label for a in leaves])  # labels against labels: like with like
     plan = plan_merge(
         candidates,
-        embed([c.label for c in candidates]) if candidates else empty,
-        [a.id for a in leaves], embed([a.label for a in leaves]),  # labels against labels: like with like
+        embed([c.label for c in candidates]) if candidates else np.zeros((0, leaf_vectors.shape[1]), np.float32),
+        [a.id for a in leaves], leaf_vectors,
         [n.id for n in nodes], embed([node_text(n.label, n.description) for n in nodes]),
         cfg.merge_threshold, cfg.attach_threshold, cfg.min_support,
     )

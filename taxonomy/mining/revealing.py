@@ -44,7 +44,7 @@ _TASK_TALK = re.compile(
     r"getting|using|having trouble)\b|\b(?:write|generate|create|translate|rewrite|summari[sz]e|code)\b",
     re.IGNORECASE,
 )
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _CODE_LIKE = re.compile(r"[{};=<>]|```|\bdef\b|\bimport\b|\breturn\b")
 
 
@@ -71,7 +71,7 @@ def find_revealing(conversations: list[Conversation], scrubbed_turns: dict[str, 
     for conversation in conversations:
         candidates: list[tuple[int, int, str]] = []
         for turn in scrubbed_turns[conversation.key]:
-            for sentence in _SENTENCE_SPLIT.split(turn):
+            for sentence in SENTENCE_SPLIT.split(turn):
                 sentence = sentence.strip()
                 if not min_chars <= len(sentence) <= max_chars or _CODE_LIKE.search(sentence):
                     continue
