@@ -1,17 +1,23 @@
 # Two entry points for a fresh machine with python3 and pip: `make demo` and `make test`.
-# Each creates .venv on first use (llama-cpp-python compiles from source: ~10-15 min on 2 cores).
+# Each creates .venv on first use (llama-cpp-python compiles llama.cpp from source: ~8 min on 2 cores).
+# llama.cpp is compiled for a portable CPU feature set (x86-64-v3: AVX2, FMA, F16C; no AVX-512,
+# no AMX). NATIVE=1 compiles for this machine's own CPU instead: `make demo NATIVE=1`.
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+NATIVE ?= 0
+LLAMA_MODE := $(if $(filter 1 yes true,$(NATIVE)),native,portable)
+STAMP := $(VENV)/.installed-$(LLAMA_MODE)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo mine-demo test lint bench clean
+.PHONY: demo mine-demo test lint bench clean distclean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_llama_cpp.py
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python scripts/install_llama_cpp.py $(if $(filter native,$(LLAMA_MODE)),--native)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -35,3 +41,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data/runs/*/
+
+# Also forgets the compiled llama.cpp wheels (.cache/llama-cpp-wheels).
+distclean: clean
+	rm -rf .cache
