@@ -22,9 +22,10 @@ from corpus.sampling_metrics import cells_as_json, sampling_metrics
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.judge_stage import final_stage, gate_shard, judge_wave
+from flows.process_guard import take_back_stop_signals
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder, run_id_for
-from flows.stage_io import STAGE_TASK, read_rows, read_skeletons, shard_ranges
+from flows.stage_io import MODEL_TASK, STAGE_TASK, read_rows, read_skeletons, shard_ranges
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
@@ -67,7 +68,7 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
     return [s for s in skeletons if s.persona_id in feedback], feedback, keep
 
 
-@task(**STAGE_TASK, retries=1)
+@task(**MODEL_TASK)
 def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: int, shards: list[int],
                   ray_address: str | None) -> list[Path]:
     """One Ray Data pass over every unfinished shard; each shard is committed once complete."""
@@ -91,7 +92,7 @@ def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: 
         if not expected[shard]:
             commit(shard)
     with stage_progress(f"propose round {round_no}", len(requests)) as advance:
-        for result in propose_with_ray(requests, cfg.backend, ray_address):
+        for result in propose_with_ray(requests, cfg.backend, ray_address, stage=f"propose round {round_no}"):
             shard = shard_of[result.request_id]
             answered[shard].append({
                 "persona_id": result.request_id, "round": round_no, "raw_output": result.text,
@@ -238,6 +239,7 @@ def mark_stage_done(run: RunFolder, stage: str) -> None:
 @flow(name="build_corpus", log_prints=True, validate_parameters=False)
 def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None = None) -> str:
     """Build (or resume) the corpus a config describes; returns the run folder."""
+    take_back_stop_signals()  # Prefect's SIGTERM bridge would stop the flow without stopping Ray
     taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
     root = Path(out) if out else Path(cfg.output_dir) / run_id_for(cfg)
     with run_lock(root):  # a second build into the same folder refuses instead of interleaving

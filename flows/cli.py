@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from flows.process_guard import (
+    StopRequested,
+    command_is_guarded,
+    exit_stopped,
+    exit_with_error,
+    guard_command,
+    stop_requested,
+)
 from schemas.config import RunConfig, load_run_config
 from schemas.errors import PopulaceError, UserInputError
 
@@ -87,6 +96,7 @@ def mine(
     read_conversations(conversations)
     if out.suffix not in (".yaml", ".yml"):
         raise UserInputError(str(out), "--out", "is not a .yaml path", "name the output like mined.yaml")
+    guard_command()
     report = mine_taxonomy([str(p) for p in conversations], taxonomy, str(out), cfg, ray_address)
     funnel, counts = report["funnel"], report["counts"]
     print_key_values(f"mined {report['to']['name']} {report['to']['version']}", [
@@ -117,7 +127,7 @@ def build(
     from flows.build import build_corpus, check_inputs
 
     check_inputs(cfg)  # fail fast, before Prefect starts
-
+    guard_command()
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
     keys = ("requested", "produced", "rejected", "revised", "backfilled", "backfill_stopped_by", "acceptance_rate",
@@ -138,6 +148,8 @@ def preview(config: ConfigOption, n: Annotated[int, typer.Option("--n")] = 3) ->
     """Print a few sample personas from the config; writes nothing."""
     cfg = load_run_config(config)
     from flows.preview import preview_personas
+
+    guard_command()
 
     for item in preview_personas(cfg, n):
         facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(item.skeleton.attributes.items())[:12])
@@ -395,6 +407,28 @@ def serve(
     prefect_serve(build_deployment(str(config.resolve()), cron, name, str(out) if out else None))
 
 
+@app.command()
+def doctor(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Check this run config's backend, "
+                                                "embedder and output folder (default: the defaults).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check what a first run needs (Python, llama.cpp vs this CPU, model, disk, Ray, Prefect, embedder)."""
+    from flows.doctor import checks_as_dicts, run_checks
+
+    checks = run_checks(load_run_config(config) if config else RunConfig())
+    if as_json:
+        sys.stdout.write(json.dumps(checks_as_dicts(checks), indent=2) + "\n")
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for check in checks:
+            fix = f"  [dim](fix: {check.fix})[/dim]" if check.fix and check.status != "ok" else ""
+            out_console.print(f"[{colour[check.status]}]{check.status:>4}[/]  {check.name}: {check.detail}{fix}",
+                              highlight=False, soft_wrap=True)
+    if any(check.status == "fail" for check in checks):
+        raise typer.Exit(1)
+
+
 RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder.")]
 
 
@@ -480,17 +514,26 @@ def query(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode typer returns an exit code instead of exiting: typer.Exit(n)
+        # from a command, and 130 for a KeyboardInterrupt (the signal that caused it is ours).
+        code = app(standalone_mode=False)
+        if stop_requested() is not None:
+            exit_stopped(stop_requested())
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserInputError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except PopulaceError as exc:
+        if command_is_guarded():  # stop Ray and Prefect first, so their shutdown logs do not bury the reason
+            exit_with_error(str(exc))
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort, keeping the cause
+        cause = exc.__cause__ if isinstance(exc.__cause__, StopRequested) else exc
+        exit_stopped(cause.signum if isinstance(cause, StopRequested) else signal.SIGINT)
     except Exception as exc:  # click usage errors carry their own exit code (2)
         import click
 

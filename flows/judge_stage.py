@@ -8,7 +8,7 @@ import pyarrow as pa
 from prefect import task
 
 from corpus.run_folder import RunFolder, write_table_atomically
-from flows.stage_io import STAGE_TASK, read_rows
+from flows.stage_io import MODEL_TASK, STAGE_TASK, read_rows
 from schemas.config import RunConfig
 from schemas.tables import JUDGEMENTS, SETTLED
 from taxonomy.model import Taxonomy
@@ -21,7 +21,7 @@ def final_stage(cfg: RunConfig) -> str:
     return "gated" if cfg.judge.enabled else "settled"
 
 
-@task(**STAGE_TASK, retries=1)
+@task(**MODEL_TASK)
 def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int],
                ray_address: str | None) -> None:
     backend = cfg.judge.backend or cfg.backend
@@ -30,7 +30,7 @@ def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[
     shard_of = {r["persona_id"]: s for s, shard_rows in rows.items() for r in shard_rows}
     requests = judge_requests([r for shard_rows in rows.values() for r in shard_rows], taxonomy, backend, cfg.seed)
     scored: dict[int, list[dict]] = {s: [] for s in todo}
-    for result in propose_with_ray(requests, backend, ray_address):
+    for result in propose_with_ray(requests, backend, ray_address, stage="judge"):
         scored[shard_of[result.request_id]].append(parse_judgement(result))
     for shard in todo:
         write_table_atomically(pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS),

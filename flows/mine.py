@@ -12,7 +12,8 @@ from prefect import flow, get_run_logger, task
 from corpus.run_folder import write_bytes_atomically
 from dedup.embedders.factory import create_embedder
 from flows.artifacts import publish_mining_artifact
-from flows.stage_io import STAGE_TASK
+from flows.process_guard import take_back_stop_signals
+from flows.stage_io import MODEL_TASK, STAGE_TASK
 from schemas.mining_config import MiningConfig
 from taxonomy.loader import load_taxonomy, write_taxonomy
 from taxonomy.mining.candidates import Candidate
@@ -35,7 +36,7 @@ def collect(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict]:
     return collect_snippets(paths, cfg)
 
 
-@task(**STAGE_TASK, retries=1)
+@task(**MODEL_TASK)
 def extract(snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig,
             ray_address: str | None) -> tuple[list[Candidate], dict]:
     """Ask the LLM (on Ray workers) which attributes each sentence reveals; failures are counted, not fatal."""
@@ -47,7 +48,7 @@ def extract(snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig,
     counts = Counter()
     if requests:
         ensure_ray(ray_address)
-    for result in propose_with_ray(requests, cfg.backend, ray_address):
+    for result in propose_with_ray(requests, cfg.backend, ray_address, stage="mining extraction"):
         kept, dropped, failure = parse_extraction(result, by_id[result.request_id], roots)
         candidates.extend(kept)
         counts["candidates_dropped"] += dropped
@@ -64,6 +65,7 @@ def extract(snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig,
 def mine_taxonomy(conversations: list[str], taxonomy: str, out: str, cfg: MiningConfig,
                   ray_address: str | None = None) -> dict:
     """Mine attributes from conversation files into a new version of `taxonomy`; write it and its diff report."""
+    take_back_stop_signals()
     logger = get_run_logger()
     started = time.perf_counter()
     seed = load_taxonomy(taxonomy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -91,10 +92,24 @@ class QuotaConfig(StrictModel):
 class BackendConfig(StrictModel):
     """Which LLM writes the prose, and how it is decoded."""
 
-    kind: Literal["llama_cpp", "openai", "vllm"] = Field(
+    kind: Literal["llama_cpp", "openai", "vllm", "plugin"] = Field(
         default="llama_cpp",
         description="llama_cpp: embedded model; openai: any OpenAI-compatible /v1/chat/completions endpoint; "
-        "vllm: vLLM engines in Ray actors via Ray Data LLM (GPU; extra 'gpu').",
+        "vllm: vLLM engines in Ray actors via Ray Data LLM (GPU; extra 'gpu'); plugin: your own class "
+        "implementing workers.backend.LLMBackend, named by `factory`.",
+    )
+    factory: str | None = Field(
+        default=None,
+        description="plugin: 'package.module:name' of a callable taking (BackendConfig, threads) and returning "
+        "an LLMBackend; the module must be importable on every Ray worker.",
+    )
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="plugin: settings passed through to the plugin in BackendConfig.options."
+    )
+    max_worker_restarts: int = Field(
+        default=2, ge=0, le=100,
+        description="Times a model worker that dies (a signal, the out-of-memory killer, a native crash) is "
+        "restarted before the build stops with a message naming the signal and the likely cause.",
     )
     model: str = Field(
         default="smollm2-135m-instruct",
@@ -122,9 +137,11 @@ class BackendConfig(StrictModel):
     batch_size: int = Field(default=4, ge=1, description="Rows per Ray Data batch.")
 
     @model_validator(mode="after")
-    def _openai_needs_url(self) -> BackendConfig:
+    def _kind_has_what_it_needs(self) -> BackendConfig:
         if self.kind == "openai" and not self.base_url:
             raise ValueError("an openai backend needs base_url, e.g. http://127.0.0.1:8000/v1")
+        if self.kind == "plugin" and not re.fullmatch(r"[\w.]+:[\w.]+", self.factory or ""):
+            raise ValueError("a plugin backend needs factory: 'package.module:name', e.g. mypkg.backends:MyBackend")
         return self
 
 
@@ -281,7 +298,8 @@ def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict
         raise UserInputError(where, "<file>", f"is larger than {MAX_CONFIG_BYTES // 2**20} MiB",
                              "a config is a few lines of YAML; pass the right file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) if text.strip() else None
     except UnicodeDecodeError as exc:
         raise UserInputError(where, "<file>", "not UTF-8 text", "save the config as UTF-8") from exc
     except yaml.YAMLError as exc:
@@ -289,8 +307,9 @@ def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict
         at = f"line {mark.line + 1}" if mark else "<file>"
         raise UserInputError(where, at, f"invalid YAML ({getattr(exc, 'problem', exc)})",
                              "fix the YAML syntax") from exc
-    if raw is None:
-        raw = {}
+    if raw is None:  # an empty or whitespace-only file would otherwise build with every default
+        raise UserInputError(where, "<file>", "is empty", "write the config as YAML (`populace config schema` "
+                             "lists the fields; configs/demo.yaml is an example)")
     if not isinstance(raw, dict):
         raise UserInputError(where, "<root>", "is not a mapping", "write the config as key: value pairs")
     raw.update(overrides or {})

@@ -53,10 +53,13 @@ def load_taxonomy(ref: str) -> Taxonomy:
 
 def parse_taxonomy(data: bytes, where: str) -> Taxonomy:
     try:
-        raw = yaml.safe_load(data.decode("utf-8"))
+        raw = yaml.safe_load(data.decode("utf-8")) if data.strip() else None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserInputError(where, "<file>", f"not readable YAML ({exc.__class__.__name__})",
                              "save the taxonomy as UTF-8 YAML") from exc
+    if raw is None:
+        raise UserInputError(where, "<file>", "is empty", "write the taxonomy as YAML (name, version, categories) "
+                             "or use seed:core")
     if not isinstance(raw, dict):
         raise UserInputError(where, "<root>", "is not a mapping", "start with name, version, categories")
     declared_hash = raw.pop("content_hash", "") or ""

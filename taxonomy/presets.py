@@ -55,7 +55,11 @@ def load_preset(ref: str, taxonomy: Taxonomy) -> PopulationPreset:
         raise UserInputError(str(path), "<file>", f"is larger than {MAX_PRESET_BYTES // 2**20} MiB",
                              "a preset holds census shares, a few thousand lines at most")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) if text.strip() else None
+        if raw is None:
+            raise UserInputError(str(path), "<file>", "is empty",
+                                 "write the preset as YAML; see data/populations/us_adults.yaml for the format")
         preset = PopulationPreset.model_validate(raw)
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserInputError(str(path), "<file>", f"not readable YAML ({exc.__class__.__name__})",

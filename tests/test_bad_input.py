@@ -35,6 +35,9 @@ CONFIGS = {
     "config not YAML": ("population: [1, 2\n", "sample", "line"),
     "config not UTF-8": (b"name: \xff\xfe\n", "sample", "<file>"),
     "config binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "sample", "<file>"),
+    "config empty": (b"", "sample", "is empty"),
+    "config only whitespace and comments": ("\n   \n# nothing here\n", "build", "is empty"),
+    "config only whitespace": (" \t\n\n", "sample", "is empty"),
     "config is a list": ("- 1\n- 2\n", "sample", "<root>"),
     "config huge": ("# x\n" * (MAX_CONFIG_BYTES // 4 + 1), "sample", "<file>"),
     "unknown field": (config_case(populaton=3), "sample", "populaton"),
@@ -79,6 +82,8 @@ def taxonomy_case(**attribute_changes) -> dict:
 
 TAXONOMIES = {
     "taxonomy missing": (None, "taxonomy validate", "taxonomy"),
+    "taxonomy empty": (b"", "taxonomy validate", "is empty"),
+    "taxonomy only whitespace": (b"  \n\t\n", "taxonomy validate", "is empty"),
     "taxonomy not UTF-8": (b"name: \xff\n", "taxonomy validate", "<file>"),
     "taxonomy weights do not sum": (taxonomy_case(values={"p": 0.5, "q": 0.6}), "taxonomy validate", "a.x.values"),
     "taxonomy empty domain": (taxonomy_case(values={}), "taxonomy validate", "a.x"),
@@ -92,6 +97,8 @@ TAXONOMIES = {
 }
 
 PRESETS = {
+    "preset empty": (b"", "sample --preset", "is empty"),
+    "preset only whitespace": (b"\n \n", "sample --preset", "is empty"),
     "preset not YAML": ("marginals: [\n", "sample --preset", "<file>"),
     "preset unknown attribute": (preset([{"attributes": ["demographics.shoe_size"], "citation": "t",
                                           "shares": {"a": 1.0}}]), "sample --preset", "attributes"),
@@ -106,6 +113,7 @@ PRESETS = {
 CONVERSATIONS = {
     "conversations missing": (None, "mine", "<file>"),
     "conversations empty": (b"", "mine", "<file>"),
+    "conversations only whitespace": (b"\n  \n\n", "mine", "<file>"),
     "conversations not JSON": (b"{nope\n", "mine", "<line>"),
     "conversations binary": (b"\x00\x01\x02\xff\n", "mine", "<line>"),
     "conversations wrong shape": (b'{"turns": []}\n', "mine", "messages"),
@@ -128,6 +136,8 @@ def write_input(path: Path, content: object) -> None:
 def argv_for(command: str, source: Path, out: Path, tmp_path: Path) -> list[str]:
     if command == "sample":
         return ["sample", "--config", str(source), "--out", str(out)]
+    if command == "build":
+        return ["build", "--config", str(source), "--out", str(out)]
     if command == "sample --preset":
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(config_case(quotas={"preset": str(source),

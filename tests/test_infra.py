@@ -68,6 +68,18 @@ def test_dockerfile_has_cpu_and_gpu_targets():
     assert "'.[gpu]'" in text
 
 
+def test_every_install_recipe_builds_llama_cpp_the_portable_way():
+    """Each recipe that installs populace runs the portable llama.cpp build before pip can compile a native one."""
+    recipes = {"Makefile": (REPO / "Makefile").read_text(),
+               "Dockerfile": (REPO / "infra/docker/Dockerfile").read_text(),
+               "ray-cluster.yaml": (REPO / "infra/ray-cluster.yaml").read_text()}
+    for name, text in recipes.items():
+        installs = [m.start() for m in re.finditer(r"pip install[^\n]*(-e|populace)", text)]
+        portable = [m.start() for m in re.finditer(r"scripts/install_llama_cpp\.py", text)]
+        assert installs and portable, name
+        assert all(any(p < i for p in portable) for i in installs), f"{name}: pip installs populace first"
+
+
 def test_prefect_yaml_deployments_point_at_real_flows_with_valid_parameters_and_schedules():
     from prefect import Flow
 

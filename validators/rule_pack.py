@@ -82,6 +82,8 @@ BUILTIN_CHECKS = [
 
 
 def _read_pack(where: str, text: str, pack: str) -> list[Rule]:
+    if not text.strip():
+        raise UserInputError(where, "<rules>", "is empty", "write a YAML list of rules (id, severity, when, message)")
     try:
         raw = yaml.safe_load(text)
         rules = TypeAdapter(list[Rule]).validate_python([{**r, "pack": pack} if isinstance(r, dict) else r

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from schemas.config import BackendConfig
 from schemas.errors import BackendError
 from workers.backend import LLMBackend
@@ -20,4 +22,23 @@ def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend
         from workers.vllm_backend import VLLMBackend
 
         return VLLMBackend(cfg)
+    if cfg.kind == "plugin":
+        return create_plugin_backend(cfg, threads)
     raise BackendError(f"unknown backend kind {cfg.kind!r}")
+
+
+def create_plugin_backend(cfg: BackendConfig, threads: int | None) -> LLMBackend:
+    """Import `module:name` from the config and call it; a plugin that cannot load is a clear error."""
+    module_name, _, attribute = (cfg.factory or "").partition(":")
+    try:
+        factory = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            factory = getattr(factory, part)
+    except (ImportError, AttributeError) as exc:
+        raise BackendError(f"backend.factory {cfg.factory!r} cannot be loaded ({exc}); install the module on every "
+                           "Ray worker or fix the name") from exc
+    backend = factory(cfg, threads)
+    if not isinstance(backend, LLMBackend):
+        raise BackendError(f"backend.factory {cfg.factory!r} returned {type(backend).__name__}, which lacks "
+                           "name, model and generate(requests)")
+    return backend

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import orjson
 import pyarrow as pa
@@ -14,6 +18,16 @@ from schemas.records import Skeleton, proposal_json_schema
 from taxonomy.model import Taxonomy
 from workers.backend import GenerationRequest, GenerationResult
 from workers.prompts import render_proposal_messages
+from workers.worker_crash import (
+    WorkerCrashError,
+    crash_folder,
+    enable_crash_trace,
+    is_worker_death,
+    read_crash_signal,
+)
+
+if TYPE_CHECKING:
+    import ray.data
 
 RESULT_SCHEMA = pa.schema([
     ("request_id", pa.string()),
@@ -54,8 +68,11 @@ def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendCo
 class ProposeActor:
     """A Ray actor holding one model; each call answers one Arrow batch of requests."""
 
-    def __init__(self, backend_cfg: dict, threads: int, secrets: dict[str, str] | None = None) -> None:
+    def __init__(self, backend_cfg: dict, threads: int, secrets: dict[str, str] | None = None,
+                 crash_dir: str | None = None) -> None:
         from workers.factory import create_backend
+
+        self.crash_trace = enable_crash_trace(crash_dir)  # names the signal if native code kills us
 
         # Workers on other nodes (or started before the variable was set) lack the driver's
         # environment: the API key travels in memory with the actor, never to disk.
@@ -96,13 +113,23 @@ def ensure_ray(address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
+    # ray.init replaces the driver's SIGTERM handler with one that exits at once; the
+    # application's own handler (stop Ray and Prefect, exit 143) stays in charge.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    sigterm_handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              configure_logging=False, ignore_reinit_error=True)
+    if in_main_thread and sigterm_handler is not None:
+        signal.signal(signal.SIGTERM, sigterm_handler)
 
 
-def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
-                     address: str | None = None) -> Iterator[GenerationResult]:
-    """Stream results as actors finish batches, so callers can commit whole shards early."""
+def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig, address: str | None = None,
+                     stage: str = "propose") -> Iterator[GenerationResult]:
+    """Stream results as actors finish batches, so callers can commit whole shards early.
+
+    A model worker that dies is restarted (and its batch rerun) up to cfg.max_worker_restarts
+    times; after that a WorkerCrashError names the signal, the stage and the likely cause.
+    """
     import ray
     import ray.data
 
@@ -126,15 +153,36 @@ def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig,
         for r in requests
     ]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // cfg.batch_size))
-    answered = dataset.map_batches(
-        ProposeActor,
-        fn_constructor_kwargs={"backend_cfg": cfg.model_dump(mode="json"), "threads": threads,
-                               "secrets": backend_secrets(cfg)},
-        batch_size=cfg.batch_size,
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=cfg.workers),
-        num_cpus=1,
-    )
-    for batch in answered.iter_batches(batch_format="pyarrow", batch_size=None):
-        for row in batch.to_pylist():
-            yield GenerationResult.model_validate(row)
+    with crash_folder() as crash_dir:
+        answered = map_with_actors(dataset, cfg, {"backend_cfg": cfg.model_dump(mode="json"), "threads": threads,
+                                                  "secrets": backend_secrets(cfg), "crash_dir": str(crash_dir)})
+        try:
+            for batch in answered.iter_batches(batch_format="pyarrow", batch_size=None):
+                for row in batch.to_pylist():
+                    yield GenerationResult.model_validate(row)
+        except Exception as exc:
+            if is_worker_death(exc):
+                raise WorkerCrashError(stage, read_crash_signal(crash_dir), cfg.max_worker_restarts,
+                                       str(exc).splitlines()[0]) from exc
+            raise
+
+
+def map_with_actors(dataset: ray.data.Dataset, cfg: BackendConfig, actor_kwargs: dict) -> ray.data.Dataset:
+    """The lazy map over a pool of cfg.workers ProposeActors, each restarted at most max_worker_restarts times."""
+    import ray.data
+
+    with warnings.catch_warnings():
+        # Ray 2.60 takes actor restart limits only as extra remote args, which it marks deprecated.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning)
+        return dataset.map_batches(
+            ProposeActor,
+            fn_constructor_kwargs=actor_kwargs,
+            batch_size=cfg.batch_size,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=cfg.workers),
+            num_cpus=1,
+            # Ray Data restarts a dead actor forever by default: a worker that dies on every
+            # request (a CPU that traps an instruction) would hang the build with no message.
+            max_restarts=cfg.max_worker_restarts,
+            max_task_retries=cfg.max_worker_restarts,
+        )

@@ -1,0 +1,65 @@
+"""A watchdog that outlives a command to stop what it started: `python -m flows.reaper PID`.
+
+A command killed with SIGKILL cannot clean up; its Prefect API server and local Ray processes
+would keep running with no parent. The reaper, started by the command in a session of its own,
+remembers every process below the command while it runs and, once the command is gone, stops
+those still alive (and whatever they started). It imports nothing heavy and polls /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from flows.process_tree import (
+    ProcessId,
+    identify,
+    is_alive,
+    list_descendants,
+    list_orphans,
+    read_stat,
+    stop_processes,
+)
+
+POLL_S = 0.25  # what starts between two looks is found as an orphan of the session
+
+
+def watch(parent: ProcessId) -> set[ProcessId]:
+    """Everything seen below parent until parent ends."""
+    seen: set[ProcessId] = set()
+    me = os.getpid()
+    while is_alive(parent):
+        seen.update(p for p in list_descendants(parent.pid) if p.pid != me)
+        time.sleep(POLL_S)
+    return seen
+
+
+def reap(seen: set[ProcessId], session: int, parent_started: int) -> None:
+    """Stop the remembered processes still alive, and what they started after the parent died.
+
+    Children the parent started in its last moments (after the last look) are found as orphans of
+    its session started after it.
+    """
+    me = os.getpid()
+    for _ in range(3):
+        roots = {p for p in seen if is_alive(p)} | set(list_orphans(session, parent_started))
+        below = {child for p in roots for child in list_descendants(p.pid)}
+        targets = sorted((roots | below) - {p for p in roots | below if p.pid == me}, key=lambda p: p.pid)
+        if not targets:
+            return
+        stop_processes(targets, grace_s=2.0)
+        seen = set(targets)
+
+
+def main(argv: list[str]) -> int:
+    parent_pid = int(argv[1])
+    parent, stat = identify(parent_pid), read_stat(parent_pid)
+    if parent is None or stat is None:
+        return 0
+    reap(watch(parent), stat.session, stat.started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
