@@ -1,8 +1,10 @@
 """End to end on the real stack: Prefect harness, local Ray, llama.cpp, Parquet, DuckDB."""
 
 import json
+import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import orjson
 import pyarrow.parquet as pq
@@ -12,7 +14,8 @@ from corpus.catalog import query_run
 from flows.build import build_corpus
 from schemas.config import BackendConfig
 from taxonomy.sampling import persona_id_for
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, free_port, tiny_config
+from tests.planting import UNREADABLE, plant_run, plant_slots, publish_run
 
 pytestmark = pytest.mark.llm
 
@@ -26,6 +29,34 @@ def built(tmp_path_factory, prefect_harness, local_ray):
     out = tmp_path_factory.mktemp("runs") / "tiny"
     run_dir = build_corpus(cfg, str(out))
     return cfg, out, run_dir
+
+
+@pytest.fixture(scope="module")
+def planted(built, tmp_path_factory):
+    """A copy of the built run with one persona and one reject planted in extra slots: the tests that
+    read both tables find rows in each on every machine, whatever the model wrote in the build."""
+    cfg, out, _ = built
+    copy = tmp_path_factory.mktemp("planted") / out.name
+    shutil.copytree(out, copy)
+    return cfg, copy, plant_slots(copy, personas=1, rejects=1)
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """An earlier corpus planted from tables (no model): one persona for each slot of the tiny config's
+    first wave, with that slot's facts and prose of its own."""
+    root = tmp_path_factory.mktemp("earlier") / "earlier"
+    plant_run(root, tiny_config(name="earlier"))
+    publish_run(root)
+    return root
+
+
+def facts_by_id(run_dir, table: str) -> dict[str, dict]:
+    rows = query_run(run_dir, f"select persona_id, attributes from {table}").to_pylist()
+    return {r["persona_id"]: dict(r["attributes"]) for r in rows}
+
+
+SKELETONS = "read_parquet('skeletons/part-*.parquet')"
 
 
 def shard_files(root):
@@ -56,14 +87,19 @@ def test_every_slot_is_a_persona_or_a_reject(built):
             "settle:wave-0", "dedup:wave-0", "write"} <= set(manifest["stages"])
 
 
-def test_lineage_is_filled_and_facts_are_copied(built):
-    cfg, out, _ = built
+def test_lineage_is_filled_and_facts_are_copied(planted):
+    """The build's personas and a planted one (so there is at least one) carry their lineage and
+    exactly their skeleton's facts."""
+    cfg, out, ids = planted
     table = query_run(out, "select * from personas")
+    assert set(ids["personas"]) <= set(table.column("persona_id").to_pylist())
     for column in LINEAGE:
         assert table.column(column).null_count == 0, column
+    skeletons = facts_by_id(out, SKELETONS)
     for row in table.to_pylist():
-        assert row["seed"] == cfg.seed and row["model"] == cfg.backend.model
+        assert row["seed"] == cfg.seed and row["model"] == cfg.backend.model and row["run_id"] == out.name
         facts = dict(row["attributes"])
+        assert facts == skeletons[row["persona_id"]]
         assert facts["demographics.gender"] in ("woman", "man") and "demographics.age" in facts
     counts = query_run(out, "select count(distinct persona_id) as p, count(*) as n from attributes").to_pylist()[0]
     assert counts["p"] == table.num_rows and counts["n"] >= 20 * table.num_rows
@@ -92,31 +128,56 @@ def test_run_folder_layout_and_no_temp_files(built):
     assert set(verdicts.column("check").to_pylist()) >= {"schema"}
 
 
-def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quotas(built, tmp_path):
-    """Same config and seed as the first run decode the same prose: every persona the first run
-    kept is a duplicate here, and backfill waves must refill the strata with new slots."""
-    _, first_out, _ = built
-    first_ids = set(query_run(first_out, "select persona_id from personas").column("persona_id").to_pylist())
-    cfg = tiny_config(name="tiny-again", against=[str(first_out)], max_backfill_waves=4)
+def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quotas(earlier, tmp_path):
+    """The earlier corpus holds the facts of every first-wave slot, so each first-wave persona that passes
+    the checks repeats one of its personas (facts layer), whatever the model wrote. Each backfill wave then
+    samples new slots for exactly what the strata still lack, until the quotas are met or waves run out."""
+    cfg = tiny_config(name="tiny-again", against=[str(earlier)], max_backfill_waves=4)
     out = tmp_path / "again"
     build_corpus(cfg, str(out))
-    dupes = query_run(out, "select persona_id, duplicate_of, detail from rejects where stage = 'dedup'").to_pylist()
-    assert {d["duplicate_of"] for d in dupes} == {f"{first_out.name}:{pid}" for pid in first_ids}
     manifest = orjson.loads((out / "manifest.json").read_bytes())
-    assert manifest["backfilled"] > 0 and manifest["short_by_stratum"] == {}
-    assert manifest["backfill_stopped_by"] == "quotas_met" and manifest["tokens_spent"] > 0
-    counts = query_run(out, "select stratum, count(*) as n from personas group by 1").to_pylist()
+    theirs = facts_by_id(earlier, "personas")
+    first_wave = {persona_id_for(cfg.seed, slot) for slot in range(cfg.population)}
+    ours = facts_by_id(out, SKELETONS)
+    assert set(theirs) == first_wave and {pid: ours[pid] for pid in theirs} == theirs  # the premise
+    passed = query_run(out, f"select persona_id from read_parquet('settled/part-*.parquet') "
+                            f"where accepted and slot < {cfg.population}").column("persona_id").to_pylist()
+    dupes = query_run(out, f"select persona_id, duplicate_of from rejects where stage = 'dedup' "
+                           f"and slot < {cfg.population}").to_pylist()
+    assert {d["persona_id"] for d in dupes} == set(passed)
+    assert {d["duplicate_of"] for d in dupes} <= {f"{earlier.name}:{pid}" for pid in first_wave}
+    assert query_run(out, f"select count(*) as n from personas where slot < {cfg.population}").to_pylist() == [
+        {"n": 0}]
     # 3 slots at 50/50: largest remainder gives the tie's extra slot to the first cell.
-    assert {r["stratum"]: r["n"] for r in counts} == {"gender=man": 2, "gender=woman": 1}
-    slots = query_run(out, "select min(slot) as lo from personas").to_pylist()[0]["lo"]
-    assert slots >= cfg.population  # every kept persona came from a backfill slot
-    assert (out / "dedup" / "index" / "meta.json").is_file()
+    requested = {label: stratum["requested"] for label, stratum in manifest["strata"].items()}
+    assert requested == {"gender=man": 2, "gender=woman": 1}
+    stratum_of_slot = {r["slot"]: r["stratum"] for r in query_run(out, f"select slot, stratum from {SKELETONS}")
+                       .to_pylist()}
+    stratum_of_id = {persona_id_for(cfg.seed, slot): stratum for slot, stratum in stratum_of_slot.items()}
+    start, wanted, wave = 0, dict(requested), 0
+    while True:
+        sampled = Counter(stratum_of_slot[slot] for slot in range(start, start + sum(wanted.values())))
+        assert sampled == Counter(wanted), f"wave {wave} sampled {dict(sampled)} for a shortfall of {wanted}"
+        start += sum(wanted.values())
+        clusters = pq.read_table(out / "dedup" / f"wave-{wave}" / "clusters.parquet").to_pylist()
+        kept = Counter(stratum_of_id[r["persona_id"]] for r in clusters if r["kept"])
+        assert wave > 0 or not kept  # the first wave keeps nothing: wave 1 refills every stratum
+        short = {label: n - kept[label] for label, n in requested.items() if n > kept[label]}
+        if not short or wave == cfg.max_backfill_waves:
+            break
+        wanted, wave = short, wave + 1
+    assert start == manifest["slots"] == len(stratum_of_slot) and manifest["backfilled"] == start - cfg.population
+    assert manifest["short_by_stratum"] == short
+    assert manifest["backfill_stopped_by"] == ("max_backfill_waves" if short else "quotas_met")
+    produced = query_run(out, "select stratum, count(*) as n from personas group by 1").to_pylist()
+    assert {r["stratum"]: r["n"] for r in produced} == {label: n - short.get(label, 0)
+                                                        for label, n in requested.items() if n > short.get(label, 0)}
+    assert manifest["tokens_spent"] > 0 and (out / "dedup" / "index" / "meta.json").is_file()
 
 
-def test_token_budget_stops_backfill_and_the_manifest_says_so(built, tmp_path):
-    """Every persona of wave 0 duplicates the first run; a 1-token budget allows no backfill wave."""
-    _, first_out, _ = built
-    cfg = tiny_config(name="tiny-budget", against=[str(first_out)], max_backfill_waves=4, max_backfill_tokens=1)
+def test_token_budget_stops_backfill_and_the_manifest_says_so(earlier, tmp_path):
+    """Every first-wave persona repeats the earlier corpus's facts; a 1-token budget allows no backfill wave."""
+    cfg = tiny_config(name="tiny-budget", against=[str(earlier)], max_backfill_waves=4, max_backfill_tokens=1)
     out = tmp_path / "budget"
     build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
@@ -127,9 +188,10 @@ def test_token_budget_stops_backfill_and_the_manifest_says_so(built, tmp_path):
     assert {s["requested"] for s in manifest["strata"].values()} == {1, 2}
 
 
-def test_evaluate_beside_a_reference_corpus(built, tmp_path):
-    """`populace evaluate` on a finished run and a small reference file: JSON, plot and table."""
-    _, out, _ = built
+def test_evaluate_beside_a_reference_corpus(planted, tmp_path):
+    """`populace evaluate` on a finished run (with a planted persona, so it has one) and a small
+    reference file: JSON, plot and table."""
+    _, out, _ = planted
     reference = tmp_path / "ref.jsonl"
     rows = [{"id": i, "record": {"persona": {"text": f"Person {i} is a careful baker who walks the dog at dawn "
                                              f"and reads history books late into the night, every single day.",
@@ -142,7 +204,7 @@ def test_evaluate_beside_a_reference_corpus(built, tmp_path):
     result = json.loads(proc.stdout)
     ours, ref = result["corpora"][f"populace:{out.name}"], result["corpora"]["ref"]
     produced = query_run(out, "select count(*) as n from personas").to_pylist()[0]["n"]
-    assert ours["records"] == produced and ref["records"] == 4
+    assert ours["records"] == produced >= 1 and ref["records"] == 4
     assert ref["attributes_per_record"] == 2 and ref["hard_error_rate"] == 0.0
     assert ref["template_flag_rate"] == 1.0  # the four share their wording
     assert 0 <= ours["distinct_2"] <= 1 and 0 <= ours["hard_error_rate"] <= 1 and ours["vendi_score"] >= 1
@@ -177,23 +239,30 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(built, tmp_pa
     assert console == [], console
 
 
-def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(built, tmp_path):
+def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(planted, tmp_path):
+    """Both configs of the card load with `datasets`: the run holds a planted persona and a planted
+    reject besides whatever the build made, so neither table is empty on any machine."""
     import csv
 
     import yaml
 
-    _, out, _ = built
+    _, out, ids = planted
     card = (out / "README.md").read_text()
     header = yaml.safe_load(card.split("---")[1])
     assert header["configs"][0]["data_files"][0]["path"] == "personas/part-*.parquet" and header["license"]
     produced = query_run(out, "select count(*) as n from personas").to_pylist()[0]["n"]
-    assert f"{produced} personas produced" in card
+    rejected = query_run(out, "select count(*) as n from rejects").to_pylist()[0]["n"]
+    assert f"{produced} personas produced" in card and f"{rejected} rejected slots" in card
     from datasets import load_dataset
 
     personas = load_dataset(str(out), "personas", split="train", cache_dir=str(tmp_path / "hf"))
     assert personas.num_rows == produced and {"persona_id", "narrative", "attributes"} <= set(personas.column_names)
+    assert set(ids["personas"]) <= set(personas["persona_id"])
     rejects = load_dataset(str(out), "rejects", split="train", cache_dir=str(tmp_path / "hf"))
-    assert "reason" in rejects.column_names
+    assert rejects.num_rows == rejected and "reason" in rejects.column_names
+    planted_rejects = [r for r in rejects if r["persona_id"] in ids["rejects"]]
+    assert [(r["stage"], r["reason"], r["raw_output"]) for r in planted_rejects] == [("validate", "schema",
+                                                                                      UNREADABLE)]
     files = [str(p) for p in sorted((out / "personas").glob("part-*.parquet"))]
     plain = load_dataset("parquet", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
     assert sorted(plain["persona_id"]) == sorted(personas["persona_id"])
@@ -208,7 +277,7 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(built,
         else:
             rows = list(csv.DictReader(target.open()))
             assert json.loads(rows[0]["attributes"])
-        assert len(rows) == produced and rows[0]["persona_id"].startswith("p-")
+        assert len(rows) == produced and sorted(r["persona_id"] for r in rows) == sorted(personas["persona_id"])
     bad = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", "xml",
                           "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and not (tmp_path / "x").exists()
@@ -247,6 +316,9 @@ def test_build_on_the_openai_backend_against_a_local_server(prefect_harness, loc
     assert manifest["backend"]["kind"] == "openai" and manifest["produced"] + manifest["rejected"] == 2
     personas = query_run(out, "select backend, model from personas").to_pylist()
     assert all(p == {"backend": "openai", "model": "smollm2"} for p in personas)
+    answered = query_run(out, "select persona_id from read_parquet('proposals/round-0/part-*.parquet') "
+                              "where error is null and completion_tokens > 0")
+    assert answered.num_rows == 2  # the server answered every slot, whatever it wrote
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"sk-e2e-secret" not in written
 
@@ -273,10 +345,12 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
     assert proposals.to_pylist() == [{"n": 3}]
 
 
-def test_quotas_are_met_when_a_quarter_of_backend_calls_fail(prefect_harness, local_ray, llama_chat_server,
-                                                             tmp_path):
-    """429, 500, timeouts, dropped connections and garbage bodies on ~25% of calls: the run still
-    fills every quota, counts its retries, and loses or doubles no slot."""
+def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local_ray, llama_chat_server,
+                                                          tmp_path):
+    """429, 500, timeouts, dropped connections and garbage bodies on ~25% of calls: every call is
+    retried until it gets an answer, so no slot is lost to the endpoint; the run counts its retries,
+    loses or doubles no slot, and backfills every stratum the checks left short (whether the waves
+    meet the quotas depends only on what the model writes, so that is not asserted)."""
     from tests.fault_proxy import FaultProxy
 
     # A "hang" outlasts the client's timeout: the timeout is real, and so is the retry after it.
@@ -290,7 +364,12 @@ def test_quotas_are_met_when_a_quarter_of_backend_calls_fail(prefect_harness, lo
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     print(f"faults injected {dict(proxy.injected)}, backend retries {manifest['backend_retries']}")
     assert sum(proxy.injected.values()) >= 2 and manifest["backend_retries"] >= sum(proxy.injected.values()) - 1
-    assert manifest["produced"] == cfg.population and manifest["short_by_stratum"] == {}
+    failed = query_run(out, "select count(*) as n from read_parquet('proposals/round-*/part-*.parquet') "
+                            "where error is not null").to_pylist()
+    assert failed == [{"n": 0}] and "backend" not in manifest["rejected_by_reason"]
+    short = manifest["short_by_stratum"]
+    assert manifest["produced"] == cfg.population - sum(short.values())
+    assert manifest["backfill_stopped_by"] == ("max_backfill_waves" if short else "quotas_met")
     assert manifest["produced"] + manifest["rejected"] == manifest["slots"]
     ids = query_run(out, "select persona_id from personas union all select persona_id from rejects")
     assert len(set(ids.column("persona_id").to_pylist())) == manifest["slots"]
@@ -355,19 +434,59 @@ def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
     assert count.to_pylist() == [{"n": 1}]
 
 
-def test_judge_scores_become_columns_and_thresholds_gate(prefect_harness, local_ray, tmp_path):
-    """Thresholds of 5/5 on a 135M judge: whatever it scores below goes to rejects as judge:*."""
-    cfg = tiny_config(name="tiny-judge", population=2, max_revise_rounds=0, max_backfill_waves=0,
-                      judge={"enabled": True, "min_plausibility": 5, "min_consistency": 5})
-    out = tmp_path / "judge"
+def judge_run(tmp_path, name: str, judge: dict):
+    """Three slots planted up to the settle stage (two personas to judge, one lost to the schema check),
+    then the build resumes: the judge, its gate, dedup and write run for real."""
+    cfg = tiny_config(name=name, population=3, max_revise_rounds=0, max_backfill_waves=0, judge=judge)
+    out = tmp_path / name
+    plant_run(out, cfg, accept=[True, True, False])
     build_corpus(cfg, str(out))
+    settled = query_run(out, "select persona_id, accepted from read_parquet('settled/part-*.parquet')").to_pylist()
     judged = query_run(out, "select * from read_parquet('judgements/part-*.parquet')").to_pylist()
-    settled = query_run(out, "select count(*) as n from read_parquet('settled/part-*.parquet') where accepted")
-    assert len(judged) == settled.to_pylist()[0]["n"]
-    personas = query_run(out, "select judge_plausibility, judge_consistency from personas").to_pylist()
-    assert all(p["judge_plausibility"] == 5 and p["judge_consistency"] == 5 for p in personas)
-    judge_rejects = query_run(out, "select reason from rejects where stage = 'judge'").to_pylist()
-    assert all(r["reason"].startswith("judge:") for r in judge_rejects)
-    assert len(personas) + len(judge_rejects) == len(judged)
+    rejects = {r["persona_id"]: r for r in query_run(out, "select persona_id, stage, reason from rejects").to_pylist()}
+    lost = [r["persona_id"] for r in settled if not r["accepted"]]
+    assert {pid: (rejects[pid]["stage"], rejects[pid]["reason"]) for pid in lost} == {lost[0]: ("validate", "schema")}
+    # Every persona that passed the checks is judged, once; the slot that failed them is not.
+    assert sorted(j["persona_id"] for j in judged) == sorted(r["persona_id"] for r in settled if r["accepted"])
+    assert len(judged) == 2
     manifest = orjson.loads((out / "manifest.json").read_bytes())
-    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == 2
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == 3
+    return out, {j["persona_id"]: j for j in judged}, rejects
+
+
+def test_judge_scores_become_columns_and_thresholds_gate(prefect_harness, local_ray, tmp_path):
+    """The real 135M judge scores two planted personas; whatever it scores, the scores become columns and
+    the 5/5 thresholds alone decide which stay and why the others go."""
+    out, judged, rejects = judge_run(tmp_path, "tiny-judge", {"enabled": True, "min_plausibility": 5,
+                                                              "min_consistency": 5})
+    gated = {r["persona_id"]: r for r in query_run(out, "select * from read_parquet('gated/part-*.parquet')")
+             .to_pylist()}
+    passed = set()
+    for pid, j in judged.items():
+        scores = (j["plausibility"], j["consistency"])
+        assert (gated[pid]["judge_plausibility"], gated[pid]["judge_consistency"]) == scores
+        reason = ("judge:unscored" if scores[0] is None else "judge:plausibility" if scores[0] < 5
+                  else "judge:consistency" if scores[1] < 5 else None)
+        assert (gated[pid]["accepted"], gated[pid]["reason"]) == (reason is None, reason), scores
+        if reason is None:
+            passed.add(pid)
+        else:
+            assert (rejects[pid]["stage"], rejects[pid]["reason"]) == ("judge", reason)
+    personas = query_run(out, "select persona_id, judge_plausibility, judge_consistency from personas").to_pylist()
+    assert {p["persona_id"] for p in personas} | {pid for pid, r in rejects.items() if r["stage"] == "dedup"} == passed
+    assert all((p["judge_plausibility"], p["judge_consistency"]) == (5, 5) for p in personas)
+
+
+def test_an_unreachable_judge_scores_nothing_and_the_gate_rejects_what_it_did_not_score(
+        prefect_harness, local_ray, tmp_path):
+    """A judge endpoint that refuses every connection: no persona gets a score, so every judged one is
+    a judge:unscored reject."""
+    judge = {"enabled": True, "backend": {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                                          "model": "judge", "max_retries": 0, "timeout_s": 10}}
+    out, judged, rejects = judge_run(tmp_path, "tiny-judge-down", judge)
+    assert all(j["plausibility"] is None and j["consistency"] is None and j["error"] for j in judged.values())
+    assert {pid: (rejects[pid]["stage"], rejects[pid]["reason"]) for pid in judged} == {
+        pid: ("judge", "judge:unscored") for pid in judged}
+    assert query_run(out, "select count(*) as n from personas").to_pylist() == [{"n": 0}]
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["rejected_by_reason"] == {"judge:unscored": 2, "schema": 1} and manifest["produced"] == 0

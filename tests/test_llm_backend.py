@@ -10,7 +10,7 @@ from schemas.records import Proposal, proposal_json_schema
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.sampling import sample_skeletons
-from workers.backend import LLMBackend
+from workers.backend import GenerationRequest, LLMBackend
 from workers.models import resolve_model_path
 from workers.proposer import build_requests
 
@@ -42,6 +42,17 @@ def test_output_is_constrained_by_the_proposal_schema(backend):
             data = orjson.loads(result.text)
             assert set(data) <= set(proposal_json_schema()["properties"])
             assert re.fullmatch(Proposal.model_fields["name"].metadata[-1].pattern, data["name"])
+    # Whether a proposal ends before max_tokens depends on what the model writes; an answer the schema
+    # bounds far below max_tokens cannot be cut, so it must stop with JSON that the schema allows.
+    bounded = GenerationRequest(
+        request_id="bounded", messages=[{"role": "user", "content": "Name a city as JSON."}],
+        json_schema={"type": "object", "properties": {"city": {"type": "string", "pattern": "^[A-Za-z ]{1,20}$"}},
+                     "required": ["city"], "additionalProperties": False},
+        max_tokens=160, temperature=0.0, seed=3)
+    result = backend.generate([bounded])[0]
+    assert result.error is None and result.finish_reason == "stop", result
+    data = orjson.loads(result.text)
+    assert set(data) == {"city"} and re.fullmatch(r"[A-Za-z ]{1,20}", data["city"])
 
 
 def test_same_seed_decodes_the_same(backend):

@@ -99,8 +99,12 @@ def test_mine_flow_runs_on_an_openai_compatible_server(prefect_harness, local_ra
     cfg = MiningConfig(max_snippets=4, min_support=1, backend=backend)
     out = tmp_path / "mined.yaml"
     report = mine_taxonomy([str(SHIPPED[1]), str(planted)], "seed:core", str(out), cfg)
-    assert report["settings"]["backend"] == "openai" and report["funnel"]["snippets_sent"] == 4
-    assert report["funnel"]["prompt_tokens"] > 0 and not report["funnel"]["extraction_failures"]
+    funnel = report["funnel"]
+    assert report["settings"]["backend"] == "openai" and funnel["snippets_sent"] == 4
+    # The server answered every sentence under the schema; an answer may still be cut at max_tokens
+    # (what the model writes decides that), but none may be an error or unreadable JSON.
+    assert funnel["prompt_tokens"] > 0 and funnel["completion_tokens"] > 0
+    assert set(funnel["extraction_failures"]) <= {"truncated"}
     mined = load_taxonomy(str(out))
     assert report["counts"]["added"] == len(mined.attributes()) - len(load_taxonomy("seed:core").attributes())
     for secret in [*PLANTED, *FRAGMENTS]:

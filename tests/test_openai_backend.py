@@ -47,21 +47,26 @@ def test_schema_constrained_output_with_fallback_to_json_object(llama_chat_serve
 
 
 def short_request() -> GenerationRequest:
-    """A request the 135M model answers in well under a second, so a timeout can be tested."""
+    """A request the 135M model answers in seconds (well within the 20 s client timeout of the retry test,
+    even on a busy 2-core machine), so a timeout can be tested.
+
+    The schema bounds the answer far below max_tokens, so it always ends as whole JSON, whatever
+    city the model picks."""
     return GenerationRequest(request_id="r-1", messages=[{"role": "user", "content": "Name a city as JSON."}],
                              json_schema={"type": "object", "properties": {"city": {"type": "string",
-                                                                                    "maxLength": 20}},
-                                          "required": ["city"]},
-                             max_tokens=24, temperature=0.0, seed=1)
+                                                                                    "pattern": "^[A-Za-z ]{1,20}$"}},
+                                          "required": ["city"], "additionalProperties": False},
+                             max_tokens=64, temperature=0.0, seed=1)
 
 
 def test_retries_through_injected_faults(llama_chat_server):
     faults = ["429", "500", "reset", "garbage", "truncated", "slow"]
-    with FaultProxy(llama_chat_server, faults, slow_s=8) as proxy:
-        backend = create_backend(config(proxy.base_url, timeout_s=5, max_retries=7, structured_output="json_object"))
+    # "slow" answers after 25 s, past the client's 20 s timeout; a real answer takes a few seconds.
+    with FaultProxy(llama_chat_server, faults, slow_s=25) as proxy:
+        backend = create_backend(config(proxy.base_url, timeout_s=20, max_retries=7, structured_output="json_object"))
         result = backend.generate([short_request()])[0]
-    assert result.error is None and result.retries == len(faults)
-    assert "city" in orjson.loads(result.text)
+    assert result.error is None and result.retries == len(faults) and result.finish_reason == "stop"
+    assert set(orjson.loads(result.text)) == {"city"}
 
 
 def test_giving_up_is_a_result_not_a_crash(llama_chat_server):
