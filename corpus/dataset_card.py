@@ -1,6 +1,6 @@
 """`RUN_DIR/README.md`: a Hugging Face dataset card, so the Hub and `datasets.load_dataset` read the folder as is.
 
-The YAML header declares two configs (`personas`, the default, and `rejects`) whose
+The YAML header declares two configs (`personas`, the default, and `rejects` when a slot was rejected) whose
 `data_files` point at the Parquet shards; the body gives requested vs produced counts per
 stratum, the columns, the lineage and the metrics from the manifest.
 """
@@ -58,11 +58,14 @@ def card_header(manifest: dict, license_id: str) -> dict:
         "size_categories": [size_category(manifest.get("produced", 0))],
         # batch_size: a shard may hold no rows (every slot of it rejected, or none); without an explicit
         # size the Parquet reader of `datasets` takes the empty row group's 0 and fails.
+        # A config whose files hold no rows cannot be loaded ("corresponds to no data"): a run
+        # without rejects declares no `rejects` config.
         "configs": [
             {"config_name": "personas", "default": True, "batch_size": READ_BATCH_ROWS,
              "data_files": [{"split": "train", "path": "personas/part-*.parquet"}]},
-            {"config_name": "rejects", "batch_size": READ_BATCH_ROWS,
-             "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}]},
+            *([{"config_name": "rejects", "batch_size": READ_BATCH_ROWS,
+                "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}]}]
+              if manifest.get("rejected", 0) else []),
         ],
     }
 
@@ -78,7 +81,8 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
         "any resemblance to real persons is coincidence.", "",
         "## Requested vs produced", "",
         f"{manifest.get('produced', 0)} personas produced of {manifest.get('requested', 0)} requested; "
-        f"{manifest.get('rejected', 0)} rejected slots are kept in the `rejects` config with their reasons.", "",
+        (f"{manifest['rejected']} rejected slots are kept in the `rejects` config with their reasons."
+         if manifest.get("rejected", 0) else "No slot was rejected, so the card declares no `rejects` config."), "",
         "| stratum | requested | produced |", "|---|---|---|",
         *[f"| {name} | {c['requested']} | {c['produced']} |" for name, c in strata.items()], "",
         "## Columns", "",

@@ -76,3 +76,15 @@ def test_rejects_contract_catches_bad_rows():
                     "reason": ["x", ""], "detail": [None, None], "round": [0, 0], "run_id": ["r", "r"]})
     with pytest.raises(PopulaceError, match="rejects"):
         check_table(bad, REJECTS_CHECK, "rejects shard 0")
+
+
+def test_dataset_card_declares_the_rejects_config_only_when_there_are_rejects():
+    from corpus.dataset_card import card_header, dataset_card
+
+    def configs(rejected: int) -> list[str]:
+        return [c["config_name"] for c in card_header({"run_id": "r", "produced": 3, "rejected": rejected},
+                                                       "cc-by-4.0")["configs"]]
+
+    assert configs(2) == ["personas", "rejects"]
+    assert configs(0) == ["personas"]  # `datasets` cannot load a config whose files hold no rows
+    assert "declares no `rejects` config" in dataset_card({"run_id": "r", "produced": 3, "rejected": 0})
