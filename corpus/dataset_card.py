@@ -81,8 +81,9 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
         "any resemblance to real persons is coincidence.", "",
         "## Requested vs produced", "",
         f"{manifest.get('produced', 0)} personas produced of {manifest.get('requested', 0)} requested; "
-        (f"{manifest['rejected']} rejected slots are kept in the `rejects` config with their reasons."
-         if manifest.get("rejected", 0) else "No slot was rejected, so the card declares no `rejects` config."), "",
+        + (f"{manifest['rejected']} rejected slots are kept in the `rejects` config with their reasons."
+           if manifest.get("rejected", 0) else "no slot was rejected, so the card declares no `rejects` config."),
+        "",
         "| stratum | requested | produced |", "|---|---|---|",
         *[f"| {name} | {c['requested']} | {c['produced']} |" for name, c in strata.items()], "",
         "## Columns", "",

@@ -87,4 +87,5 @@ def test_dataset_card_declares_the_rejects_config_only_when_there_are_rejects():
 
     assert configs(2) == ["personas", "rejects"]
     assert configs(0) == ["personas"]  # `datasets` cannot load a config whose files hold no rows
-    assert "declares no `rejects` config" in dataset_card({"run_id": "r", "produced": 3, "rejected": 0})
+    card = dataset_card({"run_id": "r", "produced": 3, "rejected": 0})
+    assert "no slot was rejected, so the card declares no `rejects` config" in card
