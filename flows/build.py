@@ -37,7 +37,7 @@ from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas,
 from taxonomy.sample_tally import metrics_scope
 from taxonomy.skeleton_table import SKELETON_STATISTICS, batch_to_table
 from validators.constraints import facts_constraints, sample_constrained
-from validators.engine import fields_to_keep, validate_batch
+from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
 from workers.prompts import template_hash
@@ -55,17 +55,14 @@ def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slot
     return write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), out, SKELETON_STATISTICS)
 
 
-def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict, dict]:
-    """Slots to propose in this round, the feedback each gets and the fields each keeps (empty in round 0)."""
+def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
+    """Slots to propose in this round and the feedback each gets (none in round 0)."""
     skeletons = read_skeletons(run.stage_shard("skeletons", shard))
     if round_no == 0:
-        return skeletons, {}, {}
+        return skeletons, {}
     previous = failed_checks(read_rows(run.round_shard("verdicts", round_no - 1, shard)))
     feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
-    outputs = {row["persona_id"]: row["raw_output"] for row in read_rows(run.round_shard("proposals", round_no - 1,
-                                                                                           shard))}
-    keep = {pid: fields_to_keep(lines, outputs.get(pid)) for pid, lines in feedback.items()}
-    return [s for s in skeletons if s.persona_id in feedback], feedback, keep
+    return [s for s in skeletons if s.persona_id in feedback], feedback
 
 
 @task(**MODEL_TASK)
@@ -76,10 +73,10 @@ def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: 
     for shard in shards:
         if run.round_shard("proposals", round_no, shard).is_file():
             continue
-        skeletons, feedback, keep = pending_for_round(run, shard, round_no)
+        skeletons, feedback = pending_for_round(run, shard, round_no)
         todo.append(shard)
         expected[shard] = {s.persona_id for s in skeletons}
-        requests += build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, round_no, feedback, keep)
+        requests += build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, round_no, feedback)
     shard_of = {pid: shard for shard, pids in expected.items() for pid in pids}
     answered: dict[int, list[dict]] = {shard: [] for shard in todo}
 

@@ -35,7 +35,7 @@ def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
 
 
 def read_skeletons(path: Path) -> list[Skeleton]:
-    return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"],
+    return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"], name=r.get("name") or "",
                      attributes=dict(r["attributes"]), open_attributes=r.get("open_attributes") or [])
             for r in pq.read_table(path).to_pylist()]
 

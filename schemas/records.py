@@ -16,26 +16,29 @@ class Skeleton(FrozenRecord):
     slot: int
     stratum: str
     attributes: dict[str, str]
+    name: str = Field(default="", description="The sampled full name (a fact, like the attributes).")
     open_attributes: list[str] = Field(
         default_factory=list, description="Text attributes chosen for this persona that the LLM writes about."
     )
 
 
-class Proposal(FrozenRecord):
-    """What the LLM writes. Facts are never asked back; only the prose is."""
+class ProseProposal(FrozenRecord):
+    """What the LLM writes: the rest of a portrait whose first sentence code wrote from the facts."""
 
-    name: str = Field(
-        min_length=3,
-        max_length=60,
-        # Bounded parts: the grammar llama.cpp builds from this pattern stops run-on names.
-        pattern=r"^[A-Z][a-z'-]{1,14}( [A-Z][a-z'-]{1,14}){1,2}$",
-        description="First and last name of the person.",
-    )
     narrative: str = Field(
-        min_length=80,
-        max_length=600,
-        description="Third-person portrait in 2-4 sentences consistent with every given fact.",
+        min_length=60,
+        max_length=450,
+        description="2-3 sentences in the third person continuing the portrait: daily life, work, what matters.",
     )
+
+
+class Proposal(FrozenRecord):
+    """A persona's prose: the sampled name, and the narrative (code's opening + the LLM's continuation)."""
+
+    name: str = Field(min_length=3, max_length=60, pattern=r"^[A-Z][A-Za-z'-]{0,20}( [A-Z][A-Za-z'-]{0,20}){1,2}$",
+                      description="First and last name of the person (sampled).")
+    narrative: str = Field(min_length=80, max_length=600, description="Third-person portrait consistent with "
+                           "every fact.")
 
 
 class JudgeScores(FrozenRecord):
@@ -47,5 +50,5 @@ class JudgeScores(FrozenRecord):
 
 
 def proposal_json_schema() -> dict:
-    """The JSON schema that constrains decoding: the Proposal's fields, nothing else."""
-    return Proposal.model_json_schema()
+    """The JSON schema that constrains decoding: what the LLM writes, nothing else."""
+    return ProseProposal.model_json_schema()

@@ -16,7 +16,7 @@ SKELETON_ATTRIBUTES = pa.map_(DICT_STRING, DICT_STRING)
 
 SKELETONS = pa.schema([
     ("persona_id", pa.string()), ("slot", pa.int64()), ("shard", pa.int64()),
-    ("stratum", DICT_STRING), ("attributes", SKELETON_ATTRIBUTES),
+    ("stratum", DICT_STRING), ("name", pa.string()), ("attributes", SKELETON_ATTRIBUTES),
     ("open_attributes", pa.list_(pa.string())),  # text attributes the LLM fills in
     ("redraws", pa.list_(pa.string())),  # constraint ids that forced a redraw of this slot
 ])

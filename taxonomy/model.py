@@ -16,6 +16,9 @@ OCCUPATION_ID = "work.occupation"
 REGION_ID = "demographics.region"
 STATE_ID = "demographics.state"
 GENDER_ID = "demographics.gender"
+SEX_ID = "demographics.sex"
+RACE_ID = "demographics.race_ethnicity"
+EMPLOYMENT_ID = "work.employment_status"
 
 SLUG = r"[a-z][a-z0-9_]*"
 MAX_NODE_DEPTH = 3

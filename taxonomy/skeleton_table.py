@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from schemas.tables import SKELETONS
 from taxonomy.model import Taxonomy
+from taxonomy.names import names_for_batch
 from taxonomy.sampling import SkeletonBatch, domain_of, persona_id_for
 
 
@@ -76,6 +77,7 @@ def batch_to_table(batch: SkeletonBatch, taxonomy: Taxonomy, redraws: dict[str, 
         "slot": pa.array(batch.slots, pa.int64()),
         "shard": pa.array(np.full(n, shard), pa.int64()),
         "stratum": stratum_column(batch),
+        "name": pa.array(names_for_batch(batch, taxonomy), pa.string()),
         "attributes": attributes,
         "open_attributes": open_attributes,
         "redraws": pa.array([redraws.get(pid, []) for pid in ids] if redraws else [[]] * n, pa.list_(pa.string())),

@@ -36,30 +36,28 @@ from validators.settle import settle_slots
 
 # An answer no check can accept: it is not JSON, so the schema check fails it ("schema" reject).
 UNREADABLE = "{planted by a test: this output is not JSON"
-NAMES = ["Dana Reyes", "Tomas Okafor", "Ines Walsh", "Marek Lindqvist", "Priya Castellano", "Owen Tremblay"]
-# Different topics, so that planted personas are no near-duplicates of one another.
+# Different topics, so that planted personas are no near-duplicates of one another. Each continues the
+# opening sentence that code writes from the facts ("Dana Reyes is a 45-year-old nurse in Ohio.").
 STORIES = [
-    "{name}, {age}, keeps a small vegetable garden behind the house and trades seedlings with the neighbours "
+    "{first} keeps a small vegetable garden behind the house and trades seedlings with the neighbours "
     "every spring. Saturday mornings belong to the farmers market and a long chat with the beekeeper there.",
-    "{name}, {age}, restores old bicycles in a cramped garage and gives most of them away to students. "
+    "{first} restores old bicycles in a cramped garage and gives most of them away to students. "
     "Evenings end with a crossword and a pot of strong black tea.",
-    "{name}, {age}, sings bass in a community choir that rehearses in a drafty church hall. "
+    "{first} sings bass in a community choir that rehearses in a drafty church hall. "
     "Summer holidays mean a tent, a lake and far too many mosquito bites.",
-    "{name}, {age}, bakes sourdough twice a week and has kept the same starter alive for nine years. "
+    "{first} bakes sourdough twice a week and has kept the same starter alive for nine years. "
     "Friends know to expect a warm loaf whenever they visit.",
-    "{name}, {age}, follows minor league baseball with a scorecard and a pencil behind one ear. "
+    "{first} follows minor league baseball with a scorecard and a pencil behind one ear. "
     "Winter is for model trains and a slowly growing layout in the basement.",
-    "{name}, {age}, volunteers at the animal shelter on Sundays, walking the dogs nobody else picks. "
+    "{first} volunteers at the animal shelter on Sundays, walking the dogs nobody else picks. "
     "A battered paperback of sea stories travels everywhere in a coat pocket.",
 ]
 
 
 def planted_answer(skeleton: Skeleton) -> str:
-    """A persona answer (name and narrative as JSON) that passes every check for this skeleton."""
-    name = NAMES[skeleton.slot % len(NAMES)]
+    """An LLM answer (the narrative's continuation as JSON) that passes every check for this skeleton."""
     story = STORIES[skeleton.slot % len(STORIES)]
-    return orjson.dumps({"name": name, "narrative": story.format(name=name,
-                                                                 age=skeleton.attributes["demographics.age"])}).decode()
+    return orjson.dumps({"narrative": story.format(first=skeleton.name.split(" ")[0])}).decode()
 
 
 def plant_shard(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shard: int, slots: range,

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from schemas.config import BackendConfig
-from schemas.records import Proposal, proposal_json_schema
+from schemas.records import proposal_json_schema
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.sampling import sample_skeletons
@@ -41,7 +41,9 @@ def test_output_is_constrained_by_the_proposal_schema(backend):
         if result.finish_reason == "stop":  # a length stop may cut the JSON; that is a reject, not a crash
             data = orjson.loads(result.text)
             assert set(data) <= set(proposal_json_schema()["properties"])
-            assert re.fullmatch(Proposal.model_fields["name"].metadata[-1].pattern, data["name"])
+            # The per-request schema holds the continuation to open with the person's pronoun and a verb.
+            pattern = next(r.json_schema for r in requests if r.request_id == result.request_id)
+            assert re.fullmatch(pattern["properties"]["narrative"]["pattern"], data["narrative"])
     # Whether a proposal ends before max_tokens depends on what the model writes; an answer the schema
     # bounds far below max_tokens cannot be cut, so it must stop with JSON that the schema allows.
     bounded = GenerationRequest(

@@ -24,10 +24,11 @@ CLEAN_FACTS = {
     "finances.household_income": "$75k-$100k",
 }
 CLEAN_NAME = "Dana Reyes"
-CLEAN_NARRATIVE = ("Dana Reyes, 45, spends her mornings as a nurse at the clinic and her evenings in the garden. "
+# What the LLM writes: the continuation of "Dana Reyes is a 45-year-old nurse."
+CLEAN_NARRATIVE = ("Dana spends her mornings at the clinic and her evenings in the garden. "
                    "She grows tomatoes for the whole street and keeps a careful budget for the family.")
 
-# rule id -> (fact overrides, name, narrative); None keeps the clean value.
+# rule id -> (fact overrides, sampled name, continuation); None keeps the clean value.
 TRIGGERS = {
     "age_vs_education": ({"demographics.age": "20", "education.highest_level": "master's degree",
                           "relationships.children": "young children"}, None, None),
@@ -55,7 +56,7 @@ TRIGGERS = {
                             CLEAN_NARRATIVE + " She is working at the library on Saturdays."),
     "name_placeholder": ({}, "John Doe", None),
     "narrative_placeholder": ({}, None, CLEAN_NARRATIVE + " She lives in [City] with her family."),
-    "narrative_repeats_itself": ({}, None, "Dana Reyes " + "works works works works. " * 12),
+    "narrative_repeats_itself": ({}, None, "She " + "works works works works. " * 12),
     "repeated_sentence": ({}, None, CLEAN_NARRATIVE + " She grows tomatoes for the whole street and keeps a "
                           "careful budget for the family."),
     "assistant_voice": ({}, None, "As an AI language model, I cannot describe Dana Reyes, but she likes her "
@@ -63,34 +64,36 @@ TRIGGERS = {
     "leaked_trait_labels": ({}, None, CLEAN_NARRATIVE + " Her conscientiousness is high."),
     "leaked_raw_numbers": ({}, None, CLEAN_NARRATIVE + " Her file is 12345678."),
     "prompt_echo": ({}, None, CLEAN_NARRATIVE + " These facts are fixed and she likes them."),
-    "narrative_is_the_name": ({}, None, "Dana Reyes. " * 9),
     "contact_details": ({}, None, CLEAN_NARRATIVE + " Reach her at dana.reyes@example.org or (415) 555-0199."),
     "narrative_lists_the_facts": ({}, None, "Dana Reyes. Age: 45. Occupation: nurse. Education: bachelor's degree. "
                                   "She likes the garden."),
     "not_english": ({}, None, "Dana Reyes 每天早上在诊所工作，晚上在花园里种番茄。"
                     "她为整条街的邻居种菜，并且仔细地管理家庭的预算和开支。"
                     "她喜欢安静的夜晚和周末的长途散步，也常常和孩子们一起做饭、读书、聊天。"),
-    "single_sentence": ({}, None, "Dana Reyes spends her mornings at the clinic and her evenings in the garden "
+    "single_sentence": ({}, None, "Dana spends her mornings at the clinic and her evenings in the garden "
                         "growing tomatoes for the whole street"),
     "narrative_first_person": ({}, None, "I am Dana Reyes. I spend my mornings at the clinic and my evenings "
                                "in the garden."),
-    "markup_in_narrative": ({}, None, "**Dana Reyes** spends her mornings at the clinic. She grows tomatoes "
+    "markup_in_narrative": ({}, None, "**Dana** spends her mornings at the clinic. She grows tomatoes "
                             "for the whole street."),
+    "narrative_meta_talk": ({}, None, CLEAN_NARRATIVE + " This persona is a fictional character."),
+    "feedback_echo": ({}, None, CLEAN_NARRATIVE + " She keeps the age and writes in the third person."),
+    "opening_repeated": ({}, None, "Dana Reyes is a 45-year-old nurse at the clinic. " + CLEAN_NARRATIVE),
 }
 
 
 def check(facts_override: dict, name: str | None, narrative: str | None) -> dict[str, bool]:
     facts = {**CLEAN_FACTS, **facts_override}
     facts = {k: v for k, v in facts.items() if v is not None}
-    skeleton = Skeleton(persona_id="p-0", slot=0, stratum="all", attributes=facts)
-    text = orjson.dumps({"name": name or CLEAN_NAME, "narrative": narrative or CLEAN_NARRATIVE}).decode()
+    skeleton = Skeleton(persona_id="p-0", slot=0, stratum="all", attributes=facts, name=name or CLEAN_NAME)
+    text = orjson.dumps({"narrative": narrative or CLEAN_NARRATIVE}).decode()
     _, verdicts = validate_batch([(skeleton, text)], TAXONOMY, RULES, 0)
     return {v["check"]: v["passed"] for v in verdicts}
 
 
 def test_clean_persona_passes_every_rule():
     results = check({}, None, None)
-    assert len(results) == len(RULES) + 8  # schema, applicable_when and six fidelity checks
+    assert len(results) == len(RULES) + 9  # schema, applicable_when and seven fidelity checks
     assert all(results.values()), [k for k, ok in results.items() if not ok]
 
 

@@ -18,25 +18,28 @@ from validators.settle import settle_slots
 
 TAXONOMY = load_taxonomy("seed:core")
 RULES = load_rule_pack()
-NARRATIVE = ("Dana Reyes, 45, spends her mornings as a nurse at the clinic and her evenings in the garden. "
+NARRATIVE = ("Dana spends her mornings at the clinic and her evenings in the garden. "
              "She grows tomatoes for the whole street.")
 
 
-def skeleton(pid="p-1", **attrs) -> Skeleton:
+def skeleton(pid="p-1", name="Dana Reyes", **attrs) -> Skeleton:
     base = {"demographics.age": "45", "work.employment_status": "employed full-time", "work.occupation": "nurse",
             "education.highest_level": "bachelor's degree"}
     base.update(attrs)
-    return Skeleton(persona_id=pid, slot=int(pid.split("-")[1]), stratum="all", attributes=base)
+    return Skeleton(persona_id=pid, slot=int(pid.split("-")[1]), stratum="all", attributes=base, name=name)
 
 
-def answer(name="Dana Reyes", narrative=NARRATIVE) -> str:
-    return orjson.dumps({"name": name, "narrative": narrative}).decode()
+def answer(narrative=NARRATIVE) -> str:
+    """What the LLM writes: the continuation of the opening sentence that code writes from the facts."""
+    return orjson.dumps({"narrative": narrative}).decode()
 
 
-def test_a_good_persona_passes_every_check():
+def test_a_good_persona_passes_every_check_and_opens_with_the_facts():
     outcomes, verdicts = validate_batch([(skeleton(), answer())], TAXONOMY, RULES, 0)
     assert outcomes[0].passed and outcomes[0].feedback == []
-    assert {v["check"] for v in verdicts} >= {"schema", "fidelity:age", "rule:age_vs_education"}
+    assert outcomes[0].proposal.name == "Dana Reyes"
+    assert outcomes[0].proposal.narrative == f"Dana Reyes is a 45-year-old nurse. {NARRATIVE}"
+    assert {v["check"] for v in verdicts} >= {"schema", "fidelity:age", "fidelity:name", "rule:age_vs_education"}
     assert all(v["passed"] for v in verdicts)
 
 
@@ -47,32 +50,54 @@ def test_each_failure_is_named_with_feedback():
         (skeleton("p-3", **{"demographics.age": "20", "education.highest_level": "doctorate"}), answer()),
         (skeleton("p-4", **{"demographics.age": "30", "work.employment_status": "retired"}), answer()),
         (skeleton("p-5"), answer(narrative=NARRATIVE + " She works as a truck driver at night.")),
-        (skeleton("p-6"), answer(name="dana")),
+        (skeleton("p-6"), answer(narrative="Dana likes tea.")),
         (skeleton("p-7", **{"demographics.gender": "man"}), answer()),
         (skeleton("p-8", **{"demographics.region": "South", "demographics.state": "Georgia"}),
          answer(narrative=NARRATIVE + " She lives in Miami, Florida.")),
+        (skeleton("p-9"), answer(narrative=NARRATIVE + " I love my patients and my dog.")),
+        (skeleton("p-10"), answer(narrative=NARRATIVE + " She is <b>proud</b> of it.")),
+        (skeleton("p-11"), answer(narrative=NARRATIVE + " This persona is fictional.")),
+        (skeleton("p-12"), answer(narrative="Sarah loves her patients at the clinic. " + NARRATIVE)),
+        (skeleton("p-13"), answer(narrative="Dana Reyes is a 45-year-old nurse who loves gardening. " + NARRATIVE)),
+        (skeleton("p-14"), answer(narrative=NARRATIVE + " As the narrative says, she was rejected.")),
     ]
     outcomes, _ = validate_batch(items, TAXONOMY, RULES, 1)
     failed = {o.persona_id: o.failed for o in outcomes}
     assert failed == {
         "p-1": ["schema"],
         "p-2": ["fidelity:age"],
-        # The narrative says 45: the younger skeletons also fail the age fidelity check.
-        "p-3": ["fidelity:age", "rule:age_vs_education", "rule:doctorate_too_young"],
-        "p-4": ["taxonomy:applicable_when", "fidelity:age", "rule:retired_too_young"],  # a retiree with a job
+        "p-3": ["rule:age_vs_education", "rule:doctorate_too_young"],
+        "p-4": ["taxonomy:applicable_when", "rule:retired_too_young"],  # a retiree with a job
         "p-5": ["fidelity:occupation"],
-        "p-6": ["schema"],
+        "p-6": ["schema"],  # too short
         "p-7": ["fidelity:gender"],
         "p-8": ["fidelity:place"],
+        "p-9": ["rule:narrative_first_person"],
+        "p-10": ["rule:markup_in_narrative"],
+        "p-11": ["rule:narrative_meta_talk"],
+        "p-12": ["fidelity:name"],
+        "p-13": ["rule:opening_repeated"],
+        "p-14": ["rule:narrative_meta_talk", "rule:feedback_echo"],
     }
     by_id = {o.persona_id: o for o in outcomes}
     assert "31" in by_id["p-2"].feedback[0] and "45" in by_id["p-2"].feedback[0]
     assert any("20-year-old" in line for line in by_id["p-3"].feedback)
+    assert "Sarah" in by_id["p-12"].feedback[0] and "Dana Reyes" in by_id["p-12"].feedback[0]
+
+
+def test_ages_of_other_people_are_not_the_persons_age():
+    for other in ("Her 8-year-old grandson visits on Sundays.", "Her son Tom, 12, plays soccer.",
+                  "She has a 3-year-old dog named Max.", "Her daughter, aged 19, studies in town."):
+        outcomes, _ = validate_batch([(skeleton(), answer(narrative=f"{NARRATIVE} {other}"))], TAXONOMY, RULES, 0)
+        assert outcomes[0].passed, (other, outcomes[0].feedback)
+    outcomes, _ = validate_batch([(skeleton(), answer(narrative=f"{NARRATIVE} Dana, 52, feels young."))],
+                                 TAXONOMY, RULES, 0)
+    assert outcomes[0].failed == ["fidelity:age"]
 
 
 def test_inapplicable_fact_is_caught():
     retired = skeleton("p-7", **{"work.employment_status": "retired", "demographics.age": "70"})
-    outcomes, _ = validate_batch([(retired, answer(narrative=NARRATIVE.replace("45", "70")))], TAXONOMY, RULES, 0)
+    outcomes, _ = validate_batch([(retired, answer())], TAXONOMY, RULES, 0)
     assert "taxonomy:applicable_when" in outcomes[0].failed  # a retiree with an occupation
 
 
@@ -83,6 +108,7 @@ def test_backend_error_fails_the_backend_check():
 
 def test_fidelity_helpers():
     assert find_age_contradiction("Ana, 45, is a nurse.", "45") is None
+    assert find_age_contradiction("Ana is a nurse. Her son Tom, 8, plays.", "45", "Ana") is None
     assert find_age_contradiction("a 52-year-old nurse", "45")
     assert find_occupation_contradiction("She works as a nurse at the clinic.", "nurse", {"nurse"}) is None
     assert find_occupation_contradiction("He works as a cook.", None, set())
@@ -143,20 +169,28 @@ def test_judge_thresholds_are_a_separate_step():
     assert rows[0]["judge_consistency"] == 5 and rows[1]["judge_consistency"] == 2
 
 
-def test_feedback_names_the_fields_and_revise_keeps_the_others():
-    from validators.engine import fields_to_keep
+def test_feedback_names_the_field_and_the_revise_prompt_carries_it():
     from workers.prompts import render_proposal_messages
 
-    items = [(skeleton("p-1"), answer(narrative=NARRATIVE + " At 31 years old she feels young.")),
-             (skeleton("p-2"), answer(name="John Doe"))]
-    outcomes, _ = validate_batch(items, TAXONOMY, RULES, 0)
-    age, placeholder = outcomes[0].feedback, outcomes[1].feedback
-    assert age[0].startswith("narrative: ") and placeholder[0].startswith("name: ")
-    assert fields_to_keep(age, answer(narrative=NARRATIVE + " At 31.")) == {"name": "Dana Reyes"}
-    assert fields_to_keep(placeholder, answer(name="John Doe")) == {"narrative": NARRATIVE}
-    assert fields_to_keep(["The output is not valid JSON; return one object."], "{bad") == {}
-    assert fields_to_keep(["Occupation does not apply to this person; leave it out."], answer()) == {}
-    user = render_proposal_messages(skeleton("p-1"), TAXONOMY, age, {"name": "Dana Reyes"})[-1]["content"]
-    assert age[0] in user and 'Keep the name exactly as it was: "Dana Reyes"' in user
+    outcomes, _ = validate_batch([(skeleton("p-1"), answer(narrative=NARRATIVE + " At 31 years old she feels young."))],
+                                 TAXONOMY, RULES, 0)
+    feedback = outcomes[0].feedback
+    assert feedback[0].startswith("narrative: ")
+    user = render_proposal_messages(skeleton("p-1"), TAXONOMY, feedback)[-1]["content"]
+    assert feedback[0] in user and 'The portrait already begins: "Dana Reyes is a 45-year-old nurse."' in user
     first = render_proposal_messages(skeleton("p-1"), TAXONOMY)[-1]["content"]
-    assert "Keep the" not in first and "rejected" not in first
+    assert "rejected" not in first and "call the person Dana" in first
+
+
+def test_the_opening_sentence_states_the_facts_in_the_third_person():
+    from taxonomy.opening import write_opening
+
+    assert write_opening("Joann Jackson", {"demographics.age": "76", "work.employment_status": "retired",
+                                           "demographics.state": "Colorado"}) == \
+        "Joann Jackson is a 76-year-old retiree in Colorado."
+    assert write_opening("Ed Park", {"demographics.age": "81", "work.occupation": "electrician",
+                                     "demographics.region": "West"}) == \
+        "Ed Park is an 81-year-old electrician in the West."
+    assert write_opening("Ana Ruiz", {"demographics.age": "33", "work.employment_status": "unemployed",
+                                      "demographics.gender": "woman"}) == \
+        "Ana Ruiz is a 33-year-old woman looking for work."

@@ -9,18 +9,22 @@ import orjson
 import pyarrow as pa
 from pydantic import ValidationError
 
-from schemas.records import Proposal, Skeleton
+from schemas.errors import PopulaceError
+from schemas.records import Proposal, ProseProposal, Skeleton
 from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Taxonomy
+from taxonomy.names import known_first_names
+from taxonomy.opening import write_opening
 from taxonomy.sampling import condition_holds
 from validators.fidelity import (
     find_age_contradiction,
     find_gender_contradiction,
+    find_name_contradiction,
     find_occupation_contradiction,
     find_place_contradiction,
     find_trait_contradiction,
     find_unreflected_facts,
 )
-from validators.rule_pack import PROPOSAL_FIELDS, Rule, concerned_fields, evaluate_rules, field_message
+from validators.rule_pack import Rule, evaluate_rules, field_message
 
 
 @dataclass(frozen=True)
@@ -48,26 +52,25 @@ def find_inapplicable_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> s
     return None
 
 
-def parse_proposal(text: str) -> tuple[Proposal | None, str | None]:
-    """The Proposal in the raw text, or a message that says what is wrong with it (and in which field)."""
+def parse_proposal(text: str, skeleton: Skeleton) -> tuple[Proposal | None, str | None]:
+    """The persona's prose from the raw LLM text (code's opening + the continuation), or what is wrong with it."""
     try:
-        return Proposal.model_validate(orjson.loads(text)), None
+        prose = ProseProposal.model_validate(orjson.loads(text))
     except orjson.JSONDecodeError as exc:
         return None, f"The output is not valid JSON ({exc}); return one complete JSON object."
     except ValidationError as exc:
-        errors = exc.errors()
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in errors)
-        fields = tuple(sorted({str(e["loc"][0]) for e in errors if e["loc"] and e["loc"][0] in PROPOSAL_FIELDS}))
-        return None, field_message(fields, f"The JSON does not match the schema: {problems}.")
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in exc.errors())
+        return None, field_message(("narrative",), f"The JSON does not match the schema: {problems}.")
+    return compose_proposal(skeleton, prose.narrative), None
 
 
-def fields_to_keep(messages: list[str], previous_output: str | None) -> dict[str, str]:
-    """Fields of the previous proposal that no feedback line concerns: the revise keeps them as they were."""
-    proposal, _ = parse_proposal(previous_output or "")
-    if proposal is None:
-        return {}
-    concerned = set().union(*(concerned_fields(m) for m in messages)) if messages else set(PROPOSAL_FIELDS)
-    return {f: getattr(proposal, f) for f in PROPOSAL_FIELDS if f not in concerned}
+def compose_proposal(skeleton: Skeleton, continuation: str) -> Proposal:
+    """The sampled name, and a narrative that opens with the facts (written by code) and goes on in the LLM's words."""
+    if not skeleton.name:
+        raise PopulaceError(f"slot {skeleton.slot} has no sampled name: its skeleton shard was written by an older "
+                            "populace; build into a new run folder")
+    return Proposal(name=skeleton.name, narrative=f"{write_opening(skeleton.name, skeleton.attributes)} "
+                                                  f"{continuation.strip()}")
 
 
 def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
@@ -133,22 +136,24 @@ def validate_batch(
             continue
         record(skeleton.persona_id, "taxonomy:applicable_when", "error",
                find_inapplicable_facts(skeleton.attributes, taxonomy))
-        proposal, problem = parse_proposal(text)
+        proposal, problem = parse_proposal(text, skeleton)
         record(skeleton.persona_id, "schema", "error", problem)
         if proposal is None:
             continue
         parsed.append((skeleton, proposal))
         proposals[skeleton.persona_id] = proposal
-        prose = f"{proposal.name}. {proposal.narrative}"
+        prose = proposal.narrative
         facts = skeleton.attributes
+        continuation = prose.removeprefix(write_opening(skeleton.name, facts)).strip()
         for check, severity, message in (
-            ("fidelity:age", "error", find_age_contradiction(prose, facts.get(AGE_ID))),
+            ("fidelity:age", "error", find_age_contradiction(prose, facts.get(AGE_ID), skeleton.name.split(" ")[0])),
+            ("fidelity:name", "error", find_name_contradiction(continuation, skeleton.name, known_first_names())),
             ("fidelity:occupation", "error",
              find_occupation_contradiction(prose, facts.get(OCCUPATION_ID), known_occupations)),
             ("fidelity:place", "error", find_place_contradiction(prose, facts.get(REGION_ID), facts.get(STATE_ID))),
             ("fidelity:gender", "error", find_gender_contradiction(proposal.narrative, facts.get(GENDER_ID))),
             ("fidelity:traits", "error", find_trait_contradiction(prose, facts)),
-            ("fidelity:reflects", "warning",
+            ("fidelity:reflects", "error",
              find_unreflected_facts(proposal.narrative, facts.get(AGE_ID), facts.get(OCCUPATION_ID))),
         ):
             record(skeleton.persona_id, check, severity, message, ("narrative",))

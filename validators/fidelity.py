@@ -99,8 +99,31 @@ def find_trait_contradiction(text: str, attributes: dict[str, str]) -> str | Non
     return None
 
 
-def stated_ages(text: str) -> set[int]:
-    return {int(m.group(1)) for pattern in AGE_PATTERNS for m in pattern.finditer(text)}
+# An age followed by one of these, or after a possessive, belongs to someone else ("her 8-year-old son").
+OTHER_PEOPLE = re.compile(
+    r"\s*(?:son|sons|daughter|daughters|child|children|kid|kids|boy|girl|baby|grandson|granddaughter|grandchild"
+    r"|grandchildren|twins?|nephew|niece|brother|sister|sibling|mother|father|mom|dad|husband|wife|partner"
+    r"|friend|neighbou?r|student|students|patient|patients|dog|cat|puppy|kitten|horse|car|truck|house|home)\b",
+    re.IGNORECASE)
+POSSESSIVE_BEFORE = re.compile(r"\b(?:her|his|their|my|whose)\s+(?:[a-z]+\s+)?$", re.IGNORECASE)
+RELATION_BEFORE = re.compile(r"\b(?:son|daughter|child|grandson|granddaughter|nephew|niece|brother|sister|friend"
+                             r"|husband|wife|partner|mother|father),?\s+(?:[A-Z][a-z]+,?\s+)?(?:aged?\s+)?$")
+
+
+def stated_ages(text: str, first_name: str | None = None) -> set[int]:
+    """Ages the prose gives the person, not the ones it gives their son, dog or neighbour."""
+    ages = set()
+    for pattern in AGE_PATTERNS:
+        for match in pattern.finditer(text):
+            before, after = text[:match.start()], text[match.end():]
+            if pattern is AGE_PATTERNS[0] and (OTHER_PEOPLE.match(after) or POSSESSIVE_BEFORE.search(before)):
+                continue
+            if RELATION_BEFORE.search(before + match.group(0).split(match.group(1))[0]):
+                continue
+            if pattern is AGE_PATTERNS[3] and first_name and not match.group(0).startswith(first_name):
+                continue  # "Tom, 8," is someone else when the person is Marie
+            ages.add(int(match.group(1)))
+    return ages
 
 
 def find_unreflected_facts(text: str, age: str | None, occupation: str | None) -> str | None:
@@ -116,10 +139,10 @@ def find_unreflected_facts(text: str, age: str | None, occupation: str | None) -
     return None
 
 
-def find_age_contradiction(text: str, age: str | None) -> str | None:
+def find_age_contradiction(text: str, age: str | None, first_name: str | None = None) -> str | None:
     if not age:
         return None
-    wrong = sorted(a for a in stated_ages(text) if a != int(age))
+    wrong = sorted(a for a in stated_ages(text, first_name) if a != int(age))
     if wrong:
         return f"The narrative states age {wrong[0]}, but the person is {age}; use {age} or no number."
     return None
@@ -144,4 +167,24 @@ def find_occupation_contradiction(text: str, occupation: str | None, known_occup
         for other in known_occupations - {occupation}:
             if re.search(rf"\b(?:is|as) an? {re.escape(other)}\b", lowered) and occupation.lower() not in lowered:
                 return f"The narrative calls the person a {other}, but they are a {occupation}."
+    return None
+
+
+SENTENCE_SUBJECT = re.compile(r"(?:^|[.!?]\s+)([A-Z][a-z]+)\s+(?:is|was|has|works|lives|loves|enjoys|spends|likes|"
+                              r"starts|begins|wakes|runs|finds|keeps|takes|cares|values|hopes|wants)\b")
+NAMED = re.compile(r"\b(?:(?:[Hh]er|[Hh]is|[Tt]heir) (?:first )?name is|(?:[Ss]he|[Hh]e|[Tt]hey) (?:goes|go) by"
+                   r"|(?:[Ss]he|[Hh]e|[Tt]hey) (?:is|are) called)\s+([A-Z][a-z]+)")
+
+
+def find_name_contradiction(continuation: str, name: str, known_first_names: frozenset[str]) -> str | None:
+    """The continuation calls the person by another first name ("Sarah loves ..." when she is Marie)."""
+    if not name:
+        return None
+    first = name.split(" ")[0]
+    opening = SENTENCE_SUBJECT.match(continuation.strip())
+    candidates = [opening.group(1)] if opening else []
+    candidates += [m.group(1) for m in NAMED.finditer(continuation)]
+    for other in candidates:
+        if other != first and other in known_first_names and other not in name.split(" "):
+            return f"The narrative calls the person {other}, but their name is {name}; call them {first}."
     return None

@@ -76,8 +76,10 @@ BUILTIN_CHECKS = [
      "what": "the prose does not refer to the person with the other gender's pronouns or nouns"},
     {"id": "fidelity:traits", "severity": "error", "pack": "builtin",
      "what": "the prose does not describe the person against a sampled Big Five level"},
-    {"id": "fidelity:reflects", "severity": "warning", "pack": "builtin",
-     "what": "the prose mentions the sampled age and occupation"},
+    {"id": "fidelity:reflects", "severity": "error", "pack": "builtin",
+     "what": "the prose states the sampled age and occupation (the opening sentence written from the facts does)"},
+    {"id": "fidelity:name", "severity": "error", "pack": "builtin",
+     "what": "the prose calls the person by their sampled name, not another first name"},
 ]
 
 

@@ -39,7 +39,7 @@ def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]
         proposal_row = proposals[last][pid]
         mine = [v for v in verdicts[last] if v["persona_id"] == pid]
         errors = failed_checks(mine).get(pid, [])
-        parsed, _ = parse_proposal(proposal_row["raw_output"] or "")
+        parsed, _ = parse_proposal(proposal_row["raw_output"] or "", skeleton)
         accepted = not errors and parsed is not None
         rows.append({
             "persona_id": pid, "slot": skeleton.slot, "stratum": skeleton.stratum,

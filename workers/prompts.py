@@ -11,7 +11,8 @@ import jinja2
 import jinja2.sandbox
 
 from schemas.records import Skeleton
-from taxonomy.model import AGE_ID, OCCUPATION_ID, Taxonomy
+from taxonomy.model import OCCUPATION_ID, Taxonomy
+from taxonomy.opening import pronouns_for, write_opening
 
 TURN_MARKER = re.compile(r"^---(user|assistant)---$", re.MULTILINE)
 
@@ -52,14 +53,17 @@ def render_judge_messages(attributes: dict[str, str], name: str, narrative: str,
     return _messages("judge.j2", facts=labelled_facts(attributes, taxonomy), name=name, narrative=narrative)
 
 
-def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy, feedback: list[str] | None = None,
-                             keep: dict[str, str] | None = None) -> list[dict[str, str]]:
-    """Chat messages asking for the prose of one skeleton, with revise feedback and the fields to keep."""
+def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
+                             feedback: list[str] | None = None) -> list[dict[str, str]]:
+    """Chat messages asking the LLM to continue the portrait that code opened from the facts."""
     known = taxonomy.attributes()
     open_topics = [(known[a].label, known[a].guidance) for a in skeleton.open_attributes if a in known]
+    subject, possessive = pronouns_for(skeleton.attributes)
     return _messages("propose.j2", facts=labelled_facts(skeleton.attributes, taxonomy), open_topics=open_topics,
-                     age=skeleton.attributes.get(AGE_ID, ""), occupation=skeleton.attributes.get(OCCUPATION_ID),
-                     feedback=feedback or [], keep=sorted((keep or {}).items()))
+                     opening=write_opening(skeleton.name, skeleton.attributes),
+                     first_name=skeleton.name.split(" ")[0] if skeleton.name else "",
+                     subject=subject, possessive=possessive,
+                     occupation=skeleton.attributes.get(OCCUPATION_ID), feedback=feedback or [])
 
 
 def render_extraction_messages(sentence: str, categories: list[tuple[str, str]]) -> list[dict[str, str]]:

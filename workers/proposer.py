@@ -16,6 +16,7 @@ from schemas.config import BackendConfig
 from schemas.errors import UserInputError
 from schemas.records import Skeleton, proposal_json_schema
 from taxonomy.model import Taxonomy
+from taxonomy.opening import pronouns_for
 from workers.backend import GenerationRequest, GenerationResult
 from workers.prompts import render_proposal_messages
 from workers.worker_crash import (
@@ -46,16 +47,14 @@ def generation_seed(run_seed: int, slot: int, round_no: int) -> int:
 
 
 def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendConfig, run_seed: int,
-                   round_no: int, feedback: dict[str, list[str]] | None = None,
-                   keep: dict[str, dict[str, str]] | None = None) -> list[GenerationRequest]:
-    """One request per skeleton; in revise rounds with its feedback and the fields it keeps unchanged."""
-    schema = proposal_json_schema()
-    feedback, keep = feedback or {}, keep or {}
+                   round_no: int, feedback: dict[str, list[str]] | None = None) -> list[GenerationRequest]:
+    """One request per skeleton; in revise rounds with its feedback."""
+    feedback = feedback or {}
     return [
         GenerationRequest(
             request_id=s.persona_id,
-            messages=render_proposal_messages(s, taxonomy, feedback.get(s.persona_id), keep.get(s.persona_id)),
-            json_schema=schema,
+            messages=render_proposal_messages(s, taxonomy, feedback.get(s.persona_id)),
+            json_schema=continuation_schema(s),
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
             repeat_penalty=cfg.repeat_penalty,
@@ -63,6 +62,26 @@ def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendCo
         )
         for s in skeletons
     ]
+
+
+# The continuation opens with the person's pronoun and one of these verbs: a small model then goes on
+# with new details instead of restating the opening ("She is an 85-year-old ...").
+OPENING_VERBS = (
+    "starts", "spends", "works", "loves", "enjoys", "has", "lives", "keeps", "takes", "wakes", "cares", "likes",
+    "grew", "moved", "runs", "volunteers", "values", "hopes", "begins", "finds", "shares", "plans", "walks",
+    "cooks", "reads", "drives", "saves", "misses", "knows", "learned", "raised", "retired", "studies", "fixes",
+    "tends", "prefers", "dreams", "still", "often", "usually", "never", "rarely", "always",
+)
+
+
+def continuation_schema(skeleton: Skeleton) -> dict:
+    """The proposal schema, with the narrative held to start '<Pronoun> <verb> ' and to carry no markup."""
+    schema = proposal_json_schema()
+    subject = pronouns_for(skeleton.attributes)[0].capitalize()
+    narrative = dict(schema["properties"]["narrative"])
+    # No quote, backslash or newline in the class: llama.cpp would let them end the JSON string early.
+    narrative["pattern"] = rf"^{subject} ({'|'.join(OPENING_VERBS)}) [^<>*#_|`\"\\\n]*$"
+    return {**schema, "properties": {**schema["properties"], "narrative": narrative}}
 
 
 class ProposeActor:
