@@ -95,6 +95,9 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
         f"- taxonomy: {manifest.get('taxonomy', {}).get('name')} {manifest.get('taxonomy', {}).get('version')} "
         f"(sha256 {str(manifest.get('taxonomy', {}).get('hash', ''))[:16]}…)",
         f"- backend: {manifest.get('backend', {}).get('kind')} / {manifest.get('backend', {}).get('model')}",
+        *([f"- names (sampled facts, not written by the LLM): {manifest['names']}"] if manifest.get("names") else []),
+        "- narrative: its first sentence (name, age, occupation or status, state) is written from the facts; "
+        "the LLM continues it",
         f"- prompt template hash: {manifest.get('prompt_template_hash')}",
         f"- config fingerprint: {manifest.get('fingerprint')}",
         f"- library versions: {', '.join(f'{k} {v}' for k, v in manifest.get('versions', {}).items())}", "",

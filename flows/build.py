@@ -32,6 +32,7 @@ from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
 from schemas.tables import PERSONAS, PROPOSALS, REJECTS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
+from taxonomy.names import NAME_SOURCE
 from taxonomy.presets import load_preset
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
 from taxonomy.sample_tally import metrics_scope
@@ -317,7 +318,7 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address
         "tokens_spent": tokens_spent(run.root),
         "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
-        "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
+        "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model}, "names": NAME_SOURCE,
         "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
         "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
         "finished_at": datetime.now(UTC).isoformat(),
