@@ -368,7 +368,10 @@ def print_evaluation(result: dict) -> None:
     out_console.print(table)
     ours = result["ours"]
     rows = [("quota joint TVD", _cell(ours["joint"].get("tvd"))),
-            ("quota joint max abs dev", _cell(ours["joint"].get("max_abs_dev")))]
+            ("quota joint max abs dev", _cell(ours["joint"].get("max_abs_dev"))),
+            ("taxonomy leaf coverage", _cell(ours.get("leaf_coverage"))),
+            ("taxonomy leaf entropy (normalised)", _cell(ours.get("leaf_entropy"))),
+            *((f"share of attributes: {root}", _cell(share)) for root, share in ours.get("root_share", {}).items())]
     for name, fit in ours.get("preset_fit", {}).items():
         rows.append((f"preset {name} TVD", _cell(fit.get("tvd"))))
         if "cramers_v_error" in fit:
@@ -380,7 +383,7 @@ def print_evaluation(result: dict) -> None:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 100 else f"{value:.1f}"
-    return "-" if value is None else str(value)
+    return "n/a" if value is None else str(value)  # a rate this corpus's fields do not allow
 
 
 @app.command()

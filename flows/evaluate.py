@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 
 from corpus.catalog import query_run
 from corpus.evaluation import CorpusSample, evaluate_sample
 from corpus.quality_metrics import cramers_v, flatten
+from corpus.realism import NameStats, realism_metrics
 from corpus.run_folder import RunFolder, atomic_path, write_bytes_atomically
 from corpus.sampling_metrics import count_parquet, stratum_variables
 from dedup.embedders import create_embedder
@@ -19,6 +21,7 @@ from schemas.config import EmbedderConfig, RunConfig, load_run_config
 from schemas.errors import UserInputError
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
+from taxonomy.names import COHORT_YEARS, NAMES_DIR, REFERENCE_YEAR
 from taxonomy.presets import load_preset
 from taxonomy.sample_tally import metrics_scope
 
@@ -61,12 +64,25 @@ def reference_sample(reference: Reference) -> CorpusSample:
     return CorpusSample(reference.name, texts, flattened)
 
 
+def load_name_stats() -> NameStats:
+    """From the shipped SSA table: each first name's female share of births and the names of each sex x cohort."""
+    births = pq.read_table(NAMES_DIR / "first_names.parquet").to_pandas()
+    by_sex = births.pivot_table(index="name", columns="sex", values="births", aggfunc="sum", fill_value=0)
+    female_share = (by_sex["female"] / by_sex.sum(axis=1)).to_dict()
+    cohort_names = {(sex, int(cohort)): frozenset(group["name"])
+                    for (sex, cohort), group in births.groupby(["sex", "cohort"])}
+    cohorts = sorted({cohort for _, cohort in cohort_names})
+    return NameStats(female_share, cohort_names, REFERENCE_YEAR, COHORT_YEARS, (cohorts[0], cohorts[-1]))
+
+
 def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
     """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     sampling = manifest.get("sampling") or {}
     out = {"joint": sampling.get("joint", {}), "marginals": sampling.get("marginals", {}),
-           "strata": manifest.get("strata", {}), "rule_violations": manifest.get("rule_violations", [])}
+           "strata": manifest.get("strata", {}), "rule_violations": manifest.get("rule_violations", []),
+           "leaf_coverage": sampling.get("leaf_coverage"), "leaf_entropy": sampling.get("leaf_entropy"),
+           "root_share": sampling.get("root_share", {})}
     if not cfg.quotas.preset or not sampling:
         return out
     scope = metrics_scope(taxonomy, load_preset(cfg.quotas.preset, taxonomy))
@@ -93,7 +109,9 @@ def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: Embed
     taxonomy = load_taxonomy(cfg.taxonomy)
     embedder = create_embedder(embedder_cfg or EmbedderConfig())
     samples = [our_sample(run_dir, taxonomy), *(reference_sample(r) for r in references)]
-    corpora = {s.name: evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed)
+    names = load_name_stats()
+    corpora = {s.name: {**evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed),
+                        **realism_metrics(s.texts, s.records, names)}
                for s in samples}
     result = {"run": run_dir.name, "embedder": embedder.name, "seed": seed, "corpora": corpora,
               "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
@@ -106,7 +124,9 @@ def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: Embed
 
 
 PLOTTED = ("distinct_2", "char_distinct_3_per_record", "self_bleu_2", "template_flag_rate",
-           "nearest_neighbour_distance", "mean_pairwise_distance", "hard_error_rate", "warning_rate")
+           "nearest_neighbour_distance", "mean_pairwise_distance", "hard_error_rate", "warning_rate",
+           "third_person_share", "markup_or_meta_share", "states_age_share", "states_occupation_share",
+           "unique_full_names_per_1000", "name_sex_agreement", "name_cohort_plausibility")
 
 
 def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
@@ -116,12 +136,18 @@ def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(corpora)
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
-    for ax, metric in zip(axes.flat, PLOTTED, strict=True):
+    fig, axes = plt.subplots(4, 4, figsize=(14, 11))
+    for ax, metric in zip(axes.flat, PLOTTED, strict=False):
         values = [corpora[name][metric] for name in names]
-        ax.bar(range(len(names)), values, color=["#c0392b"] + ["#7f8c8d"] * (len(names) - 1))
+        ax.bar(range(len(names)), [float("nan") if v is None else v for v in values],
+               color=["#c0392b"] + ["#7f8c8d"] * (len(names) - 1))
+        for x, value in enumerate(values):
+            if value is None:  # the corpus's fields do not allow this rate
+                ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(names)), [n.split(":")[0] for n in names], rotation=30, fontsize=8)
+    for ax in axes.flat[len(PLOTTED):]:
+        ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

@@ -143,3 +143,4 @@ def names_for_batch(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[str]:
 def known_first_names() -> frozenset[str]:
     """Every first name in the SSA table: what a fidelity check may take for a person's name."""
     return frozenset(name for pool in load_name_tables().first.values() for name in pool.names.tolist())
+
