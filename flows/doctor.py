@@ -162,36 +162,36 @@ def check_disk(cfg: RunConfig) -> Check:
     return Check("disk", "ok", detail)
 
 
+def run_probe(name: str, code: str, timeout_s: float, failed: tuple[str, str], passed: str,
+              env: dict[str, str] | None = None) -> Check:
+    """Run code in a child process that must print 42: ok, or what failed and its fix."""
+    what, fix = failed
+    started = time.monotonic()
+    try:
+        done = run_python(code, timeout_s, env)
+    except subprocess.TimeoutExpired:
+        return Check(name, "fail", f"{what}: no answer within {timeout_s:.0f} s", fix)
+    if done.returncode != 0 or "42" not in done.stdout:
+        return Check(name, "fail", f"{what} ({describe_exit(done.returncode)}: {last_line(done.stderr)})", fix)
+    return Check(name, "ok", f"{passed} ({time.monotonic() - started:.1f} s)")
+
+
 def check_ray() -> Check:
     code = ("import ray; ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False); "
             "print(ray.get(ray.remote(lambda: 41 + 1).remote())); ray.shutdown()")
-    started = time.monotonic()
-    try:
-        done = run_python(code, 120)
-    except subprocess.TimeoutExpired:
-        return Check("ray", "fail", "a local Ray did not start within 120 s",
-                     "run `ray stop --force`, check /tmp is writable and has space")
-    if done.returncode != 0 or "42" not in done.stdout:
-        return Check("ray", "fail", f"a local Ray did not run a task ({describe_exit(done.returncode)}: "
-                     f"{last_line(done.stderr)})", "run `ray stop --force` and retry; see /tmp/ray/session_latest/logs")
-    return Check("ray", "ok", f"local Ray starts and runs a task ({time.monotonic() - started:.1f} s)")
+    return run_probe("ray", code, 120, ("a local Ray did not run a task", "run `ray stop --force` and retry; check "
+                                        "/tmp is writable and see /tmp/ray/session_latest/logs"),
+                     "local Ray starts and runs a task")
 
 
 def check_prefect() -> Check:
-    code = ("from prefect import flow\n@flow(log_prints=False)\ndef ping():\n    return 42\nprint(ping())")
-    started = time.monotonic()
+    code = "from prefect import flow\n@flow(log_prints=False)\ndef ping():\n    return 42\nprint(ping())"
     env = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":
            os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")}
-    try:
-        done = run_python(code, 200, env)
-    except subprocess.TimeoutExpired:
-        return Check("prefect", "fail", "Prefect's API did not answer within 200 s",
-                     "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a server")
-    if done.returncode != 0 or "42" not in done.stdout:
-        return Check("prefect", "fail", f"a flow did not run ({describe_exit(done.returncode)}: "
-                     f"{last_line(done.stderr)})", "check PREFECT_API_URL, or unset it to use the local API")
     where = os.environ.get("PREFECT_API_URL") or "the local temporary API"
-    return Check("prefect", "ok", f"a flow ran on {where} ({time.monotonic() - started:.1f} s)")
+    return run_probe("prefect", code, 200, ("a flow did not run", "check PREFECT_API_URL (or unset it to use the "
+                                            "local API); raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"),
+                     f"a flow ran on {where}", env)
 
 
 def check_embedder(cfg: RunConfig) -> Check:
