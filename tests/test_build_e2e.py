@@ -354,7 +354,9 @@ def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local
     from tests.fault_proxy import FaultProxy
 
     # A "hang" outlasts the client's timeout: the timeout is real, and so is the retry after it.
-    with FaultProxy(llama_chat_server, rate=0.25, seed=26, slow_s=25) as proxy:  # seed 26: 500, garbage, hang early
+    # The first three calls fail for certain (how many calls a build makes depends on what the model
+    # writes), then a quarter of the rest at random.
+    with FaultProxy(llama_chat_server, faults=["500", "garbage", "hang"], rate=0.25, seed=26, slow_s=25) as proxy:
         backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
                    "batch_size": 2, "max_retries": 8, "concurrency": 1, "timeout_s": 20,
                    "structured_output": "json_object", "temperature": 0}
@@ -363,7 +365,7 @@ def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local
         build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     print(f"faults injected {dict(proxy.injected)}, backend retries {manifest['backend_retries']}")
-    assert sum(proxy.injected.values()) >= 2 and manifest["backend_retries"] >= sum(proxy.injected.values()) - 1
+    assert sum(proxy.injected.values()) >= 3 and manifest["backend_retries"] >= sum(proxy.injected.values()) - 1
     failed = query_run(out, "select count(*) as n from read_parquet('proposals/round-*/part-*.parquet') "
                             "where error is not null").to_pylist()
     assert failed == [{"n": 0}] and "backend" not in manifest["rejected_by_reason"]
