@@ -86,7 +86,8 @@ def is_worker_death(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, RayActorError | WorkerCrashedError | OutOfMemoryError):
-            return True
+            # An exception in the actor's constructor (a bad model path) is an error, not a death.
+            return "error raised in its creation task" not in str(seen)
         seen = seen.__cause__ or seen.__context__
     return False
 
