@@ -532,8 +532,6 @@ def main() -> None:
             exit_with_error(str(exc))
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort, keeping the cause
         cause = exc.__cause__ if isinstance(exc.__cause__, StopRequested) else exc
         exit_stopped(cause.signum if isinstance(cause, StopRequested) else signal.SIGINT)

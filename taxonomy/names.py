@@ -41,9 +41,9 @@ class NameTables:
     surnames: NamePool
     first_cohorts: tuple[int, int]  # earliest and latest cohort
 
-    def cohort_of(self, birth_year: int) -> int:
-        cohort = (birth_year // COHORT_YEARS) * COHORT_YEARS
-        return min(max(cohort, self.first_cohorts[0]), self.first_cohorts[1])
+    def cohort_of(self, birth_years: np.ndarray | int) -> np.ndarray:
+        """First year of each birth year's 5-year cohort, held within the table's cohorts."""
+        return np.clip((np.asarray(birth_years, dtype=np.int64) // COHORT_YEARS) * COHORT_YEARS, *self.first_cohorts)
 
 
 def with_total(weights: np.ndarray) -> np.ndarray:
@@ -101,8 +101,7 @@ def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, r
     u_first = uniforms(seed, slots, stream_of("name.first"))
     u_last = uniforms(seed, slots, stream_of("name.last"))
     first = np.empty(len(slots), dtype=object)
-    born = REFERENCE_YEAR - np.asarray(age, dtype=np.int64)
-    cohorts = np.clip((born // COHORT_YEARS) * COHORT_YEARS, *tables.first_cohorts)
+    cohorts = tables.cohort_of(REFERENCE_YEAR - np.asarray(age, dtype=np.int64))
     sexes = np.asarray(sex, dtype=object)
     for key in {(s, int(c)) for s, c in zip(sexes, cohorts, strict=True)}:
         rows = np.flatnonzero((sexes == key[0]) & (cohorts == key[1]))
