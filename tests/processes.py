@@ -9,7 +9,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class ProcessInfo:
     pid: int
-    name: str  # the process title's first 15 characters (ray::MapWorker, raylet, python3, ...)
+    name: str  # the process title's first 15 characters (ray::EngineWork, raylet, python3, ...)
     session: int
 
 

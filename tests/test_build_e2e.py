@@ -85,6 +85,9 @@ def test_every_slot_is_a_persona_or_a_reject(built):
     assert 0 <= manifest["acceptance_rate"] <= 1
     assert {"sample:wave-0", "propose:wave-0:round-0", "propose:wave-0:round-1", "validate:wave-0:round-1",
             "settle:wave-0", "dedup:wave-0", "write"} <= set(manifest["stages"])
+    # One model worker, loaded once for both rounds and every backfill wave.
+    assert manifest["last_run_engines"]["starts"] == cfg.backend.workers == 1
+    assert manifest["last_run_engines"]["start_seconds"] > 0
 
 
 def test_lineage_is_filled_and_facts_are_copied(planted):
@@ -173,6 +176,7 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
     assert {r["stratum"]: r["n"] for r in produced} == {label: n - short.get(label, 0)
                                                         for label, n in requested.items() if n > short.get(label, 0)}
     assert manifest["tokens_spent"] > 0 and (out / "dedup" / "index" / "meta.json").is_file()
+    assert wave > 0 and manifest["last_run_engines"]["starts"] == 1  # every wave and round on one model load
 
 
 def test_token_budget_stops_backfill_and_the_manifest_says_so(earlier, tmp_path):
@@ -378,12 +382,12 @@ def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local
 
 
 def _propose_workers_in_this_session() -> list[int]:
-    """PIDs of this session's Ray actors that hold a model (their process title starts ray::MapWorker)."""
+    """PIDs of this session's Ray actors that hold a model (their process title starts ray::EngineWorker)."""
     import os
 
     from tests.processes import process_table
 
-    return [p.pid for p in process_table() if p.name.startswith("ray::MapWorker") and p.session == os.getsid(0)]
+    return [p.pid for p in process_table() if p.name.startswith("ray::EngineWork") and p.session == os.getsid(0)]
 
 
 def test_a_ray_worker_killed_mid_batch_loses_nothing(prefect_harness, local_ray, tmp_path):
@@ -421,6 +425,7 @@ def test_a_ray_worker_killed_mid_batch_loses_nothing(prefect_harness, local_ray,
     proposals = query_run(out, "select persona_id from read_parquet('proposals/round-0/part-*.parquet')")
     # Round 0 of every wave: each slot proposed once, the killed batch's slots included.
     assert proposals.num_rows == len(set(proposals.column("persona_id").to_pylist())) == manifest["slots"]
+    assert manifest["last_run_engines"]["starts"] == 2  # the first load and the restart after the kill
 
 
 def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):

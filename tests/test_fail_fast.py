@@ -64,7 +64,7 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
 
 
 def model_worker_running(build: subprocess.Popen) -> bool:
-    return any(p.name.startswith("ray::MapWorker") for p in processes_of(build))
+    return any(p.name.startswith("ray::EngineWork") for p in processes_of(build))
 
 
 def prefect_server_running(build: subprocess.Popen) -> bool:

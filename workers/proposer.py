@@ -1,44 +1,18 @@
-"""Ray-parallel proposing: Ray Data map_batches over requests with a pool of model actors."""
+"""Proposal requests from skeletons, and passes over them on Ray model workers."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
-import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
-import orjson
-import pyarrow as pa
 
 from schemas.config import BackendConfig
-from schemas.errors import UserInputError
 from schemas.records import Skeleton, proposal_json_schema
 from taxonomy.model import Taxonomy
 from taxonomy.opening import pronouns_for
 from workers.backend import GenerationRequest, GenerationResult
+from workers.engine_pool import Engines
 from workers.prompts import render_proposal_messages
-from workers.worker_crash import (
-    WorkerCrashError,
-    crash_folder,
-    enable_crash_trace,
-    is_worker_death,
-    read_crash_signal,
-)
-
-if TYPE_CHECKING:
-    import ray.data
-
-RESULT_SCHEMA = pa.schema([
-    ("request_id", pa.string()),
-    ("text", pa.string()),
-    ("error", pa.string()),
-    ("finish_reason", pa.string()),
-    ("prompt_tokens", pa.int64()),
-    ("completion_tokens", pa.int64()),
-    ("retries", pa.int64()),
-])
 
 
 def generation_seed(run_seed: int, slot: int, round_no: int) -> int:
@@ -84,48 +58,6 @@ def continuation_schema(skeleton: Skeleton) -> dict:
     return {**schema, "properties": {**schema["properties"], "narrative": narrative}}
 
 
-class ProposeActor:
-    """A Ray actor holding one model; each call answers one Arrow batch of requests."""
-
-    def __init__(self, backend_cfg: dict, threads: int, secrets: dict[str, str] | None = None,
-                 crash_dir: str | None = None) -> None:
-        from workers.factory import create_backend
-
-        self.crash_trace = enable_crash_trace(crash_dir)  # names the signal if native code kills us
-
-        # Workers on other nodes (or started before the variable was set) lack the driver's
-        # environment: the API key travels in memory with the actor, never to disk.
-        os.environ.update(secrets or {})
-        self.backend = create_backend(BackendConfig.model_validate(backend_cfg), threads=threads)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        requests = [
-            GenerationRequest(
-                request_id=row["request_id"],
-                messages=orjson.loads(row["messages"]),
-                json_schema=orjson.loads(row["json_schema"]),
-                max_tokens=row["max_tokens"],
-                temperature=row["temperature"],
-                seed=row["seed"],
-                repeat_penalty=row["repeat_penalty"],
-            )
-            for row in batch.to_pylist()
-        ]
-        results = self.backend.generate(requests)
-        return pa.Table.from_pylist([r.model_dump() for r in results], schema=RESULT_SCHEMA)
-
-
-def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
-    """The API key a backend needs, read from the driver's environment (or a clear error)."""
-    if not cfg.api_key_env:
-        return {}
-    key = os.environ.get(cfg.api_key_env)
-    if not key:
-        raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
-                             f"export {cfg.api_key_env}=<key> before running")
-    return {cfg.api_key_env: key}
-
-
 def ensure_ray(address: str | None = None) -> None:
     """Join the given cluster, or start a local Ray sized to this machine (once per process)."""
     import ray
@@ -144,64 +76,9 @@ def ensure_ray(address: str | None = None) -> None:
 
 def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig, address: str | None = None,
                      stage: str = "propose") -> Iterator[GenerationResult]:
-    """Stream results as actors finish batches, so callers can commit whole shards early.
-
-    A model worker that dies is restarted (and its batch rerun) up to cfg.max_worker_restarts
-    times; after that a WorkerCrashError names the signal, the stage and the likely cause.
-    """
-    import ray
-    import ray.data
-
+    """One pass on model workers started for it (a build keeps its workers in an Engines for every pass)."""
     if not requests:
         return
     ensure_ray(address)
-    if cfg.kind == "vllm":  # vLLM engines are Ray Data LLM's own actors
-        from workers.vllm_backend import propose_with_vllm
-
-        yield from propose_with_vllm(requests, cfg)
-        return
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-    threads = cfg.threads_per_worker or max(1, cpus // cfg.workers)
-    rows = [
-        {"request_id": r.request_id, "messages": orjson.dumps(r.messages).decode(),
-         "json_schema": orjson.dumps(r.json_schema).decode(), "max_tokens": r.max_tokens,
-         "temperature": r.temperature, "seed": r.seed, "repeat_penalty": r.repeat_penalty}
-        for r in requests
-    ]
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // cfg.batch_size))
-    with crash_folder() as crash_dir:
-        answered = map_with_actors(dataset, cfg, {"backend_cfg": cfg.model_dump(mode="json"), "threads": threads,
-                                                  "secrets": backend_secrets(cfg), "crash_dir": str(crash_dir)})
-        try:
-            for batch in answered.iter_batches(batch_format="pyarrow", batch_size=None):
-                for row in batch.to_pylist():
-                    yield GenerationResult.model_validate(row)
-        except Exception as exc:
-            if is_worker_death(exc):
-                raise WorkerCrashError(stage, read_crash_signal(crash_dir), cfg.max_worker_restarts,
-                                       str(exc).splitlines()[0]) from exc
-            raise
-
-
-def map_with_actors(dataset: ray.data.Dataset, cfg: BackendConfig, actor_kwargs: dict) -> ray.data.Dataset:
-    """The lazy map over a pool of cfg.workers ProposeActors, each restarted at most max_worker_restarts times."""
-    import ray.data
-
-    with warnings.catch_warnings():
-        # Ray 2.60 takes actor restart limits only as extra remote args, which it marks deprecated.
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning)
-        return dataset.map_batches(
-            ProposeActor,
-            fn_constructor_kwargs=actor_kwargs,
-            batch_size=cfg.batch_size,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=cfg.workers),
-            num_cpus=1,
-            # Ray Data restarts a dead actor forever by default: a worker that dies on every
-            # request (a CPU that traps an instruction) would hang the build with no message.
-            max_restarts=cfg.max_worker_restarts,
-            max_task_retries=cfg.max_worker_restarts,
-        )
+    with Engines() as engines:
+        yield from engines.generate(cfg, requests, stage)

