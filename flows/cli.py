@@ -137,6 +137,7 @@ def build(
         *((f"  rejected: {reason}", str(n)) for reason, n in manifest["rejected_by_reason"].items()),
         *((f"  redrawn for: {rule}", str(n)) for rule, n in manifest["constraint_redraws"].items()),
         *((f"  seconds: {stage}", f"{s:.1f}") for stage, s in manifest["last_run_stage_seconds"].items()),
+        ("engine starts (seconds loading)", "{starts} ({start_seconds:.1f})".format(**manifest["last_run_engines"])),
     ])
     out_console.print(f"corpus: {run_dir}", soft_wrap=True)
     out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"',

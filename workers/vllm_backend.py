@@ -10,6 +10,7 @@ context) becomes that row's error and a `backend` reject, never a failed batch.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 from schemas.config import BackendConfig
@@ -25,8 +26,48 @@ def engine_arguments(cfg: BackendConfig, model_folder: str) -> dict:
         "max_model_len": cfg.context_size,
         "enable_prefix_caching": True,  # every request of a round shares the prompt's instructions
         "seed": 0,  # per-request seeds decide the sampling; this fixes anything else the engine draws
+        # llguidance takes the regex patterns of our schemas (xgrammar refuses them); JSON without
+        # free whitespace keeps a small model from spending its tokens on blank lines.
+        "structured_outputs_config": {"backend": "guidance", "disable_any_whitespace": True},
         **cfg.engine_options,
     }
+
+
+# A pattern that ends in an open-ended character class: "^She (starts|...) [^<>]*$".
+OPEN_TAIL = re.compile(r"(\[[^\]]*\])\*\$$")
+
+
+def regex_width(pattern: str) -> tuple[int, int]:
+    """The fewest and most characters a regex matches (Python's own regex parser measures it)."""
+    from re import _parser  # the stdlib's parser; sre_parse is its deprecated alias
+
+    return _parser.parse(pattern).getwidth()
+
+
+def guidance_schema(schema: dict) -> dict:
+    """The schema with each string's length bounds folded into its pattern's open tail.
+
+    llguidance cannot intersect a regex with minLength/maxLength ("Unable to determine if regex is
+    empty"); bounding the tail instead keeps the whole string within the same bounds.
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    return {**schema, "properties": {name: bounded_pattern(guidance_schema(prop)) for name, prop in properties.items()}}
+
+
+def bounded_pattern(prop: dict) -> dict:
+    low, high = prop.get("minLength"), prop.get("maxLength")
+    tail = OPEN_TAIL.search(prop.get("pattern") or "")
+    if tail is None or (low is None and high is None):
+        return prop
+    head = prop["pattern"][:tail.start()]
+    head_min, head_max = regex_width(head)
+    tail_low = max(0, (low or 0) - head_min)
+    tail_high = "" if high is None else str(max(tail_low, high - head_max))
+    bounded = {key: value for key, value in prop.items() if key not in ("minLength", "maxLength")}
+    bounded["pattern"] = f"{head}{tail.group(1)}{{{tail_low},{tail_high}}}$"
+    return bounded
 
 
 def sampling_parameters(request: GenerationRequest):
@@ -38,7 +79,7 @@ def sampling_parameters(request: GenerationRequest):
         max_tokens=request.max_tokens,
         seed=request.seed,
         repetition_penalty=request.repeat_penalty,
-        structured_outputs=(StructuredOutputsParams(json=request.json_schema)
+        structured_outputs=(StructuredOutputsParams(json=guidance_schema(request.json_schema))
                             if request.json_schema is not None else None),
     )
 

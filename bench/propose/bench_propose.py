@@ -1,8 +1,8 @@
 """Proposing: pipeline vs raw backend throughput, and constrained vs unconstrained decoding.
 
 Same prompts (one seed's skeletons) and the same embedded backend, all in one run:
-(a) raw: the backend's generate() in this process; Ray: the propose stage (Ray Data actor
-    pool); build: the whole Prefect flow with no revise rounds and no backfill, so it makes the
+(a) raw: the backend's generate() in this process; Ray: the propose stage (a model worker
+    on Ray); build: the whole Prefect flow with no revise rounds and no backfill, so it makes the
     same number of generations. Throughput ratios are pipeline / raw.
 (b) constrained (the Proposal JSON schema) vs unconstrained decoding, seconds per request and
     per generated token; prompt processing (measured in the same run as one-token answers to
@@ -70,7 +70,7 @@ def main() -> None:
 
     print(f"(a) {args.n} requests, SmolLM2-135M on llama.cpp, {os.cpu_count()} cores")
     print(f"{'path':<28}{'seconds':>9}{'req/s':>9}{'ratio to raw':>14}")
-    for label, seconds in (("raw backend.generate", raw_s), ("propose stage (Ray Data)", ray_s),
+    for label, seconds in (("raw backend.generate", raw_s), ("propose stage (Ray worker)", ray_s),
                            ("whole build (Prefect flow)", build_s)):
         print(f"{label:<28}{seconds:>9.1f}{args.n / seconds:>9.3f}{raw_s / seconds:>14.2f}")
     c_tokens = sum(r.completion_tokens for r in constrained)
