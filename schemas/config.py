@@ -10,7 +10,7 @@ from typing import Annotated, Literal, TypeVar
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.errors import UserInputError
 
@@ -142,7 +142,7 @@ class BackendConfig(StrictModel):
         description="Ray GPUs each model worker reserves (vllm on GPUs: tensor_parallel_size in engine_options "
         "and this number agree).",
     )
-    engine_options: dict[str, JsonValue] = Field(
+    engine_options: dict[str, str | int | float | bool | list | dict] = Field(
         default_factory=dict,
         description="vllm: extra engine arguments (gpu_memory_utilization, tensor_parallel_size, dtype, ...).",
     )
