@@ -6,7 +6,9 @@ from schemas.config import RunConfig
 from schemas.mining_config import MiningConfig
 
 
-def _type_of(spec: dict, defs: dict) -> str:
+def _type_of(spec: dict | bool, defs: dict) -> str:
+    if not isinstance(spec, dict):  # additionalProperties: true (a free-form map)
+        return "any"
     if "$ref" in spec:
         return f"[{spec['$ref'].rsplit('/', 1)[-1]}](#{spec['$ref'].rsplit('/', 1)[-1].lower()})"
     if "enum" in spec:
