@@ -11,7 +11,7 @@ import pytest
 from schemas.config import BackendConfig, load_run_config
 from tests.conftest import REPO
 from workers.backend import GenerationRequest
-from workers.vllm_backend import engine_arguments, stop_reason
+from workers.vllm_backend import CPU_ENGINE_OPTIONS, engine_arguments, stop_reason
 
 SCHEMA = {"type": "object", "properties": {"word": {"type": "string", "maxLength": 20}}, "required": ["word"]}
 
@@ -54,8 +54,7 @@ def test_a_batch_with_a_prompt_the_engine_refuses_answers_the_others():
     """In this process: the refused request gets the engine's message, the others JSON, with usage."""
     from workers.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend(BackendConfig(kind="vllm", context_size=512, engine_options={
-        "kv_cache_memory_bytes": 256 * 1024**2, "enforce_eager": True}))
+    backend = VLLMBackend(BackendConfig(kind="vllm", context_size=512, engine_options=CPU_ENGINE_OPTIONS))
     results = backend.generate([request("ok-1", "Name a fruit."), request("long", "word " * 1000),
                                 request("ok-2", "Name a tree.")])
     assert [r.request_id for r in results] == ["ok-1", "long", "ok-2"]

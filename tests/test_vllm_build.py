@@ -27,6 +27,7 @@ from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.sampling import persona_id_for
 from tests.conftest import REPO
 from workers.proposer import continuation_schema
+from workers.vllm_backend import CPU_ENGINE_OPTIONS
 
 pytestmark = [
     pytest.mark.vllm,
@@ -34,15 +35,9 @@ pytestmark = [
                        "in .venv-vllm (vLLM's CPU build)"),
 ]
 
-# What a CPU changes in configs/cluster.yaml's backend: the device and the model. vLLM on a CPU
-# reserves gpu_memory_utilization of the machine's memory for its KV cache unless told a size,
-# and compiles its graphs with torch.compile for minutes on first start unless kept eager.
-CPU_DEVICE = {
-    "model": "smollm2-135m-instruct",
-    "workers": 1,
-    "gpus_per_worker": 0,
-    "engine_options": {"kv_cache_memory_bytes": 512 * 1024**2, "enforce_eager": True},
-}
+# What a CPU changes in configs/cluster.yaml's backend: the device (vLLM's CPU engine options) and the model.
+CPU_DEVICE = {"model": "smollm2-135m-instruct", "workers": 1, "gpus_per_worker": 0,
+              "engine_options": CPU_ENGINE_OPTIONS}
 # A prompt longer than the engine's context (context_size 4096 in the cluster config).
 TOO_LONG_NAME = "Zed " * 5000
 

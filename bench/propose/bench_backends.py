@@ -29,9 +29,9 @@ from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from workers.engine_pool import Engines
 from workers.proposer import build_requests, continuation_schema, ensure_ray
+from workers.vllm_backend import CPU_ENGINE_OPTIONS
 
-# vLLM's CPU settings from tests/test_vllm_build.py (KV cache size, no torch.compile).
-VLLM_CPU = {"kind": "vllm", "engine_options": {"kv_cache_memory_bytes": 512 * 1024**2, "enforce_eager": True}}
+VLLM_CPU = {"kind": "vllm", "engine_options": CPU_ENGINE_OPTIONS}
 
 
 def valid_json(text: str, schema: dict) -> bool:
