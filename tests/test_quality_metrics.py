@@ -43,6 +43,18 @@ def test_self_bleu2_is_100_for_copies_and_0_for_disjoint_texts():
     assert self_bleu2(["only one"]) == 0.0
 
 
+def test_self_bleu2_equals_sacrebleus_sentence_bleu_against_all_the_others():
+    """Counting each text once gives sacrebleu's own per-sentence scores (ties, repeats, lengths)."""
+    from sacrebleu.metrics import BLEU
+
+    texts = ["The cat sat on the mat.", "the cat sat on a mat", "A dog ran in the park, and the cat sat.",
+             "The cat sat on the mat.", "Nothing in common here!", "mat mat mat the the", "Short.",
+             "She keeps a small garden behind the house and trades seedlings every spring."]
+    bleu = BLEU(max_ngram_order=2, effective_order=True)
+    expected = np.mean([bleu.sentence_score(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)])
+    assert self_bleu2(texts) == pytest.approx(expected, abs=1e-9)
+
+
 def test_template_flags_mark_records_sharing_a_common_six_gram():
     shared = "she is a nurse who loves"
     texts = [f"{shared} gardens {i}" for i in range(3)] + [f"unique words number {i} here and there" for i in range(7)]
