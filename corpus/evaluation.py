@@ -63,7 +63,8 @@ def evaluate_sample(sample: CorpusSample, embed: Embed, duplicate_rates: dict[st
     errors = hard_errors(sample)
     return {
         "records": n,
-        "hard_error_rate": _rate(errors),
+        # A corpus that declares no required fields or enums has no contract to break: n/a, not 0.
+        "hard_error_rate": _rate(errors) if sample.required or sample.enums else None,
         "warning_rate": _rate([a or b for a, b in zip(length_warnings, overlap, strict=True)]),
         "paragraph_length_out_of_80_800": _rate(length_warnings),
         "template_overlap_rate": _rate(overlap),

@@ -115,3 +115,6 @@ def test_hard_errors_and_the_evaluated_row():
     assert row["paragraph_length_out_of_80_800"] == 0.5 and row["warning_rate"] == 0.5
     assert row["attributes_per_record"] == 1.5 and row["duplicates_cosine_0.9"] == 0.0
     assert row["nearest_neighbour_distance"] == pytest.approx(1.0) and row["vendi_score"] == pytest.approx(2.0)
+    uncontracted = CorpusSample("ref", texts=sample.texts, records=sample.records)
+    assert evaluate_sample(uncontracted, lambda texts: np.eye(len(texts), 4, dtype=np.float32),
+                           {})["hard_error_rate"] is None  # nothing declared, nothing to break: n/a
