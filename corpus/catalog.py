@@ -54,7 +54,8 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
         # Views and queries name files relative to the run folder (file_search_path): allow its stages too.
         stages = sorted(p.name for p in run.root.iterdir() if p.is_dir() and "'" not in p.name)
         allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in stages)]
-        con.execute(f"SET allowed_directories = {allowed!r}")
+        folders = ", ".join(f"'{folder}'" for folder in allowed)  # each already escaped for SQL
+        con.execute(f"SET allowed_directories = [{folders}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")

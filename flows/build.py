@@ -42,6 +42,7 @@ from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import failed_checks, settle_slots
 from workers.engine_pool import Engines, backend_secrets
+from workers.factory import check_model
 from workers.prompts import template_hash
 from workers.proposer import build_requests, ensure_ray
 
@@ -200,6 +201,9 @@ def check_inputs(cfg: RunConfig) -> Taxonomy:
     plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
     load_rule_pack()
     backend_secrets(cfg.backend)
+    check_model(cfg.backend)
+    if cfg.judge.enabled and cfg.judge.backend:
+        check_model(cfg.judge.backend)
     return taxonomy
 
 

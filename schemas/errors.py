@@ -17,6 +17,9 @@ class UserInputError(PopulaceError):
         self.fix = fix
         super().__init__(f"{file}: {field}: {problem} (fix: {fix})")
 
+    def __reduce__(self):  # crosses process boundaries (a Ray worker's error) whole, with its fields
+        return type(self), (self.file, self.field, self.problem, self.fix)
+
 
 class BackendError(PopulaceError):
     """An LLM backend could not be started or answered in a way we cannot use."""

@@ -69,6 +69,10 @@ CONFIGS = {
     "unknown backend": (config_case(backend={"kind": "telepathy"}), "sample", "backend.kind"),
     "openai backend without url": (config_case(backend={"kind": "openai", "model": "m"}), "sample", "backend"),
     "bad dedup threshold": (config_case(dedup={"minhash_threshold": 1.5}), "sample", "dedup"),
+    "llama.cpp model file missing": (config_case(backend={"model": "/nonexistent/model.gguf"}), "build",
+                                     "backend.model"),
+    "vllm model folder without config.json": (config_case(backend={"kind": "vllm", "model": "/"}), "build",
+                                              "backend.model"),
 }
 
 TAXONOMY_OK = {"name": "t", "version": "1", "categories": [{"id": "a", "label": "A", "attributes": [
@@ -172,3 +176,19 @@ def test_bad_input_gets_one_line_with_file_field_and_fix_exit_2_and_nothing_writ
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, *(["config.yaml"] if "preset" in command
                                                                             else [])])
+
+
+def test_our_errors_cross_process_boundaries_whole():
+    """Ray and Prefect pickle a worker's or a task's error: it must arrive with its fields and message."""
+    import pickle
+
+    from schemas.errors import UserInputError
+    from workers.worker_crash import WorkerCrashError
+
+    error = UserInputError("run.yaml", "backend.model", "'x' is neither a packaged model nor a file", "use a path")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.file, copy.field, copy.problem, copy.fix, str(copy)) == (
+        error.file, error.field, error.problem, error.fix, str(error))
+    crash = WorkerCrashError("propose round 1", "SIGILL", 2, "actor died")
+    copy = pickle.loads(pickle.dumps(crash))
+    assert (copy.stage, copy.signal_name, copy.restarts, str(copy)) == ("propose round 1", "SIGILL", 2, str(crash))

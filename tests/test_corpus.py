@@ -15,7 +15,9 @@ def test_atomic_write_leaves_only_the_final_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["part-00000.parquet"]
 
 
-def test_catalog_views_answer_and_refuse_writes(tmp_path):
+@pytest.mark.parametrize("folder", ["run", "o'brien's run"])  # quotes in the path reach DuckDB's settings
+def test_catalog_views_answer_and_refuse_writes(tmp_path, folder):
+    tmp_path = tmp_path / folder
     run = RunFolder(tmp_path)
     facts = [("demographics.age", "40"), ("work.occupation", "nurse")]
     row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x", "attributes": facts}

@@ -27,6 +27,18 @@ def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend
     raise BackendError(f"unknown backend kind {cfg.kind!r}")
 
 
+def check_model(cfg: BackendConfig) -> None:
+    """A model the backend cannot find is a UserInputError now, before a run folder or a worker exists."""
+    if cfg.kind == "llama_cpp":
+        from workers.models import resolve_model_path
+
+        resolve_model_path(cfg.model)
+    elif cfg.kind == "vllm":
+        from workers.hf_models import model_source
+
+        model_source(cfg.model)
+
+
 def create_plugin_backend(cfg: BackendConfig, threads: int | None) -> LLMBackend:
     """Import `module:name` from the config and call it; a plugin that cannot load is a clear error."""
     module_name, _, attribute = (cfg.factory or "").partition(":")

@@ -24,8 +24,8 @@ def model_cache_root() -> Path:
     return Path(base) / "hf-models"
 
 
-def hf_model_folder(model: str) -> Path:
-    """The safetensors folder for backend.model: a folder as given, else the cached conversion of its GGUF."""
+def model_source(model: str) -> Path:
+    """backend.model as a Hugging Face folder or a GGUF file, or a UserInputError saying what is wrong."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -33,7 +33,15 @@ def hf_model_folder(model: str) -> Path:
                                  "point backend.model at a Hugging Face model folder (config.json, "
                                  "*.safetensors, tokenizer files)")
         return path
-    gguf = resolve_model_path(model)
+    return resolve_model_path(model)
+
+
+def hf_model_folder(model: str) -> Path:
+    """The safetensors folder for backend.model: a folder as given, else the cached conversion of its GGUF."""
+    source = model_source(model)
+    if source.is_dir():
+        return source
+    gguf = source
     folder = model_cache_root() / f"{gguf.stem}-{gguf_fingerprint(gguf)}"
     if not (folder / "config.json").is_file():
         convert_gguf(gguf, folder)

@@ -51,10 +51,14 @@ class WorkerCrashError(BackendError):
         self.stage = stage
         self.signal_name = signal_name
         self.restarts = restarts
+        self.detail = detail
         killed_by = f"was killed by {signal_name}" if signal_name else "died"
         cause = LIKELY_CAUSES.get(signal_name or "", detail or "see the worker logs in /tmp/ray/session_latest/logs")
         super().__init__(f"the model worker {killed_by} during {stage} (restarted {restarts} times, then given up): "
                          f"{cause}. The run folder is kept: rerun the same command to resume.")
+
+    def __reduce__(self):  # Prefect and Ray pickle task errors: keep the fields, not just the message
+        return type(self), (self.stage, self.signal_name, self.restarts, self.detail)
 
 
 def enable_crash_trace(crash_dir: str | None) -> IO[str] | None:
