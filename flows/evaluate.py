@@ -107,7 +107,7 @@ def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: Embed
                              "pass a folder written by populace build")
     cfg = load_run_config(RunFolder(run_dir).config)
     taxonomy = load_taxonomy(cfg.taxonomy)
-    embedder = create_embedder(embedder_cfg or EmbedderConfig())
+    embedder = create_embedder(embedder_cfg or cfg.dedup.embedder)  # the vectors the run's own dedup used
     samples = [our_sample(run_dir, taxonomy), *(reference_sample(r) for r in references)]
     names = load_name_stats()
     corpora = {s.name: {**evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed),
