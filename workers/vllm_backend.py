@@ -115,6 +115,7 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, cfg: BackendConfig, threads: int | None = None) -> None:
+        del threads  # vLLM binds its own OpenMP threads to the cores this process may use
         # The engine core runs in this process: a model worker is already its own process, and
         # vLLM's extra engine process would double the memory and outlive a killed worker.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
