@@ -126,19 +126,15 @@ def check_vllm_model(model: str) -> Check:
     if find_spec("vllm") is None:
         return Check("model", "fail", "backend vllm: vLLM is not installed in this environment",
                      "pip install 'populace[gpu]' on a GPU machine, or `make vllm-cpu` and use .venv-vllm")
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        if (folder / "config.json").is_file():
-            return Check("model", "ok", f"vLLM model folder {folder}")
-        return Check("model", "fail", f"{folder} holds no config.json", "point backend.model at a Hugging Face "
-                     "model folder")
-    from workers.models import resolve_model_path
+    from workers.hf_models import model_source
 
     try:
-        path = resolve_model_path(model)
+        source = model_source(model)  # the build's own check; no conversion here
     except PopulaceError as exc:
         return Check("model", "fail", str(exc), "set backend.model to a model folder, a packaged model or a .gguf")
-    return Check("model", "ok", f"{path.name}: converted once to a safetensors folder for vLLM on first use")
+    if source.is_dir():
+        return Check("model", "ok", f"vLLM model folder {source}")
+    return Check("model", "ok", f"{source.name}: converted once to a safetensors folder for vLLM on first use")
 
 
 def check_generation(path: Path, size: int) -> Check:

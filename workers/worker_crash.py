@@ -91,9 +91,19 @@ def is_worker_death(exc: BaseException) -> bool:
             return False
         if isinstance(seen, RayActorError | WorkerCrashedError | OutOfMemoryError):
             # An exception in the actor's constructor (a bad model path) is an error, not a death.
-            return "error raised in its creation task" not in str(seen)
+            return creation_failure(seen) is None
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def creation_failure(exc: BaseException) -> str | None:
+    """The constructor's own error message when Ray says an actor failed to start, else None."""
+    text = str(exc)
+    if "error raised in its creation task" not in text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error:" in line and not line.startswith("ray.exceptions")]
+    return errors[-1] if errors else lines[-1]
 
 
 @contextmanager
