@@ -19,6 +19,7 @@ from corpus.run_folder import RunFolder, remove_stale_temporaries, write_table_a
 from corpus.run_lock import run_lock
 from corpus.run_metrics import summarize_run, tokens_spent
 from corpus.sampling_metrics import cells_as_json, sampling_metrics
+from dedup.embedders.factory import check_embedder_files
 from flows.artifacts import publish_summary_artifacts
 from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
 from flows.judge_stage import final_stage, gate_shard, judge_wave
@@ -202,6 +203,8 @@ def check_inputs(cfg: RunConfig) -> Taxonomy:
     load_rule_pack()
     backend_secrets(cfg.backend)
     check_model(cfg.backend)
+    if cfg.dedup.semantic:
+        check_embedder_files(cfg.dedup.embedder, "run config", "dedup.embedder")
     if cfg.judge.enabled and cfg.judge.backend:
         check_model(cfg.judge.backend)
     return taxonomy

@@ -88,12 +88,14 @@ def mine(
     overrides = {k: v for k, v in (("max_snippets", max_snippets), ("min_support", min_support)) if v is not None}
     cfg = (load_config_file(config, MiningConfig, overrides) if config
            else MiningConfig.model_validate(overrides))
+    from dedup.embedders.factory import check_embedder_files
     from flows.mine import mine_taxonomy, report_paths
     from taxonomy.loader import load_taxonomy
     from taxonomy.mining.conversations import read_conversations
 
     load_taxonomy(taxonomy)  # fail fast on bad input, before Prefect and Ray start
     read_conversations(conversations)
+    check_embedder_files(cfg.embedder, str(config) if config else "mining config", "embedder")
     if out.suffix not in (".yaml", ".yml"):
         raise UserInputError(str(out), "--out", "is not a .yaml path", "name the output like mined.yaml")
     guard_command()
@@ -107,6 +109,20 @@ def mine(
     ])
     json_path, md_path = report_paths(out)
     out_console.print(f"wrote {out}, {json_path}, {md_path}", soft_wrap=True)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write the examples into.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace example files that already exist.")] = False,
+) -> None:
+    """Write example configs, prefect.yaml and the work-pool template into DIR (for an installed populace)."""
+    from flows.project_init import init_project
+
+    for path in init_project(folder, overwrite=force):
+        out_console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+    out_console.print(f"next: cd {folder} && populace build --config configs/demo.yaml", soft_wrap=True,
+                      highlight=False)
 
 
 @app.command()
@@ -332,11 +348,14 @@ def evaluate(
                                                          "repeat, each with its --text-field.")] = None,
     text_field: Annotated[list[str] | None, typer.Option(help="The field holding each reference's persona "
                                                          "text (dots reach nested fields).")] = None,
+    references_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding personahub.jsonl, deeppersona.jsonl, opencharacter.jsonl and/or tinytroupe.jsonl "
+             "(default: $POPULACE_REFERENCE_DIR, else the shared sample beside a checkout).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     seed: Annotated[int, typer.Option(help="Seeds the Self-BLEU and Vendi samples.")] = 0,
 ) -> None:
     """Quality metrics of the corpus beside reference corpora; also RUN_DIR/evaluation/*.json and *.png."""
-    from flows.evaluate import REFERENCE_DIR, Reference, default_references, evaluate_run
+    from flows.evaluate import Reference, default_references, evaluate_run, reference_folder
 
     references = reference or []
     fields = text_field or []
@@ -345,10 +364,10 @@ def evaluate(
                              "text fields", "give one --text-field after each --reference")
     chosen = [Reference(path.stem, path, field) for path, field in zip(references, fields, strict=True)]
     if not chosen:
-        chosen = default_references()
+        chosen = default_references(references_dir)
         if not chosen:
-            err_console.print(f"note: {REFERENCE_DIR} is absent; evaluating this corpus alone "
-                              "(pass --reference FILE --text-field F to compare)")
+            err_console.print(f"note: no reference corpora in {reference_folder(references_dir)}; evaluating this "
+                              "corpus alone (pass --references-dir DIR, or --reference FILE --text-field F)")
     result = evaluate_run(run_dir, chosen, seed=seed)
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
@@ -536,13 +555,17 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort, keeping the cause
         cause = exc.__cause__ if isinstance(exc.__cause__, StopRequested) else exc
         exit_stopped(cause.signum if isinstance(cause, StopRequested) else signal.SIGINT)
-    except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
+    except usage_errors() as exc:  # a missing or malformed option: usage and exit code 2, no traceback
+        exc.show()
+        sys.exit(exc.exit_code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors, from the click package and from the copy of click newer typer releases carry."""
+    import click
+
+    vendored = getattr(typer, "TyperException", None)
+    return (click.ClickException, *([vendored] if vendored else []))
 
 
 if __name__ == "__main__":

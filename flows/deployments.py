@@ -13,9 +13,15 @@ BUILD_DEPLOYMENT = "scheduled-build"
 
 
 @flow(name="build_from_config", log_prints=True)
-def build_from_config(config_path: str, out: str | None = None, ray_address: str | None = None) -> str:
-    """Build (or resume) the corpus a YAML run config describes; returns the run folder."""
-    return build_corpus(load_run_config(config_path), out, ray_address)
+def build_from_config(config_path: str, out: str | None = None, ray_address: str | None = None,
+                      population: int | None = None, seed: int | None = None) -> str:
+    """Build (or resume) the corpus a YAML run config describes; returns the run folder.
+
+    `population` and `seed` override the config's (a run of a deployment can change them with
+    `-p population=...`); the run folder's name follows from the effective config.
+    """
+    overrides = {key: value for key, value in (("population", population), ("seed", seed)) if value is not None}
+    return build_corpus(load_run_config(config_path, overrides), out, ray_address)
 
 
 @flow(name="mine_from_files", log_prints=True)

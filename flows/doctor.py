@@ -216,19 +216,16 @@ def check_prefect() -> Check:
 
 def check_embedder(cfg: RunConfig) -> Check:
     embedder = cfg.dedup.embedder
-    if embedder.kind != "static":
-        return Check("embedder", "ok", f"{embedder.kind} embedder: not checked here")
-    from dedup.embedders.static import DEFAULT_MODEL_DIR, verify_model_files
+    if embedder.kind == "endpoint":
+        return Check("embedder", "ok", "endpoint embedder: reached when the dedup stage runs")
+    from dedup.embedders.factory import check_embedder_files
 
-    folder = Path(embedder.model) if embedder.model else DEFAULT_MODEL_DIR
-    if not (folder / "SHA256SUMS").is_file():
-        return Check("embedder", "fail", f"{folder}: no model folder with SHA256SUMS",
-                     "point dedup.embedder.model at a model2vec folder, or reinstall populace")
     try:
-        verify_model_files(folder)
+        check_embedder_files(embedder, "run config", "dedup.embedder")
     except PopulaceError as exc:
-        return Check("embedder", "fail", str(exc), "restore the model files (reinstall populace)")
-    return Check("embedder", "ok", f"{folder.name}: every file matches SHA256SUMS")
+        return Check("embedder", "fail", str(exc), "fix dedup.embedder.model, or reinstall populace")
+    return Check("embedder", "ok", f"{embedder.kind} embedder: model files present" +
+                 (", every one matches SHA256SUMS" if embedder.kind == "static" else ""))
 
 
 def run_checks(cfg: RunConfig) -> list[Check]:

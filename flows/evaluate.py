@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from taxonomy.names import COHORT_YEARS, NAMES_DIR, REFERENCE_YEAR
 from taxonomy.presets import load_preset
 from taxonomy.sample_tally import metrics_scope
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference_corpora"
+# The shared reference sample beside a checkout; an installed populace is given a folder
+# (--references-dir or $POPULACE_REFERENCE_DIR) or single files (--reference).
+CHECKOUT_REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference_corpora"
+REFERENCE_DIR_ENV = "POPULACE_REFERENCE_DIR"
 # Bookkeeping fields of the reference files, not persona attributes.
 METADATA_FIELDS = {"Generated At", "Profile Index", "character_id", "type", "country_code"}
 
@@ -37,8 +41,14 @@ class Reference:
     text_field: str  # the persona's main paragraph; a nested object counts as the text of its values
 
 
-def default_references(folder: Path = REFERENCE_DIR) -> list[Reference]:
-    """The shared reference corpora with the field that holds each one's persona text."""
+def reference_folder(folder: Path | None = None) -> Path:
+    env = os.environ.get(REFERENCE_DIR_ENV)
+    return folder or (Path(env) if env else CHECKOUT_REFERENCE_DIR)
+
+
+def default_references(folder: Path | None = None) -> list[Reference]:
+    """The known reference corpora found in `folder`, each with the field that holds its persona text."""
+    folder = reference_folder(folder)
     fields = {"personahub": "record.input persona", "deeppersona": "record.Summary",
               "opencharacter": "record.General Experience", "tinytroupe": "record.persona"}
     return [Reference(name, folder / f"{name}.jsonl", field) for name, field in fields.items()

@@ -17,10 +17,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from schemas.errors import UserInputError
+from schemas.resources import package_path
 from taxonomy.model import AGE_ID, GENDER_ID, RACE_ID, SEX_ID, Taxonomy
 from taxonomy.sampling import SkeletonBatch, stream_of, uniforms, value_strings
 
-NAMES_DIR = Path(__file__).resolve().parent.parent / "data" / "names"
+NAMES_DIR = package_path("taxonomy", "name_tables")
 REFERENCE_YEAR = 2024  # "now" for turning an age into a birth year (the presets' ACS tables are 2022-2023)
 COHORT_YEARS = 5
 DEFAULT_AGE = 40

@@ -9,9 +9,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.errors import UserInputError
+from schemas.resources import package_path
 from taxonomy.model import Taxonomy
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "data" / "populations"
+PRESET_DIR = package_path("taxonomy", "populations")
 VALUE_JOIN = "|"
 MAX_PRESET_BYTES = 16 * 2**20
 

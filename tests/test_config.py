@@ -87,3 +87,25 @@ def test_config_reference_in_docs_is_current():
     committed = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
     assert committed == config_reference(), "run: populace config reference > docs/config-reference.md"
     assert "`max_backfill_tokens`" in committed and "### MiningConfig" in committed
+
+
+@pytest.mark.parametrize(("embedder", "problem"), [
+    ("{kind: static, model: /nonexistent/static-model}", "not a static embedder folder"),
+    ("{kind: transformer, model: /nonexistent/minilm}", "no such model folder"),
+])
+def test_cli_missing_embedder_folder_exits_2_and_writes_nothing(tmp_path, embedder, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"population: 4\ndedup:\n  embedder: {embedder}\n")
+    out = tmp_path / "run"
+    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "dedup.embedder.model" in proc.stderr and problem in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3  # one message (wrapped at most), not a traceback
+    assert not out.exists()
+
+
+def test_cli_missing_option_is_a_usage_error_not_a_traceback():
+    proc = subprocess.run([*POPULACE, "build"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "Missing option '--config'" in proc.stderr and "Traceback" not in proc.stderr

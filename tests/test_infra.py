@@ -88,9 +88,8 @@ def test_prefect_yaml_deployments_point_at_real_flows_with_valid_parameters_and_
     assert {"job_configuration", "variables"} <= set(pool)
     assert config["deployments"]
     for deployment in config["deployments"]:
-        path, name = deployment["entrypoint"].split(":")
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        flow = getattr(module, name)
+        module, name = deployment["entrypoint"].rsplit(".", 1)  # a module path: runs from an installed wheel
+        flow = getattr(importlib.import_module(module), name)
         assert isinstance(flow, Flow)
         inspect.signature(flow.fn).bind(**deployment["parameters"])  # every parameter is one the flow takes
         for schedule in deployment.get("schedules", []):

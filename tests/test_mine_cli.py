@@ -109,3 +109,14 @@ def test_mine_flow_runs_on_an_openai_compatible_server(prefect_harness, local_ra
     assert report["counts"]["added"] == len(mined.attributes()) - len(load_taxonomy("seed:core").attributes())
     for secret in [*PLANTED, *FRAGMENTS]:
         assert secret not in out.read_text() and secret not in json.dumps(report)
+
+
+def test_mine_refuses_a_config_whose_embedder_folder_is_missing(tmp_path):
+    config = tmp_path / "mining.yaml"
+    config.write_text("embedder: {kind: static, model: /nonexistent/static-model}\n")
+    out = tmp_path / "out" / "mined.yaml"
+    result = run_mine(tmp_path, "--conversations", str(REPO / "data/conversations/oasst1.jsonl"),
+                      "--config", str(config), "--out", str(out))
+    assert result.returncode == 2
+    assert str(config) in result.stderr and "embedder.model" in result.stderr and "fix:" in result.stderr
+    assert not (tmp_path / "out").exists()

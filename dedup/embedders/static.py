@@ -10,8 +10,9 @@ import numpy as np
 
 from dedup.embedders.base import in_batches, normalize_rows
 from schemas.errors import UserInputError
+from schemas.resources import package_path
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "data" / "models" / "minilm-static-256"
+DEFAULT_MODEL_DIR = package_path("dedup.embedders", "minilm-static-256")
 
 
 def verify_model_files(folder: Path) -> None:
