@@ -11,15 +11,28 @@ from corpus.run_folder import RunFolder
 from schemas.errors import UserInputError
 from schemas.tables import PERSONAS_AS_MAP
 
-# Paths are relative to the run folder so the folder can be moved or copied as a whole.
-VIEWS = {
-    "personas": PERSONAS_AS_MAP.format(files="'personas/part-*.parquet'"),
-    "rejects": "SELECT * FROM read_parquet('rejects/part-*.parquet')",
-    "attributes": (
-        "SELECT persona_id, e.key AS attribute, e.value AS value "
-        "FROM (SELECT persona_id, unnest(map_entries(attributes)) AS e FROM personas)"
-    ),
-}
+# The views name the run folder's files by absolute path, so any DuckDB client opens corpus.duckdb
+# from any working directory. The folder they point at is recorded beside them; when the run folder
+# has moved (or been copied), populace rewrites the views for where it is now (`catalog_for`).
+ROOT_TABLE = "populace_catalog"
+
+
+def views(root: Path) -> dict[str, str]:
+    folder = _sql_literal(root)
+    return {
+        "personas": PERSONAS_AS_MAP.format(files=f"'{folder}/personas/part-*.parquet'"),
+        "rejects": f"SELECT * FROM read_parquet('{folder}/rejects/part-*.parquet')",
+        "attributes": (
+            "SELECT persona_id, e.key AS attribute, e.value AS value "
+            "FROM (SELECT persona_id, unnest(map_entries(attributes)) AS e FROM personas)"
+        ),
+    }
+
+
+def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    for name, sql in views(root).items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    con.execute(f"CREATE OR REPLACE TABLE {ROOT_TABLE} AS SELECT ? AS root", [str(root.resolve())])
 
 
 def build_catalog(run: RunFolder) -> Path:
@@ -28,13 +41,32 @@ def build_catalog(run: RunFolder) -> Path:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
-        for name, sql in VIEWS.items():
-            con.execute(f"CREATE VIEW {name} AS {sql}")
+        create_views(con, run.root)
     finally:
         con.close()
     tmp.replace(run.catalog)
     return run.catalog
+
+
+def catalog_root(catalog: Path) -> str | None:
+    """The run folder the catalog's views point at (None for a catalog written before they were absolute)."""
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ROOT_TABLE]).fetchone()
+        return con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()[0] if found and found[0] else None
+    finally:
+        con.close()
+
+
+def catalog_for(run: RunFolder) -> Path | None:
+    """The run's catalog, rewritten first if the folder moved; None if it moved and cannot be rewritten
+    (a read-only copy), in which case queries build the views in memory."""
+    if catalog_root(run.catalog) == str(run.root.resolve()):
+        return run.catalog
+    try:
+        return build_catalog(run)
+    except OSError:
+        return None
 
 
 def _sql_literal(path: Path) -> str:
@@ -48,8 +80,11 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
     if not run.catalog.is_file():
         raise UserInputError(str(run_dir), "corpus.duckdb", "no catalog in this folder",
                              "pass a finished run folder (populace build writes corpus.duckdb)")
-    con = duckdb.connect(str(run.catalog), read_only=True)
+    catalog = catalog_for(run)
+    con = duckdb.connect(str(catalog), read_only=True) if catalog else duckdb.connect()
     try:
+        if catalog is None:
+            create_views(con, run.root)
         con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
         # Views and queries name files relative to the run folder (file_search_path): allow its stages too.
         stages = sorted(p.name for p in run.root.iterdir() if p.is_dir() and "'" not in p.name)

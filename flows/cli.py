@@ -535,6 +535,19 @@ def query(
         out_console.print(table)
 
 
+@app.command()
+def catalog(run_dir: RunDirArg) -> None:
+    """Rewrite RUN_DIR/corpus.duckdb for where the folder is now (after a move or copy; `query` does it too)."""
+    from corpus.catalog import build_catalog
+    from corpus.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    if not run.manifest.is_file():
+        raise UserInputError(str(run_dir), "manifest.json", "not a run folder", "pass a folder populace build wrote")
+    out_console.print(f"wrote {build_catalog(run)}: its views read {run.root.resolve()}", soft_wrap=True,
+                      highlight=False)
+
+
 def main() -> None:
     try:
         # Outside standalone mode typer returns an exit code instead of exiting: typer.Exit(n)

@@ -1,8 +1,12 @@
+import os
+import shutil
+import stat
+
 import duckdb
 import pyarrow as pa
 import pytest
 
-from corpus.catalog import build_catalog, query_run
+from corpus.catalog import build_catalog, catalog_root, query_run
 from corpus.run_folder import RunFolder, write_table_atomically
 from schemas.errors import PopulaceError, UserInputError
 from schemas.table_checks import REJECTS_CHECK, check_table
@@ -35,6 +39,54 @@ def test_catalog_views_answer_and_refuse_writes(tmp_path, folder):
     assert {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()} == {
         "personas", "rejects", "attributes"}
     con.close()
+
+
+def one_persona_run(root) -> RunFolder:
+    run = RunFolder(root)
+    row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x",
+           "attributes": [("demographics.age", "40")]}
+    write_table_atomically(pa.Table.from_pylist([row], schema=PERSONAS), run.stage_shard("personas", 0))
+    write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
+    build_catalog(run)
+    return run
+
+
+def count_with_plain_duckdb(catalog, cwd) -> int:
+    """What a user's own DuckDB sees, opened from some other working directory."""
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            return con.execute("select count(*) from personas").fetchone()[0]
+        finally:
+            con.close()
+    finally:
+        os.chdir(here)
+
+
+def test_the_catalog_opens_from_anywhere_and_follows_the_run_folder_when_it_moves(tmp_path):
+    run = one_persona_run(tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert count_with_plain_duckdb(run.catalog, elsewhere) == 1
+
+    moved = tmp_path / "copie d'été ünïcode run"  # quote, spaces, non-ASCII
+    shutil.move(run.root, moved)
+    assert query_run(moved, "select count(*) as n from personas").to_pylist() == [{"n": 1}]  # rewrites the views
+    assert count_with_plain_duckdb(moved / "corpus.duckdb", elsewhere) == 1
+
+    copy = tmp_path / "read-only copy"
+    shutil.copytree(moved, copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:  # a copy populace cannot rewrite is still queried, from views built in memory
+        assert query_run(copy, "select name from personas").to_pylist() == [{"name": "Ana Ruiz"}]
+        rewritten = catalog_root(copy / "corpus.duckdb") == str(copy.resolve())
+        assert rewritten == (os.geteuid() == 0)  # root writes through the read-only bits; anyone else may not
+    finally:
+        for path in [copy, *copy.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
 @pytest.mark.parametrize("sql", [
