@@ -110,29 +110,3 @@ def test_serve_builds_a_cron_deployment_and_refuses_a_bad_schedule():
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml",
                            "--cron", "61 * * * *"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and "--cron" in proc.stderr
-
-
-def test_prefect_yaml_deploys_against_the_local_test_server(prefect_harness):
-    import os
-
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "POPULACE_HOME": str(REPO)}
-    prefect = str(Path(sys.executable).parent / "prefect")
-    pool = subprocess.run([prefect, "work-pool", "create", "populace-cpu", "--type", "process", "--overwrite",
-                           "--base-job-template", "infra/prefect/process-work-pool.json"],
-                          env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert pool.returncode == 0, pool.stderr[-1500:]
-    deploy = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], env=env, capture_output=True, text=True,
-                            cwd=REPO, timeout=600)
-    assert deploy.returncode == 0, (deploy.stdout[-1500:], deploy.stderr[-1500:])
-    expected = {d["name"]: d for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]}
-    with get_client(sync_client=True) as client:
-        deployed = {d.name: d for d in client.read_deployments()}
-        assert set(expected) <= set(deployed)
-        for name, spec in expected.items():
-            assert deployed[name].work_pool_name == "populace-cpu"
-            assert deployed[name].parameters == spec["parameters"]
-            crons = sorted(s.schedule.cron for s in deployed[name].schedules)
-            assert crons == sorted(s["cron"] for s in spec.get("schedules", []))

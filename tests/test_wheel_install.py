@@ -87,7 +87,7 @@ def test_a_user_folder_runs_every_command_from_the_installed_wheel(installed, tm
 
     run(["populace", "build", "--config", "configs/demo.yaml", "--n", "2", "--out", "runs/two"], work, env)
     manifest = json.loads((work / "runs/two/manifest.json").read_text())
-    assert manifest["produced"] + manifest["rejected"] == 2 and manifest["produced"] >= 1
+    assert manifest["requested"] == 2 and 1 <= manifest["produced"] <= 2  # (backfill may replace a reject)
 
     # Every dedup layer on a corpus with an exact copy and a near copy of the first narrative.
     narrative = run(["populace", "query", "runs/two", "select narrative from personas limit 1", "--format", "json"],

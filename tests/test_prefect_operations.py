@@ -1,0 +1,127 @@
+"""Prefect as operators run it: a real `prefect server`, the repo's work-pool template, `prefect deploy`
+of prefect.yaml from a folder `populace init` wrote, a process worker, and a deployment run with
+parameter overrides that completes and leaves personas in the run folder it was told to use."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.llm
+PREFECT = str(Path(sys.executable).parent / "prefect")
+POPULACE = str(Path(sys.executable).parent / "populace")
+
+
+def run(command: list[str], cwd: Path, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])
+    return proc
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """`prefect server start` on 127.0.0.1 with its own home and database; yields the environment to reach it."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "2",
+           "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+    env.pop("PREFECT_API_KEY", None)
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
+        else:
+            pytest.fail("prefect server did not answer /api/health within 180 s")
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_server, tmp_path):
+    env = prefect_server
+    project = tmp_path / "operator folder"  # not the checkout: what `populace init` gives a user
+    run([POPULACE, "init", str(project)], tmp_path, env)
+    run([PREFECT, "work-pool", "create", "populace-cpu", "--type", "process", "--overwrite",
+         "--base-job-template", "infra/prefect/process-work-pool.json"], project, env)
+    run([PREFECT, "--no-prompt", "deploy", "--all"], project, env, timeout=600)
+
+    expected = {d["name"]: d for d in yaml.safe_load((project / "prefect.yaml").read_text())["deployments"]}
+    listed = json.loads(run([sys.executable, "-c", DEPLOYMENTS_AS_JSON], project, env).stdout)
+    assert set(expected) <= set(listed)
+    for name, spec in expected.items():
+        assert listed[name]["work_pool"] == "populace-cpu" and listed[name]["parameters"] == spec["parameters"]
+        assert sorted(listed[name]["crons"]) == sorted(s["cron"] for s in spec.get("schedules", []))
+
+    worker_log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "populace-cpu", "--type", "process"],
+                              cwd=tmp_path, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    out = tmp_path / "runs" / "from the worker"
+    try:
+        started = run([PREFECT, "deployment", "run", "build_from_config/nightly-demo-build",
+                       "-p", "population=2", "-p", f"out={out}", "-p", "seed=3"], project, env)
+        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout).group(1)
+        state = wait_for_final_state(flow_run_id, env, timeout=600)
+        assert state == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-4000:])
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        worker_log.close()
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["requested"] == 2 and 1 <= manifest["produced"] <= 2  # (backfill may replace a reject)
+    assert list((out / "personas").glob("part-*.parquet"))
+    effective = yaml.safe_load((out / "config.yaml").read_text())
+    assert effective["population"] == 2 and effective["seed"] == 3  # the run's overrides, not the file's
+
+
+DEPLOYMENTS_AS_JSON = """
+import json
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    print(json.dumps({d.name: {"work_pool": d.work_pool_name, "parameters": d.parameters,
+                               "crons": [s.schedule.cron for s in d.schedules]}
+                      for d in client.read_deployments()}))
+"""
+
+STATE_OF_RUN = """
+import sys
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as client:
+    print(client.read_flow_run(sys.argv[1]).state.type.value)
+"""
+
+
+def wait_for_final_state(flow_run_id: str, env: dict, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    while time.monotonic() < deadline:
+        state = subprocess.run([sys.executable, "-c", STATE_OF_RUN, flow_run_id], env=env, capture_output=True,
+                               text=True, timeout=120).stdout.strip()
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(3)
+    return state
