@@ -248,6 +248,7 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     take_back_stop_signals()  # Prefect's SIGTERM bridge would stop the flow without stopping Ray
     taxonomy = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
     root = Path(out) if out else Path(cfg.output_dir) / run_id_for(cfg)
+    ensure_ray(ray_address)  # a cluster that cannot be joined is bad input too: nothing written yet
     with run_lock(root):  # a second build into the same folder refuses instead of interleaving
         run = prepare_run_folder(cfg, root)
         remove_stale_temporaries(run.root)  # safe under the lock: no writer is alive

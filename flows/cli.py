@@ -92,10 +92,12 @@ def mine(
     from flows.mine import mine_taxonomy, report_paths
     from taxonomy.loader import load_taxonomy
     from taxonomy.mining.conversations import read_conversations
+    from workers.proposer import check_ray_address
 
     load_taxonomy(taxonomy)  # fail fast on bad input, before Prefect and Ray start
     read_conversations(conversations)
     check_embedder_files(cfg.embedder, str(config) if config else "mining config", "embedder")
+    check_ray_address(ray_address)
     if out.suffix not in (".yaml", ".yml"):
         raise UserInputError(str(out), "--out", "is not a .yaml path", "name the output like mined.yaml")
     guard_command()
@@ -141,8 +143,10 @@ def build(
         overrides["against"] = [str(p) for p in against]
     cfg = load_run_config(config, overrides)
     from flows.build import build_corpus, check_inputs
+    from workers.proposer import check_ray_address
 
     check_inputs(cfg)  # fail fast, before Prefect starts
+    check_ray_address(ray_address)
     guard_command()
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())

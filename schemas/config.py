@@ -133,10 +133,20 @@ class BackendConfig(StrictModel):
     max_tokens: int = Field(default=256, ge=16, le=4096)
     repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0, description="Discourages degenerate loops.")
     context_size: int = Field(default=2048, ge=256, le=131072)
-    threads_per_worker: int | None = Field(default=None, ge=1, description="None: machine cores / workers.")
+    threads_per_worker: int | None = Field(
+        default=None, ge=1,
+        description="None: the CPUs of the node a worker runs on, shared among the workers that fit there.")
     workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy for the whole build.")
     batch_size: int = Field(default=4, ge=1, description="Requests per batch sent to a worker.")
     cpus_per_worker: float = Field(default=1.0, ge=0, description="Ray CPUs each model worker reserves.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each model worker reserves, to place workers on chosen nodes "
+        "(start those nodes with `ray start --resources '{\"model_node\": 1}'` and set {model_node: 1}).")
+    placement_timeout_s: float = Field(
+        default=300.0, gt=0,
+        description="How long a model worker may wait for a node that can host it (none has the free CPUs, "
+        "GPUs or resources it reserves) before the build stops and says so.")
     gpus_per_worker: float = Field(
         default=0.0, ge=0,
         description="Ray GPUs each model worker reserves (vllm on GPUs: tensor_parallel_size in engine_options "
@@ -281,7 +291,9 @@ class RunConfig(StrictModel):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the corpus (not where it is written)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir", "license"})
+        placement = {"resources", "placement_timeout_s"}  # where workers run, not what they write
+        payload = self.model_dump(mode="json", exclude={"output_dir": True, "license": True, "backend": placement,
+                                                        "judge": {"backend": placement}})
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def to_yaml(self) -> str:

@@ -9,6 +9,7 @@ WorkerCrashError naming the signal, the stage and the likely cause.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -35,23 +36,38 @@ from workers.worker_crash import (
 # Batches queued per actor: the next batch is waiting when one finishes, so an engine never idles
 # while the driver turns results around.
 BATCHES_IN_FLIGHT_PER_WORKER = 2
+# How often the driver, while no answer arrives, looks for workers that no node can host.
+PLACEMENT_POLL_SECONDS = 5.0
+# GCS actor states of a worker that is not running: waiting for a node, or for one to replace a lost one.
+NOT_RUNNING = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "RESTARTING")
+log = logging.getLogger("populace.workers")
+
+
+class PlacementError(BackendError):
+    """No node of the cluster could host a model worker for longer than backend.placement_timeout_s."""
 
 
 class EngineWorker:
     """The body of one Ray actor: one backend, built once, answering batches of requests."""
 
-    def __init__(self, backend_cfg: dict, threads: int, secrets: dict[str, str], crash_dir: str | None) -> None:
+    def __init__(self, backend_cfg: dict, secrets: dict[str, str], crash_dir: str | None) -> None:
+        import ray
+
         from workers.factory import create_backend
 
         self.crash_trace = enable_crash_trace(crash_dir)  # names the signal if native code kills us
         # Workers on other nodes lack the driver's environment: the API key travels in memory with
         # the actor, never to disk.
         os.environ.update(secrets)
+        cfg = BackendConfig.model_validate(backend_cfg)
+        node = ray.get_runtime_context().get_node_id()
+        threads = cfg.threads_per_worker or node_threads(cfg, node_cpus(node))
         started = time.monotonic()
-        self.backend = create_backend(BackendConfig.model_validate(backend_cfg), threads=threads)
+        self.backend = create_backend(cfg, threads=threads)
         # A restarted actor runs this constructor again under a new id: the driver counts starts by id,
         # from its answers and (on the driver's node) from a note here, for a worker killed before answering.
-        self.start = {"id": uuid.uuid4().hex, "seconds": round(time.monotonic() - started, 3)}
+        self.start = {"id": uuid.uuid4().hex, "seconds": round(time.monotonic() - started, 3), "node": node,
+                      "threads": threads, "pid": os.getpid()}
         if crash_dir and Path(crash_dir).is_dir():
             (Path(crash_dir) / f"start-{self.start['id']}.json").write_bytes(orjson.dumps(self.start))
 
@@ -63,29 +79,37 @@ class EngineWorker:
         return {"start": self.start, "results": [r.model_dump() for r in results]}
 
 
+def node_cpus(node_id: str) -> float:
+    """The CPUs a Ray node declares (its `ray start --num-cpus`), or this machine's count."""
+    import ray
+
+    declared = next((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["NodeID"] == node_id), 0.0)
+    return declared or float(os.cpu_count() or 1)
+
+
+def node_threads(cfg: BackendConfig, cpus: float) -> int:
+    """Threads for one model worker: the node's CPUs shared among the pool's workers that fit on it."""
+    fit = int(cpus // cfg.cpus_per_worker) if cfg.cpus_per_worker else cfg.workers
+    return max(1, int(cpus) // max(1, min(cfg.workers, fit)))
+
+
 @dataclass
 class EngineStarts:
     """Engine loads seen by the driver: one per actor start, restarts included."""
 
-    seconds: dict[str, float] = field(default_factory=dict)  # start id -> seconds spent loading
+    starts: dict[str, dict] = field(default_factory=dict)  # start id -> {seconds, node, threads}
 
     def record(self, start: dict) -> None:
-        self.seconds.setdefault(start["id"], float(start["seconds"]))
+        self.starts.setdefault(start["id"], {k: start[k] for k in ("seconds", "node", "threads") if k in start})
 
     def read_notes(self, folder: Path) -> None:
         for note in folder.glob("start-*.json"):
             self.record(orjson.loads(note.read_bytes()))
 
     def summary(self) -> dict[str, Any]:
-        return {"starts": len(self.seconds), "start_seconds": round(sum(self.seconds.values()), 3)}
-
-
-def worker_threads(cfg: BackendConfig) -> int:
-    """Threads per model worker: the configured number, or this cluster's CPUs shared among the workers."""
-    import ray
-
-    cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-    return cfg.threads_per_worker or max(1, cpus // cfg.workers)
+        return {"starts": len(self.starts),
+                "start_seconds": round(sum(s["seconds"] for s in self.starts.values()), 3),
+                "placements": [{"node": s.get("node"), "threads": s.get("threads")} for s in self.starts.values()]}
 
 
 def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
@@ -109,25 +133,66 @@ class EnginePool:
         self.crash_dir = crash_dir
         self.starts = starts
         actor_class = ray.remote(EngineWorker).options(
-            num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker,
+            num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker, resources=cfg.resources or None,
             # Ray restarts nothing by default; a bounded number of restarts (with the batch rerun)
             # survives an out-of-memory kill, and a worker that dies on every request stops the build.
             max_restarts=cfg.max_worker_restarts, max_task_retries=cfg.max_worker_restarts,
         )
-        kwargs = {"backend_cfg": cfg.model_dump(mode="json"), "threads": worker_threads(cfg),
-                  "secrets": backend_secrets(cfg), "crash_dir": str(crash_dir)}
+        kwargs = {"backend_cfg": cfg.model_dump(mode="json"), "secrets": backend_secrets(cfg),
+                  "crash_dir": str(crash_dir)}
         self.actors = [actor_class.remote(**kwargs) for _ in range(cfg.workers)]
+        self.unplaced_since: float | None = None
+        self.running_pids = [0] * len(self.actors)  # each worker's process, as its last answer said
         self._wait_until_loaded()
+
+    def _answered(self, worker: int, start: dict) -> None:
+        self.starts.record(start)
+        self.running_pids[worker] = start.get("pid", 0)
 
     def _wait_until_loaded(self) -> None:
         import ray
 
+        loading = {actor.ready.remote(): worker for worker, actor in enumerate(self.actors)}
         try:
-            for start in ray.get([actor.ready.remote() for actor in self.actors]):
-                self.starts.record(start)
+            while loading:
+                (ref,) = self._wait_for_one(list(loading), "model load")
+                self._answered(loading.pop(ref), ray.get(ref))
         except Exception as exc:
             self._raise_for(exc, "model load")
             raise
+
+    def _wait_for_one(self, refs: list, stage: str) -> list:
+        """The first ref to finish; while none does, a worker no node can host for too long stops the build."""
+        import ray
+
+        while True:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=PLACEMENT_POLL_SECONDS)
+            if ready:
+                return ready
+            self._check_placement(stage)
+
+    def _check_placement(self, stage: str) -> None:
+        unplaced = unplaced_workers(self.actors, self.running_pids)
+        if not unplaced:
+            self.unplaced_since = None
+            return
+        now = time.monotonic()
+        if self.unplaced_since is None:
+            self.unplaced_since = now
+            log.warning("%d %s model worker(s) waiting for a Ray node with %s free (%s)", unplaced, self.cfg.kind,
+                        self.demand(), stage)
+        waited = now - self.unplaced_since
+        if waited >= self.cfg.placement_timeout_s:
+            raise PlacementError(
+                f"no Ray node could host {unplaced} of {len(self.actors)} {self.cfg.kind} model worker(s) for "
+                f"{waited:.0f} s ({stage}): each reserves {self.demand()}; {cluster_capacity()} (fix: add a node "
+                "with those resources, e.g. `ray start --address HEAD:PORT --num-cpus N --resources '{...}'`, "
+                "lower backend.workers, cpus_per_worker, gpus_per_worker or resources, or raise "
+                "backend.placement_timeout_s; rerun the same command to resume)")
+
+    def demand(self) -> str:
+        wanted = {"CPU": self.cfg.cpus_per_worker, "GPU": self.cfg.gpus_per_worker, **self.cfg.resources}
+        return ", ".join(f"{name} {amount:g}" for name, amount in wanted.items() if amount)
 
     def _raise_for(self, exc: BaseException, stage: str) -> None:
         failure = creation_failure(exc)
@@ -140,28 +205,43 @@ class EnginePool:
     def generate(self, requests: Iterable[GenerationRequest], stage: str) -> Iterator[GenerationResult]:
         """Answer every request; results stream in the order batches finish (match them by request_id)."""
         import ray
+        from ray.exceptions import ActorUnavailableError
 
         pending = deque(chunked([r.model_dump() for r in requests], self.cfg.batch_size))
-        in_flight: dict[Any, int] = {}
+        in_flight: dict[Any, tuple[int, list[dict]]] = {}  # ref -> (worker, its batch)
         load = [0] * len(self.actors)
+        resent = 0
 
         def fill() -> None:
             while pending and min(load) < BATCHES_IN_FLIGHT_PER_WORKER:
                 worker = load.index(min(load))
-                in_flight[self.actors[worker].generate.remote(pending.popleft())] = worker
+                batch = pending.popleft()
+                in_flight[self.actors[worker].generate.remote(batch)] = (worker, batch)
                 load[worker] += 1
 
         fill()
         while in_flight:
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            load[in_flight.pop(ref)] -= 1
+            (ref,) = self._wait_for_one(list(in_flight), stage)
+            worker, batch = in_flight.pop(ref)
+            load[worker] -= 1
             try:
                 answer = ray.get(ref)
+            except ActorUnavailableError as exc:
+                # The worker's node went away while the batch ran (Ray does not rerun it itself: it may
+                # have run). Answers are matched by request id, so the batch is sent again; the worker
+                # restarts elsewhere, and one that cannot is a placement error or a worker death.
+                resent += 1
+                if resent > len(self.actors) * (self.cfg.max_worker_restarts + 1) * BATCHES_IN_FLIGHT_PER_WORKER:
+                    self._raise_for(exc, stage)
+                    raise
+                pending.appendleft(batch)
+                fill()
+                continue
             except Exception as exc:
                 self._raise_for(exc, stage)
                 raise
             fill()
-            self.starts.record(answer["start"])
+            self._answered(worker, answer["start"])
             for row in answer["results"]:
                 yield GenerationResult.model_validate(row)
 
@@ -171,6 +251,34 @@ class EnginePool:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+
+
+def unplaced_workers(actors: list, running_pids: list[int]) -> int:
+    """Workers not running anywhere: waiting for a node to host them, or for one to replace a lost node.
+
+    Read from the GCS actor table: a worker that is not alive is placed (perhaps loading its model)
+    once a new process holds it, one other than the process that last answered. Ray's public state
+    API would need the dashboard, which a build may run without.
+    """
+    from ray._private import state
+
+    count = 0
+    for actor, last_pid in zip(actors, running_pids, strict=True):
+        info = state.actors(actor_id=actor._actor_id.hex())
+        count += info.get("State") in NOT_RUNNING and info.get("Pid", 0) in (0, last_pid)
+    return count
+
+
+def cluster_capacity() -> str:
+    """What the cluster's live nodes declare and what is free now, for the placement error."""
+    import ray
+
+    def shown(resources: dict) -> str:
+        return ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items())
+                         if not k.startswith("node:") and k not in ("memory", "object_store_memory"))
+
+    nodes = [f"{n['NodeManagerAddress']} ({shown(n['Resources'])})" for n in ray.nodes() if n["Alive"]]
+    return f"live nodes: {'; '.join(nodes) or 'none'}; free now: {shown(ray.available_resources()) or 'nothing'}"
 
 
 def chunked(items: list, size: int) -> Iterator[list]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 
 from schemas.config import BackendConfig
+from schemas.errors import UserInputError
 from schemas.records import Skeleton, proposal_json_schema
 from taxonomy.model import Taxonomy
 from taxonomy.opening import pronouns_for
@@ -58,18 +60,41 @@ def continuation_schema(skeleton: Skeleton) -> dict:
     return {**schema, "properties": {**schema["properties"], "narrative": narrative}}
 
 
+RAY_ADDRESS_FIX = ("start its head with `ray start --head`, pass the head's host:port (or 'auto' on a node of the "
+                   "cluster), and export the cluster's RAY_AUTH_TOKEN if it uses token authentication")
+
+
+def check_ray_address(address: str | None) -> None:
+    """A head that nothing answers on fails at once: ray.init would retry for minutes first."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserInputError("--ray-address", "--ray-address", f"'{address}' is not host:port", RAY_ADDRESS_FIX)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserInputError("--ray-address", "--ray-address", f"nothing answers at {address} "
+                             f"({exc.strerror or exc})", RAY_ADDRESS_FIX) from None
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Join the given cluster, or start a local Ray sized to this machine (once per process)."""
     import ray
 
     if ray.is_initialized():
         return
+    check_ray_address(address)
     # ray.init replaces the driver's SIGTERM handler with one that exits at once; the
     # application's own handler (stop Ray and Prefect, exit 143) stays in charge.
     in_main_thread = threading.current_thread() is threading.main_thread()
     sigterm_handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, ignore_reinit_error=True)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, ignore_reinit_error=True)
+    except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+        raise UserInputError("--ray-address", "--ray-address", f"cannot join the Ray cluster at {address}: "
+                             f"{str(exc).splitlines()[0][:300]}", RAY_ADDRESS_FIX) from None
     if in_main_thread and sigterm_handler is not None:
         signal.signal(signal.SIGTERM, sigterm_handler)
 
