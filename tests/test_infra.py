@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import inspect
 import json
@@ -12,6 +13,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect.client.schemas.schedules import CronSchedule
 
@@ -81,6 +83,40 @@ def test_dockerfile_passes_hadolint():
     proc = subprocess.run([hadolint, "--no-color", "infra/docker/Dockerfile"], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+KUBERAY_SCHEMAS = REPO / "tests/data/kuberay-v1.4.2-crd-schemas.json.gz"
+
+
+def strict(schema: dict) -> dict:
+    """The CRD schema with unknown fields refused, as `kubectl apply --validate=strict` does."""
+    out: dict = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties"):  # a map of field names to schemas
+            out[key] = {name: strict(sub) for name, sub in value.items()}
+        elif isinstance(value, dict):
+            out[key] = strict(value)
+        elif isinstance(value, list):
+            out[key] = [strict(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[key] = value
+    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@pytest.mark.parametrize("name", ["raycluster.yaml", "rayjob.yaml"])
+def test_kuberay_manifests_match_the_operators_crd_schemas(name):
+    import jsonschema
+
+    schemas = json.loads(gzip.decompress(KUBERAY_SCHEMAS.read_bytes()))["schemas"]
+    manifest = yaml.safe_load((REPO / "infra/kuberay" / name).read_text())
+    validator = jsonschema.Draft7Validator(strict(schemas[manifest["kind"]]))
+    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
+    assert not errors, errors
+    typo = yaml.safe_load((REPO / "infra/kuberay" / name).read_text())
+    typo["spec"]["shutdownAfterJobFinishe" if manifest["kind"] == "RayJob" else "enableInTreeAutoscalin"] = True
+    assert list(validator.iter_errors(typo))  # the check can fail: a misspelt field is refused
 
 
 def test_kuberay_heads_mount_the_models_the_driver_checks():
