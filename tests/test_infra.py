@@ -100,7 +100,8 @@ def strict(schema: dict) -> dict:
             out[key] = [strict(v) if isinstance(v, dict) else v for v in value]
         else:
             out[key] = value
-    if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    open_ended = "additionalProperties" in out or out.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in out and not open_ended:
         out["additionalProperties"] = False
     return out
 
