@@ -7,15 +7,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from schemas.config import BackendConfig, RunConfig
+from tests.processes import wait_for_http
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,15 +101,7 @@ def start_llama_server(*extra: str):
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama.cpp server did not start within 120 s")
+        wait_for_http(f"{base}/models", proc, 120, "the llama.cpp server")
         yield base
     finally:
         proc.terminate()

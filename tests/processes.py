@@ -23,3 +23,22 @@ def process_table() -> list[ProcessInfo]:
         name, rest = text.split("(", 1)[1].rsplit(")", 1)
         table.append(ProcessInfo(int(stat.parent.name), name, int(rest.split()[3])))
     return table
+
+
+def wait_for_http(url: str, process, timeout: float, what: str) -> None:
+    """Poll `url` until it answers 200; fail the test if `process` exits or `timeout` passes first."""
+    import time
+
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with code {process.returncode} before answering {url}")
+    pytest.fail(f"{what} did not answer {url} within {timeout:.0f} s")

@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tests.conftest import free_port
+from tests.processes import wait_for_http
 
 pytestmark = pytest.mark.llm
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -43,16 +43,7 @@ def prefect_server(tmp_path_factory):
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-            assert server.poll() is None, (home / "server.log").read_text()[-3000:]
-        else:
-            pytest.fail("prefect server did not answer /api/health within 180 s")
+        wait_for_http(f"{api}/health", server, 180, "prefect server")
         yield env
     finally:
         server.terminate()
