@@ -56,7 +56,8 @@ class QuotaConfig(StrictModel):
     """
 
     preset: str | None = Field(
-        default=None, description="Population preset: a name in data/populations (us_adults) or a YAML path."
+        default=None,
+        description="Population preset: a shipped name (us_adults, in taxonomy/populations) or a YAML path.",
     )
     variables: list[str] = Field(
         default_factory=list,
