@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from schemas.config import BackendConfig, RunConfig
-from tests.processes import wait_for_http
+from tests.processes import serving
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,18 +94,12 @@ def start_llama_server(*extra: str):
     from workers.models import resolve_model_path
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
-         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--model_alias", "smollm2", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
+               "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--model_alias", "smollm2", *extra]
     base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for_http(f"{base}/models", proc, 120, "the llama.cpp server")
+    with serving(command, f"{base}/models", 120, "the llama.cpp server", stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,3 +43,17 @@ def wait_for_http(url: str, process, timeout: float, what: str) -> None:
         if process.poll() is not None:
             pytest.fail(f"{what} exited with code {process.returncode} before answering {url}")
     pytest.fail(f"{what} did not answer {url} within {timeout:.0f} s")
+
+
+@contextmanager
+def serving(command: list[str], health_url: str, timeout: float, what: str, **popen_kwargs):
+    """Run a server process until the block ends; enter once `health_url` answers 200."""
+    import subprocess
+
+    server = subprocess.Popen(command, **popen_kwargs)
+    try:
+        wait_for_http(health_url, server, timeout, what)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

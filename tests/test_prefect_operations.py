@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import free_port
-from tests.processes import wait_for_http
+from tests.processes import serving
 
 pytestmark = pytest.mark.llm
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -39,16 +39,10 @@ def prefect_server(tmp_path_factory):
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "2",
            "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
     env.pop("PREFECT_API_KEY", None)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_http(f"{api}/health", server, 180, "prefect server")
+    with (home / "server.log").open("wb") as log, serving(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], f"{api}/health", 180,
+            "prefect server", env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True):
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
 
 
 def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_server, tmp_path):
