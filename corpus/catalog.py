@@ -86,7 +86,8 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
         if catalog is None:
             create_views(con, run.root)
         con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
-        # Views and queries name files relative to the run folder (file_search_path): allow its stages too.
+        # Views read absolute paths; a query may name the run's files relative to its folder
+        # (file_search_path), so its stage folders are allowed by their relative names too.
         stages = sorted(p.name for p in run.root.iterdir() if p.is_dir() and "'" not in p.name)
         allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in stages)]
         folders = ", ".join(f"'{folder}'" for folder in allowed)  # each already escaped for SQL

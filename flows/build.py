@@ -252,11 +252,11 @@ def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None
     with run_lock(root):  # a second build into the same folder refuses instead of interleaving
         run = prepare_run_folder(cfg, root)
         remove_stale_temporaries(run.root)  # safe under the lock: no writer is alive
-        return build_locked(run, cfg, taxonomy, ray_address)
+        return build_locked(run, cfg, taxonomy)
 
 
-def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address: str | None) -> str:
-    """The stages, under the run folder's lock."""
+def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
+    """The stages, under the run folder's lock (Ray already joined by build_corpus)."""
     logger = get_run_logger()
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -272,7 +272,6 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, ray_address
     wave_cells = assign_slots(cells, cfg.seed)
     shards: list[int] = []
     first_slot = 0
-    ensure_ray(ray_address)
     with Engines() as engines:  # model workers load once and serve every round, wave and judge pass
         for wave in range(cfg.max_backfill_waves + 1):
             ranges = shard_ranges(first_slot, len(wave_cells), cfg.shard_size)

@@ -7,7 +7,7 @@ import pytest
 
 from schemas.config import RunConfig, load_run_config
 from schemas.errors import UserInputError
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 POPULACE = [sys.executable, "-m", "flows.cli"]
 
@@ -109,3 +109,41 @@ def test_cli_missing_option_is_a_usage_error_not_a_traceback():
     proc = subprocess.run([*POPULACE, "build"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert "Missing option '--config'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("address", "problem"), [("127.0.0.1:{port}", "nothing answers at"),
+                                                  ("no-port-here", "is not host:port")])
+def test_cli_unreachable_ray_address_exits_2_at_once_and_writes_nothing(tmp_path, address, problem):
+    out = tmp_path / "run"
+    proc = subprocess.run([*POPULACE, "build", "--config", str(REPO / "configs/demo.yaml"), "--out", str(out),
+                           "--ray-address", address.format(port=free_port())],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)  # ray.init alone retries for minutes
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--ray-address" in proc.stderr and problem in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_init_writes_the_examples_and_refuses_to_overwrite_without_force(tmp_path):
+    from flows.project_init import EXAMPLES, init_project
+
+    written = init_project(tmp_path / "project")
+    assert sorted(str(p.relative_to(tmp_path / "project")) for p in written) == sorted(EXAMPLES)
+    assert load_run_config(tmp_path / "project/configs/demo.yaml").name == "demo"
+    (tmp_path / "project/configs/demo.yaml").write_text("name: mine\n")
+    proc = subprocess.run([*POPULACE, "init", str(tmp_path / "project")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "already exists" in proc.stderr and "--force" in proc.stderr
+    assert (tmp_path / "project/configs/demo.yaml").read_text() == "name: mine\n"  # nothing replaced
+    init_project(tmp_path / "project", overwrite=True)
+    assert load_run_config(tmp_path / "project/configs/demo.yaml").name == "demo"
+
+
+def test_reference_corpora_come_from_the_given_folder_or_the_environment(tmp_path, monkeypatch):
+    from flows.evaluate import REFERENCE_DIR_ENV, default_references
+
+    (tmp_path / "tinytroupe.jsonl").write_text("{}\n")
+    (tmp_path / "unknown.jsonl").write_text("{}\n")
+    assert [(r.name, r.text_field) for r in default_references(tmp_path)] == [("tinytroupe", "record.persona")]
+    monkeypatch.setenv(REFERENCE_DIR_ENV, str(tmp_path))
+    assert [r.path for r in default_references()] == [tmp_path / "tinytroupe.jsonl"]
+    monkeypatch.setenv(REFERENCE_DIR_ENV, str(tmp_path / "empty"))
+    assert default_references() == []

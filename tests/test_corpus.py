@@ -1,6 +1,8 @@
 import os
 import shutil
 import stat
+import subprocess
+import sys
 
 import duckdb
 import pyarrow as pa
@@ -75,6 +77,15 @@ def test_the_catalog_opens_from_anywhere_and_follows_the_run_folder_when_it_move
     shutil.move(run.root, moved)
     assert query_run(moved, "select count(*) as n from personas").to_pylist() == [{"n": 1}]  # rewrites the views
     assert count_with_plain_duckdb(moved / "corpus.duckdb", elsewhere) == 1
+
+    again = tmp_path / "moved again"
+    shutil.move(moved, again)
+    (again / "manifest.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "catalog", str(again)], capture_output=True, text=True)
+    assert proc.returncode == 0 and str(again.resolve()) in proc.stdout, proc.stderr[-1500:]
+    assert catalog_root(again / "corpus.duckdb") == str(again.resolve())  # `populace catalog`, no query needed
+    assert count_with_plain_duckdb(again / "corpus.duckdb", elsewhere) == 1
+    moved = again
 
     copy = tmp_path / "read-only copy"
     shutil.copytree(moved, copy)
