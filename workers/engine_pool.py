@@ -10,6 +10,7 @@ WorkerCrashError naming the signal, the stage and the likely cause.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import uuid
@@ -186,9 +187,18 @@ class EnginePool:
             raise PlacementError(
                 f"no Ray node could host {unplaced} of {len(self.actors)} {self.cfg.kind} model worker(s) for "
                 f"{waited:.0f} s ({stage}): each reserves {self.demand()}; {cluster_capacity()} (fix: add a node "
-                "with those resources, e.g. `ray start --address HEAD:PORT --num-cpus N --resources '{...}'`, "
+                f"with those resources, e.g. `{self.node_command()}`, "
                 "lower backend.workers, cpus_per_worker, gpus_per_worker or resources, or raise "
                 "backend.placement_timeout_s; rerun the same command to resume)")
+
+    def node_command(self) -> str:
+        """The `ray start` that adds a node able to host one worker."""
+        parts = ["ray start --address HEAD:PORT", f"--num-cpus {max(1, math.ceil(self.cfg.cpus_per_worker))}"]
+        if self.cfg.gpus_per_worker:
+            parts.append(f"--num-gpus {math.ceil(self.cfg.gpus_per_worker)}")
+        if self.cfg.resources:
+            parts.append(f"--resources '{orjson.dumps(self.cfg.resources).decode()}'")
+        return " ".join(parts)
 
     def demand(self) -> str:
         wanted = {"CPU": self.cfg.cpus_per_worker, "GPU": self.cfg.gpus_per_worker, **self.cfg.resources}
