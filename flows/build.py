@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 
 from corpus.catalog import build_catalog
 from corpus.dataset_card import write_dataset_card
+from corpus.persona_records import persona_tables
 from corpus.report import write_report
 from corpus.run_folder import RunFolder, remove_stale_temporaries, write_table_atomically
 from corpus.run_lock import run_lock
@@ -26,110 +28,59 @@ from flows.judge_stage import final_stage, gate_shard, judge_wave
 from flows.process_guard import take_back_stop_signals
 from flows.progress import stage_progress
 from flows.run_setup import prepare_run_folder, run_id_for
-from flows.stage_io import MODEL_TASK, STAGE_TASK, read_rows, read_skeletons, shard_ranges
+from flows.stage_io import MODEL_TASK, STAGE_TASK, shard_ranges
+from flows.wave_stream import WaveStream
 from schemas.config import RunConfig
-from schemas.records import Skeleton
-from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
-from schemas.tables import PERSONAS, PROPOSALS, REJECTS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
 from taxonomy.names import NAME_SOURCE
 from taxonomy.presets import load_preset
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
 from taxonomy.sample_tally import metrics_scope
-from taxonomy.skeleton_table import SKELETON_STATISTICS, batch_to_table
-from validators.constraints import facts_constraints, sample_constrained
-from validators.engine import validate_batch
+from taxonomy.skeleton_table import SKELETON_STATISTICS
+from validators.constraints import sample_shard_table
 from validators.rule_pack import load_rule_pack
-from validators.settle import failed_checks, settle_slots
+from workers.cpu_tasks import run_all, share
 from workers.engine_pool import Engines, backend_secrets
 from workers.factory import check_model
 from workers.prompts import template_hash
-from workers.proposer import build_requests, ensure_ray
+from workers.proposer import ensure_ray
 
 
 @task(**STAGE_TASK)
-def sample_shard(run: RunFolder, taxonomy: Taxonomy, seed: int, shard: int, slots: range,
-                 cells: list[QuotaCell], deep_attributes: int) -> Path:
-    out = run.stage_shard("skeletons", shard)
-    if out.is_file():
-        return out
-    batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes,
-                                        facts_constraints(load_rule_pack()))
-    return write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), out, SKELETON_STATISTICS)
+def sample_wave(run: RunFolder, cfg: RunConfig, taxonomy_ref: object, shards: list[int], ranges: list[range],
+                cells: list[QuotaCell]) -> float:
+    """Sample every shard of a wave not yet on disk, in parallel tasks; returns the tasks' seconds."""
+    first_slot = ranges[0].start if ranges else 0
 
+    def jobs():
+        for shard, slots in zip(shards, ranges, strict=True):
+            if not run.stage_shard("skeletons", shard).is_file():
+                cells_here = cells[slots.start - first_slot:slots.stop - first_slot]
+                yield shard, (taxonomy_ref, cells_here, cfg.seed, slots, cfg.deep_attributes, shard)
 
-def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
-    """Slots to propose in this round and the feedback each gets (none in round 0)."""
-    skeletons = read_skeletons(run.stage_shard("skeletons", shard))
-    if round_no == 0:
-        return skeletons, {}
-    previous = failed_checks(read_rows(run.round_shard("verdicts", round_no - 1, shard)))
-    feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
-    return [s for s in skeletons if s.persona_id in feedback], feedback
+    seconds = 0.0
+    with stage_progress("sample (shards)", len(shards)) as advance:
+        for shard, table, spent in run_all(sample_shard_table, jobs()):
+            write_table_atomically(table, run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
+            seconds += spent
+            advance()
+    return seconds
 
 
 @task(**MODEL_TASK)
-def propose_round(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, round_no: int, shards: list[int],
-                  engines: Engines) -> list[Path]:
-    """One pass over every unfinished shard on the build's model workers; each shard is committed once complete."""
-    todo, requests, expected = [], [], {}
-    for shard in shards:
-        if run.round_shard("proposals", round_no, shard).is_file():
-            continue
-        skeletons, feedback = pending_for_round(run, shard, round_no)
-        todo.append(shard)
-        expected[shard] = {s.persona_id for s in skeletons}
-        requests += build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, round_no, feedback)
-    shard_of = {pid: shard for shard, pids in expected.items() for pid in pids}
-    answered: dict[int, list[dict]] = {shard: [] for shard in todo}
+def stream_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, taxonomy_ref: object, wave: int,
+                shards: list[int], engines: Engines) -> dict[str, float]:
+    """Propose, validate, revise and settle a wave's shards, streamed (flows/wave_stream.py)."""
 
-    def commit(shard: int) -> None:
-        rows = sorted(answered[shard], key=lambda r: r["persona_id"])
-        write_table_atomically(pa.Table.from_pylist(rows, schema=PROPOSALS),
-                               run.round_shard("proposals", round_no, shard))
+    def round_done(round_no: int) -> None:
+        mark_stage_done(run, f"propose:wave-{wave}:round-{round_no}")
+        mark_stage_done(run, f"validate:wave-{wave}:round-{round_no}")
 
-    for shard in todo:  # shards with nothing to revise are complete already
-        if not expected[shard]:
-            commit(shard)
-    with stage_progress(f"propose round {round_no}", len(requests)) as advance:
-        for result in engines.generate(cfg.backend, requests, stage=f"propose round {round_no}"):
-            shard = shard_of[result.request_id]
-            answered[shard].append({
-                "persona_id": result.request_id, "round": round_no, "raw_output": result.text,
-                "error": result.error, "finish_reason": result.finish_reason,
-                "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                "retries": result.retries})
-            advance()
-            if len(answered[shard]) == len(expected[shard]):
-                commit(shard)
-    return [run.round_shard("proposals", round_no, shard) for shard in shards]
-
-
-@task(**STAGE_TASK)
-def validate_shard(run: RunFolder, taxonomy: Taxonomy, round_no: int, shard: int) -> Path:
-    out = run.round_shard("verdicts", round_no, shard)
-    if out.is_file():
-        return out
-    proposals = {r["persona_id"]: r for r in read_rows(run.round_shard("proposals", round_no, shard))}
-    skeletons = [s for s in read_skeletons(run.stage_shard("skeletons", shard)) if s.persona_id in proposals]
-    items = [(s, proposals[s.persona_id]["raw_output"] or "") for s in skeletons]
-    errors = {pid: r["error"] for pid, r in proposals.items() if r["error"]}
-    _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
-    return write_table_atomically(pa.Table.from_pylist(verdicts, schema=VERDICTS), out)
-
-
-@task(**STAGE_TASK)
-def settle_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
-    out = run.stage_shard("settled", shard)
-    if out.is_file():
-        return out
-    proposals, verdicts = {}, {}
-    for round_no in range(cfg.max_revise_rounds + 1):
-        proposals[round_no] = {r["persona_id"]: r for r in read_rows(run.round_shard("proposals", round_no, shard))}
-        verdicts[round_no] = read_rows(run.round_shard("verdicts", round_no, shard))
-    table = settle_slots(read_skeletons(run.stage_shard("skeletons", shard)), proposals, verdicts)
-    return write_table_atomically(table, out)
+    waves = WaveStream(run, cfg, taxonomy, taxonomy_ref, shards, engines, round_done)
+    waves.run_wave(f"propose wave {wave}")
+    mark_stage_done(run, f"settle:wave-{wave}")
+    return waves.task_seconds
 
 
 def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
@@ -138,50 +89,31 @@ def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
             "model": cfg.backend.model, "prompt_template_hash": template_hash()}
 
 
-def reject_stage(reason: str) -> str:
-    """The stage that lost a settled slot, from its reason."""
-    if reason == "backend":
-        return "propose"
-    return "judge" if reason.startswith("judge:") else "validate"
-
-
 @task(**STAGE_TASK)
-def write_shard(run: RunFolder, lineage: dict, shard: int, clusters_path: Path,
-                settled_stage: str = "settled") -> tuple[Path, Path]:
-    personas_out, rejects_out = run.stage_shard("personas", shard), run.stage_shard("rejects", shard)
-    if personas_out.is_file() and rejects_out.is_file():
-        return personas_out, rejects_out
-    clusters = {r["persona_id"]: r for r in read_rows(clusters_path)}
+def write_records(run: RunFolder, lineage: dict, shards: list[int], clusters_path: Path,
+                  settled_stage: str = "settled") -> float:
+    """Personas and rejects of every shard not yet written (built in parallel tasks, committed here);
+    returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows."""
+    clusters = pq.read_table(clusters_path)
     now = datetime.now(UTC)
-    personas, rejects = [], []
-    for row in read_rows(run.stage_shard(settled_stage, shard)):
-        base = {"persona_id": row["persona_id"], "slot": row["slot"], "stratum": row["stratum"],
-                "run_id": lineage["run_id"], "created_at": now}
-        cluster = clusters.get(row["persona_id"])
-        if not row["accepted"]:
-            stage = reject_stage(row["reason"])
-            rejects.append({**base, "stage": stage, "reason": row["reason"], "detail": row["detail"],
-                            "round": row["rounds"] - 1, "raw_output": row["raw_output"], "duplicate_of": None})
-        elif cluster and cluster["duplicate_of"]:
-            rejects.append({**base, "stage": "dedup", "reason": f"duplicate_of:{cluster['duplicate_of']}",
-                            "detail": f"{cluster['layer']} similarity {cluster['similarity']:.3f}",
-                            "round": row["rounds"] - 1, "raw_output": row["raw_output"],
-                            "duplicate_of": cluster["duplicate_of"]})
-        else:
-            personas.append({**base, **lineage, "name": row["name"], "narrative": row["narrative"],
-                             "attributes": [{"key": k, "value": v} for k, v in row["attributes"]],
-                             "verdict_summary": row["verdict_summary"],
-                             "rounds": row["rounds"], "judge_plausibility": row["judge_plausibility"],
-                             "judge_consistency": row["judge_consistency"],
-                             "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"]})
-    personas_table = pa.Table.from_pylist(personas, schema=PERSONAS)
-    rejects_table = pa.Table.from_pylist(rejects, schema=REJECTS)
-    check_table(personas_table, PERSONAS_CHECK, f"personas shard {shard}")
-    check_table(rejects_table, REJECTS_CHECK, f"rejects shard {shard}")
-    # Rejects first: a shard counts as written only when its personas file exists.
-    write_table_atomically(rejects_table, rejects_out)
-    write_table_atomically(personas_table, personas_out)
-    return personas_out, rejects_out
+
+    def jobs():
+        for shard in shards:
+            if run.stage_shard("personas", shard).is_file() and run.stage_shard("rejects", shard).is_file():
+                continue
+            settled = pq.read_table(run.stage_shard(settled_stage, shard))
+            mine = clusters.filter(pc.is_in(clusters.column("persona_id"), value_set=settled.column("persona_id")))
+            yield shard, (settled, mine, lineage, now, f"shard {shard}")
+
+    seconds = 0.0
+    with stage_progress("write (shards)", len(shards)) as advance:
+        for shard, (personas, rejects), spent in run_all(persona_tables, jobs()):
+            # Rejects first: a shard counts as written only when its personas file exists.
+            write_table_atomically(rejects, run.stage_shard("rejects", shard))
+            write_table_atomically(personas, run.stage_shard("personas", shard))
+            seconds += spent
+            advance()
+    return seconds
 
 
 def library_versions() -> dict[str, str]:
@@ -235,6 +167,10 @@ def leaf_counts(taxonomy: Taxonomy) -> dict[str, int]:
     return {root: len(leaves) for root, leaves in taxonomy.leaves_by_root().items() if leaves}
 
 
+def add_seconds(timings: dict[str, float], key: str, seconds: float) -> None:
+    timings[key] = round(timings.get(key, 0.0) + seconds, 3)
+
+
 def mark_stage_done(run: RunFolder, stage: str) -> None:
     """Record progress in the manifest, so an operator sees how far an interrupted run got."""
     manifest = run.read_manifest()
@@ -272,29 +208,21 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
     wave_cells = assign_slots(cells, cfg.seed)
     shards: list[int] = []
     first_slot = 0
+    taxonomy_ref = share(taxonomy)  # one copy in the object store for every task of the build
     with Engines() as engines:  # model workers load once and serve every round, wave and judge pass
         for wave in range(cfg.max_backfill_waves + 1):
             ranges = shard_ranges(first_slot, len(wave_cells), cfg.shard_size)
             wave_shards = list(range(len(shards), len(shards) + len(ranges)))
             shards += wave_shards
             logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
-            with stage("sample", f"sample:wave-{wave}"), stage_progress(f"sample wave {wave} (shards)",
-                                                                        len(wave_shards)) as advance:
-                for shard, slots in zip(wave_shards, ranges, strict=True):
-                    cells_here = wave_cells[slots.start - first_slot:slots.stop - first_slot]
-                    sample_shard(run, taxonomy, cfg.seed, shard, slots, cells_here, cfg.deep_attributes)
-                    advance()
-            for round_no in range(cfg.max_revise_rounds + 1):
-                with stage("propose", f"propose:wave-{wave}:round-{round_no}"):
-                    propose_round(run, cfg, taxonomy, round_no, wave_shards, engines)
-                with stage("validate", f"validate:wave-{wave}:round-{round_no}"), stage_progress(
-                        f"validate round {round_no} (shards)", len(wave_shards)) as advance:
-                    for shard in wave_shards:
-                        validate_shard(run, taxonomy, round_no, shard)
-                        advance()
-            with stage("settle", f"settle:wave-{wave}"):
-                for shard in wave_shards:
-                    settle_shard(run, cfg, shard)
+            with stage("sample", f"sample:wave-{wave}"):
+                add_seconds(timings, "sample_cpu",
+                            sample_wave(run, cfg, taxonomy_ref, wave_shards, ranges, wave_cells))
+            # Validation and settling run beside the model workers: their seconds are task seconds.
+            with stage("propose_validate_settle", f"stream:wave-{wave}"):
+                for kind, seconds in stream_wave(run, cfg, taxonomy, taxonomy_ref, wave, wave_shards,
+                                                 engines).items():
+                    add_seconds(timings, f"{kind}_cpu", seconds)
             if cfg.judge.enabled:
                 with stage("judge", f"judge:wave-{wave}"):
                     judge_wave(run, cfg, taxonomy, wave_shards, engines)
@@ -314,10 +242,8 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
     logger.info("model workers: %d engine starts, %.1f s loading", engine_starts["starts"],
                 engine_starts["start_seconds"])
     lineage = lineage_for(run, cfg, taxonomy)
-    with stage("write", "write"), stage_progress("write (shards)", len(shards)) as advance:
-        for shard in shards:
-            write_shard(run, lineage, shard, clusters_path, final_stage(cfg))
-            advance()
+    with stage("write", "write"):
+        add_seconds(timings, "write_cpu", write_records(run, lineage, shards, clusters_path, final_stage(cfg)))
         save_dedup_index(run, cfg, shards, clusters_path)
     build_catalog(run)
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})

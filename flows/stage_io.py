@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from schemas.records import Skeleton
+from taxonomy.skeleton_table import skeletons_of_table
 from workers.worker_crash import WorkerCrashError
 
 STAGE_TASK = {"cache_policy": NO_CACHE, "log_prints": False}
@@ -37,13 +37,6 @@ def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
 
 def read_skeletons(path: Path) -> list[Skeleton]:
     return skeletons_of_table(pq.read_table(path))
-
-
-def skeletons_of_table(table: pa.Table) -> list[Skeleton]:
-    """Skeleton records from a skeletons shard's table."""
-    return [Skeleton(persona_id=r["persona_id"], slot=r["slot"], stratum=r["stratum"], name=r.get("name") or "",
-                     attributes=dict(r["attributes"]), open_attributes=r.get("open_attributes") or [])
-            for r in table.to_pylist()]
 
 
 def read_rows(path: Path) -> list[dict]:

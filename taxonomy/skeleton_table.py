@@ -8,9 +8,12 @@ reads map(varchar, varchar) and pyarrow gives dictionary arrays that convert to 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 
+from schemas.records import Skeleton
 from schemas.tables import SKELETONS
 from taxonomy.model import Taxonomy
 from taxonomy.names import names_for_batch
@@ -94,3 +97,39 @@ def stratum_column(batch: SkeletonBatch) -> pa.Array:
     position = {id(cell): i for i, cell in enumerate(distinct)}
     indices = np.fromiter((position[id(c)] for c in batch.cells), dtype=np.int32, count=len(batch.cells))
     return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array([c.label for c in distinct], pa.string()))
+
+
+def skeletons_of_table(table: pa.Table) -> list[Skeleton]:
+    """Skeleton records from a skeletons shard's table (written by populace, so not validated again)."""
+    columns = table.select([c for c in table.column_names if c != "attributes"]).to_pydict()
+    names = columns.get("name") or [""] * table.num_rows
+    opened = columns.get("open_attributes") or [None] * table.num_rows
+    return [Skeleton.model_construct(persona_id=pid, slot=slot, stratum=stratum, name=name or "",
+                                     attributes=attributes, open_attributes=open_attributes or [])
+            for pid, slot, stratum, name, attributes, open_attributes in zip(
+                columns["persona_id"], columns["slot"], columns["stratum"], names,
+                attribute_maps(table.column("attributes")), opened, strict=True)]
+
+
+def _strings(array: pa.Array) -> list:
+    """A (possibly dictionary-encoded) string array as Python strings, decoding each distinct value once."""
+    if pa.types.is_dictionary(array.type):
+        distinct = np.asarray(array.dictionary.to_pylist(), dtype=object)
+        return distinct[array.indices.to_numpy(zero_copy_only=False)].tolist()
+    return array.to_pylist()
+
+
+def attribute_maps(column: pa.ChunkedArray) -> list[dict[str, str]]:
+    """The `attributes` map column as dicts; ~10x faster than to_pylist on its dictionary-encoded keys and values."""
+    maps: list[dict[str, str]] = []
+    for chunk in column.chunks:
+        if chunk.null_count:
+            return [dict(m) if m is not None else {} for m in column.to_pylist()]
+        offsets = chunk.offsets.to_numpy().tolist()
+        # keys/items are the whole child arrays, also for a slice; offsets index into them.
+        first, last = offsets[0], offsets[-1]
+        keys = _strings(chunk.keys.slice(first, last - first))
+        values = _strings(chunk.items.slice(first, last - first))
+        maps += [dict(zip(keys[start - first:end - first], values[start - first:end - first], strict=True))
+                 for start, end in itertools.pairwise(offsets)]
+    return maps

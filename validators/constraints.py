@@ -9,8 +9,9 @@ import pyarrow as pa
 
 from taxonomy.model import Taxonomy
 from taxonomy.sampling import SkeletonBatch, persona_id_for, redraw_rows, sample_batch, value_strings
+from taxonomy.skeleton_table import batch_to_table
 from validators.engine import attribute_columns
-from validators.rule_pack import Rule, violating_ids
+from validators.rule_pack import Rule, load_rule_pack, violating_ids
 
 MAX_REDRAWS = 50
 
@@ -73,3 +74,11 @@ def sample_constrained(taxonomy: Taxonomy, cells: list, seed: int, slots: range 
     batch = sample_batch(taxonomy, cells, seed, slots, deep_attributes)
     redraws = enforce_constraints(batch, taxonomy, constraints, deep_attributes)
     return batch, redraws
+
+
+def sample_shard_table(taxonomy: Taxonomy, cells: list, seed: int, slots: range, deep_attributes: int,
+                       shard: int) -> pa.Table:
+    """One skeletons shard: constrained sampling (the shipped facts rules) in the shard's table form."""
+    batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes,
+                                        facts_constraints(load_rule_pack()))
+    return batch_to_table(batch, taxonomy, redraws, shard)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -11,10 +12,12 @@ from pydantic import ValidationError
 
 from schemas.errors import PopulaceError
 from schemas.records import Proposal, ProseProposal, Skeleton
+from schemas.tables import VERDICTS
 from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Taxonomy
 from taxonomy.names import known_first_names
 from taxonomy.opening import write_opening
 from taxonomy.sampling import condition_holds
+from taxonomy.skeleton_table import skeletons_of_table
 from validators.fidelity import (
     find_age_contradiction,
     find_gender_contradiction,
@@ -24,7 +27,7 @@ from validators.fidelity import (
     find_trait_contradiction,
     find_unreflected_facts,
 )
-from validators.rule_pack import Rule, evaluate_rules, field_message
+from validators.rule_pack import Rule, evaluate_rules, field_message, load_rule_pack
 
 
 @dataclass(frozen=True)
@@ -89,21 +92,29 @@ def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
     return columns
 
 
-def build_rule_table(parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy) -> pa.Table:
-    """One row per record for the rule packs; without a proposal, name and narrative are NULL."""
-    columns = attribute_columns(taxonomy)
-    data: dict[str, list] = {"persona_id": [], "name": [], "narrative": []}
-    data.update({name: [] for name, _ in columns.values()})
-    for skeleton, proposal in parsed:
-        data["persona_id"].append(skeleton.persona_id)
-        data["name"].append(proposal.name if proposal else None)
-        data["narrative"].append(proposal.narrative if proposal else None)
-        for attr_id, (name, dtype) in columns.items():
-            value = skeleton.attributes.get(attr_id)
-            data[name].append(float(value) if value is not None and dtype == pa.float64() else value)
-    types = {"persona_id": pa.string(), "name": pa.string(), "narrative": pa.string()}
-    types.update({name: dtype for name, dtype in columns.values()})
-    return pa.table({name: pa.array(values, type=types[name]) for name, values in data.items()})
+def referenced_columns(rules: list[Rule]) -> set[str]:
+    """The words a rule pack's predicates and messages use: a superset of the columns they read."""
+    return {word for rule in rules for word in re.findall(r"\w+", f"{rule.when} {rule.message}")}
+
+
+def build_rule_table(parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy,
+                     wanted: set[str] | None = None) -> pa.Table:
+    """One row per record for the rule packs; without a proposal, name and narrative are NULL.
+
+    `wanted` limits the attribute columns to those the rules can mention (a taxonomy has hundreds)."""
+    columns = {attr_id: spec for attr_id, spec in attribute_columns(taxonomy).items()
+               if wanted is None or spec[0] in wanted}
+    data: dict[str, pa.Array] = {
+        "persona_id": pa.array([s.persona_id for s, _ in parsed], type=pa.string()),
+        "name": pa.array([p.name if p else None for _, p in parsed], type=pa.string()),
+        "narrative": pa.array([p.narrative if p else None for _, p in parsed], type=pa.string()),
+    }
+    for attr_id, (name, dtype) in columns.items():
+        values = [s.attributes.get(attr_id) for s, _ in parsed]
+        if dtype == pa.float64():
+            values = [float(v) if v is not None else None for v in values]
+        data[name] = pa.array(values, type=dtype)
+    return pa.table(data)
 
 
 def validate_batch(
@@ -160,12 +171,14 @@ def validate_batch(
 
     if parsed:
         violations: dict[tuple[str, str], str] = {
-            (pid, rule.id): msg for pid, rule, msg in evaluate_rules(build_rule_table(parsed, taxonomy), rules)
+            (pid, rule.id): msg for pid, rule, msg in
+            evaluate_rules(build_rule_table(parsed, taxonomy, referenced_columns(rules)), rules)
         }
+        concerns = [(rule, f"rule:{rule.id}", rule.concerns()) for rule in rules]
         for skeleton, _ in parsed:
-            for rule in rules:
-                record(skeleton.persona_id, f"rule:{rule.id}", rule.severity,
-                       violations.get((skeleton.persona_id, rule.id)), rule.concerns())
+            for rule, check, fields in concerns:
+                record(skeleton.persona_id, check, rule.severity, violations.get((skeleton.persona_id, rule.id)),
+                       fields)
 
     outcomes = []
     for skeleton, _ in items:
@@ -178,3 +191,13 @@ def validate_batch(
             warnings=[c for c, sev, _ in problems if sev == "warning"],
         ))
     return outcomes, verdicts
+
+
+def validate_shard_table(skeletons: pa.Table, proposals: pa.Table, taxonomy: Taxonomy, round_no: int) -> pa.Table:
+    """A shard's verdicts for one round: one row per (slot proposed in that round, check)."""
+    by_id = {r["persona_id"]: r for r in proposals.select(["persona_id", "raw_output", "error"]).to_pylist()}
+    items = [(s, by_id[s.persona_id]["raw_output"] or "") for s in skeletons_of_table(skeletons)
+             if s.persona_id in by_id]
+    errors = {pid: r["error"] for pid, r in by_id.items() if r["error"]}
+    _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
+    return pa.Table.from_pylist(verdicts, schema=VERDICTS)

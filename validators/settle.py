@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from schemas.records import Skeleton
 from schemas.tables import SETTLED
+from taxonomy.skeleton_table import skeletons_of_table
 from validators.engine import parse_proposal
 
 
@@ -31,13 +32,19 @@ def summarize_verdicts(rows: list[dict]) -> str:
 def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]],
                  verdicts: dict[int, list[dict]]) -> pa.Table:
     """proposals/verdicts are keyed by round; each slot is judged on its last round."""
+    # Grouped once: scanning a round's verdicts per slot made settling quadratic in the shard size.
+    verdicts_of: dict[int, dict[str, list[dict]]] = {}
+    for round_no, round_rows in verdicts.items():
+        by_id = verdicts_of.setdefault(round_no, {})
+        for row in round_rows:
+            by_id.setdefault(row["persona_id"], []).append(row)
     rows = []
     for skeleton in skeletons:
         pid = skeleton.persona_id
         rounds = sorted(r for r, by_id in proposals.items() if pid in by_id)
         last = rounds[-1]
         proposal_row = proposals[last][pid]
-        mine = [v for v in verdicts[last] if v["persona_id"] == pid]
+        mine = verdicts_of.get(last, {}).get(pid, [])
         errors = failed_checks(mine).get(pid, [])
         parsed, _ = parse_proposal(proposal_row["raw_output"] or "", skeleton)
         accepted = not errors and parsed is not None
@@ -57,3 +64,10 @@ def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]
             "completion_tokens": sum(proposals[r][pid]["completion_tokens"] for r in rounds),
         })
     return pa.Table.from_pylist(rows, schema=SETTLED)
+
+
+def settle_shard_table(skeletons: pa.Table, proposals: dict[int, pa.Table], verdicts: dict[int, pa.Table]) -> pa.Table:
+    """settle_slots over a shard's tables (per round): what a Ray task runs."""
+    return settle_slots(skeletons_of_table(skeletons),
+                        {r: {row["persona_id"]: row for row in table.to_pylist()} for r, table in proposals.items()},
+                        {r: table.to_pylist() for r, table in verdicts.items()})

@@ -214,46 +214,14 @@ class EnginePool:
 
     def generate(self, requests: Iterable[GenerationRequest], stage: str) -> Iterator[GenerationResult]:
         """Answer every request; results stream in the order batches finish (match them by request_id)."""
-        import ray
-        from ray.exceptions import ActorUnavailableError
+        stream = self.stream(stage)
+        stream.add(requests)
+        for event in stream:
+            yield event.value
 
-        pending = deque(chunked([r.model_dump() for r in requests], self.cfg.batch_size))
-        in_flight: dict[Any, tuple[int, list[dict]]] = {}  # ref -> (worker, its batch)
-        load = [0] * len(self.actors)
-        resent = 0
-
-        def fill() -> None:
-            while pending and min(load) < BATCHES_IN_FLIGHT_PER_WORKER:
-                worker = load.index(min(load))
-                batch = pending.popleft()
-                in_flight[self.actors[worker].generate.remote(batch)] = (worker, batch)
-                load[worker] += 1
-
-        fill()
-        while in_flight:
-            (ref,) = self._wait_for_one(list(in_flight), stage)
-            worker, batch = in_flight.pop(ref)
-            load[worker] -= 1
-            try:
-                answer = ray.get(ref)
-            except ActorUnavailableError as exc:
-                # The worker's node went away while the batch ran (Ray does not rerun it itself: it may
-                # have run). Answers are matched by request id, so the batch is sent again; the worker
-                # restarts elsewhere, and one that cannot is a placement error or a worker death.
-                resent += 1
-                if resent > len(self.actors) * (self.cfg.max_worker_restarts + 1) * BATCHES_IN_FLIGHT_PER_WORKER:
-                    self._raise_for(exc, stage)
-                    raise
-                pending.appendleft(batch)
-                fill()
-                continue
-            except Exception as exc:
-                self._raise_for(exc, stage)
-                raise
-            fill()
-            self._answered(worker, answer["start"])
-            for row in answer["results"]:
-                yield GenerationResult.model_validate(row)
+    def stream(self, stage: str) -> RequestStream:
+        """A stream the caller feeds while it reads: requests added as answers arrive keep the workers busy."""
+        return RequestStream(self, stage)
 
     def close(self) -> None:
         import ray
@@ -261,6 +229,95 @@ class EnginePool:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One thing a RequestStream delivers: a generation result, or a tracked Ray task's return value."""
+
+    kind: str  # "result" or "task"
+    value: Any
+    tag: Any = None
+
+
+class RequestStream:
+    """Requests for one pool, fed while answers are read, and other Ray tasks waited on beside them.
+
+    The caller adds requests (they go out in batches, BATCHES_IN_FLIGHT_PER_WORKER per worker) and
+    tracks Ray refs of its own work (validation, settling); iterating yields each result and each
+    finished task as it comes, until nothing is queued, in flight or tracked. So the driver validates
+    and revises while the model workers keep generating.
+    """
+
+    def __init__(self, pool: EnginePool, stage: str) -> None:
+        self.pool = pool
+        self.stage = stage
+        self.pending: deque[list[dict]] = deque()
+        self.in_flight: dict[Any, tuple[int, list[dict]]] = {}  # ref -> (worker, its batch)
+        self.tracked: dict[Any, Any] = {}  # ref -> the caller's tag
+        self.load = [0] * len(pool.actors)
+        self.resent = 0
+
+    def add(self, requests: Iterable[GenerationRequest]) -> None:
+        self.pending.extend(chunked([r.model_dump() for r in requests], self.pool.cfg.batch_size))
+        self._fill()
+
+    def track(self, ref: Any, tag: Any) -> None:
+        self.tracked[ref] = tag
+
+    @property
+    def queued_requests(self) -> int:
+        """Requests not yet answered: queued here or in a batch a worker holds."""
+        return sum(len(b) for b in self.pending) + sum(len(b) for _, b in self.in_flight.values())
+
+    def _fill(self) -> None:
+        while self.pending and min(self.load) < BATCHES_IN_FLIGHT_PER_WORKER:
+            worker = self.load.index(min(self.load))
+            batch = self.pending.popleft()
+            self.in_flight[self.pool.actors[worker].generate.remote(batch)] = (worker, batch)
+            self.load[worker] += 1
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        import ray
+
+        while self.in_flight or self.tracked or self.pending:
+            self._fill()
+            (ref,) = self.pool._wait_for_one([*self.in_flight, *self.tracked], self.stage)
+            if ref in self.tracked:
+                tag = self.tracked.pop(ref)
+                yield StreamEvent("task", ray.get(ref), tag)
+                continue
+            answer = self._answer_of(ref)
+            if answer is not None:
+                for row in answer["results"]:
+                    yield StreamEvent("result", GenerationResult.model_validate(row))
+
+    def _answer_of(self, ref: Any) -> dict | None:
+        """A finished batch's answer, or None when it must be sent again (its node went away)."""
+        import ray
+        from ray.exceptions import ActorUnavailableError
+
+        worker, batch = self.in_flight.pop(ref)
+        self.load[worker] -= 1
+        pool = self.pool
+        try:
+            answer = ray.get(ref)
+        except ActorUnavailableError as exc:
+            # The worker's node went away while the batch ran (Ray does not rerun it itself: it may
+            # have run). Answers are matched by request id, so the batch is sent again; the worker
+            # restarts elsewhere, and one that cannot is a placement error or a worker death.
+            self.resent += 1
+            if self.resent > len(pool.actors) * (pool.cfg.max_worker_restarts + 1) * BATCHES_IN_FLIGHT_PER_WORKER:
+                pool._raise_for(exc, self.stage)
+                raise
+            self.pending.appendleft(batch)
+            return None
+        except Exception as exc:
+            pool._raise_for(exc, self.stage)
+            raise
+        self._fill()
+        pool._answered(worker, answer["start"])
+        return answer
 
 
 def unplaced_workers(actors: list, running_pids: list[int]) -> int:
@@ -331,6 +388,9 @@ class Engines:
                 raise RuntimeError("Engines is used outside its `with` block")
             self.pools[key] = EnginePool(cfg, self.crash_dir, self.starts)
         return self.pools[key]
+
+    def stream(self, cfg: BackendConfig, stage: str) -> RequestStream:
+        return self.pool(cfg).stream(stage)
 
     def generate(self, cfg: BackendConfig, requests: list[GenerationRequest],
                  stage: str) -> Iterator[GenerationResult]:

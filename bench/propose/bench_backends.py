@@ -19,11 +19,10 @@ import time
 
 import orjson
 
-from flows.stage_io import skeletons_of_table
 from schemas.config import BackendConfig
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
-from taxonomy.skeleton_table import batch_to_table
+from taxonomy.skeleton_table import batch_to_table, skeletons_of_table
 from validators.constraints import facts_constraints, sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack

@@ -1,0 +1,176 @@
+"""One wave of a build, streamed shard by shard: propose -> validate -> revise -> settle.
+
+Each shard moves on its own. As soon as all of a round's answers for a shard are in, they are
+committed and validated in a Ray task; the slots that failed go straight back to the model workers
+as revise requests; after the last round the shard is settled in another task. So the workers keep
+generating while validation and settling run beside them, and nothing waits for the slowest shard
+of a round. Shards open lazily (only while the workers' queue runs low), so the driver holds a few
+shards in memory, not the wave.
+
+Every step commits one shard file (proposals, verdicts per round; settled), so a rerun resumes from
+whatever is on disk; answers do not depend on the order they arrive in (each request carries its
+slot's seed, and rows are sorted by persona_id before they are written).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpus.run_folder import RunFolder, write_table_atomically
+from flows.progress import stage_progress
+from schemas.config import RunConfig
+from schemas.records import Skeleton
+from schemas.tables import PROPOSALS, VERDICTS
+from taxonomy.model import Taxonomy
+from taxonomy.skeleton_table import skeletons_of_table
+from validators.engine import validate_shard_table
+from validators.settle import failed_checks, settle_shard_table
+from workers.backend import GenerationResult
+from workers.cpu_tasks import submit
+from workers.engine_pool import BATCHES_IN_FLIGHT_PER_WORKER, Engines, RequestStream
+from workers.proposer import build_requests
+
+# Requests kept queued for the model workers, in rounds of their batches in flight: below this a
+# further shard opens. Enough that a worker never waits for the driver, few enough to stay lean.
+QUEUE_DEPTH_IN_FLIGHTS = 2
+
+
+def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
+    """Slots to propose in this round and the feedback each gets (none in round 0)."""
+    skeletons = skeletons_of_table(pq.read_table(run.stage_shard("skeletons", shard)))
+    if round_no == 0:
+        return skeletons, {}
+    previous = failed_checks(pq.read_table(run.round_shard("verdicts", round_no - 1, shard)).to_pylist())
+    feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
+    return [s for s in skeletons if s.persona_id in feedback], feedback
+
+
+def proposal_row(result: GenerationResult, round_no: int) -> dict:
+    return {"persona_id": result.request_id, "round": round_no, "raw_output": result.text, "error": result.error,
+            "finish_reason": result.finish_reason, "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens, "retries": result.retries}
+
+
+@dataclass
+class OpenRound:
+    """A shard's round while its answers come in."""
+
+    round_no: int
+    expected: int
+    rows: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class WaveStream:
+    """Drives one wave's shards through every revise round to `settled/` (see the module docstring)."""
+
+    run: RunFolder
+    cfg: RunConfig
+    taxonomy: Taxonomy
+    taxonomy_ref: Any  # the taxonomy in Ray's object store, read by every task
+    shards: list[int]
+    engines: Engines
+    on_round_done: Any  # callback(round_no) once every shard of the wave has that round's verdicts
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    proposing: dict[int, OpenRound] = field(default_factory=dict)
+    shard_of: dict[str, int] = field(default_factory=dict)
+    rounds_done: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def rounds(self) -> int:
+        return self.cfg.max_revise_rounds + 1
+
+    def run_wave(self, label: str) -> None:
+        backend = self.cfg.backend
+        low_water = QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size
+        self.stream: RequestStream = self.engines.stream(backend, label)
+        unopened = deque(self.shards)
+        with stage_progress(f"{label} (shards settled)", len(self.shards)) as advance:
+            self.advance = advance
+
+            def open_more() -> None:
+                while unopened and self.stream.queued_requests < low_water:
+                    self.resume(unopened.popleft())
+
+            open_more()
+            for event in self.stream:
+                if event.kind == "result":
+                    self.on_answer(event.value)
+                else:
+                    self.on_task(event.tag, *event.value)
+                open_more()
+
+    def resume(self, shard: int) -> None:
+        """Take the shard's next step from what is on disk."""
+        for round_no in range(self.rounds):
+            if not self.run.round_shard("proposals", round_no, shard).is_file():
+                self.propose(shard, round_no)
+                return
+            if not self.run.round_shard("verdicts", round_no, shard).is_file():
+                self.validate(shard, round_no)
+                return
+            self.round_committed(shard, round_no)
+        if not self.run.stage_shard("settled", shard).is_file():
+            self.settle(shard)
+            return
+        self.advance()
+
+    def propose(self, shard: int, round_no: int) -> None:
+        skeletons, feedback = pending_for_round(self.run, shard, round_no)
+        if not skeletons:  # nothing left to revise: the round is empty and so are its verdicts
+            write_table_atomically(PROPOSALS.empty_table(), self.run.round_shard("proposals", round_no, shard))
+            write_table_atomically(VERDICTS.empty_table(), self.run.round_shard("verdicts", round_no, shard))
+            self.resume(shard)
+            return
+        requests = build_requests(skeletons, self.taxonomy, self.cfg.backend, self.cfg.seed, round_no, feedback)
+        self.proposing[shard] = OpenRound(round_no, len(requests))
+        self.shard_of.update((r.request_id, shard) for r in requests)
+        self.stream.add(requests)
+
+    def on_answer(self, result: GenerationResult) -> None:
+        shard = self.shard_of.pop(result.request_id, None)
+        if shard is None:  # an answer to a batch sent twice after its node went away
+            return
+        open_round = self.proposing[shard]
+        open_round.rows.append(proposal_row(result, open_round.round_no))
+        if len(open_round.rows) < open_round.expected:
+            return
+        del self.proposing[shard]
+        rows = sorted(open_round.rows, key=lambda r: r["persona_id"])
+        table = pa.Table.from_pylist(rows, schema=PROPOSALS)
+        write_table_atomically(table, self.run.round_shard("proposals", open_round.round_no, shard))
+        self.validate(shard, open_round.round_no, table)
+
+    def validate(self, shard: int, round_no: int, proposals: pa.Table | None = None) -> None:
+        if proposals is None:
+            proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
+        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
+        self.stream.track(submit(validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no),
+                          ("validate", shard, round_no))
+
+    def settle(self, shard: int) -> None:
+        proposals = {r: pq.read_table(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)}
+        verdicts = {r: pq.read_table(self.run.round_shard("verdicts", r, shard)) for r in range(self.rounds)}
+        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
+        self.stream.track(submit(settle_shard_table, skeletons, proposals, verdicts), ("settle", shard, None))
+
+    def on_task(self, tag: tuple, table: pa.Table, seconds: float) -> None:
+        kind, shard, round_no = tag
+        self.task_seconds[kind] = self.task_seconds.get(kind, 0.0) + seconds
+        if kind == "validate":
+            write_table_atomically(table, self.run.round_shard("verdicts", round_no, shard))
+        else:
+            write_table_atomically(table, self.run.stage_shard("settled", shard))
+        self.resume(shard)
+
+    def round_committed(self, shard: int, round_no: int) -> None:
+        if (shard, round_no) in self.rounds_done:
+            return
+        self.rounds_done.add((shard, round_no))
+        if sum(1 for _, r in self.rounds_done if r == round_no) == len(self.shards):
+            self.on_round_done(round_no)
