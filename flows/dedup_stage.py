@@ -6,30 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import task
 
 from corpus.run_folder import RunFolder, write_table_atomically
-from dedup.detect import DedupItems, compute_features, concat_items, fact_set, find_duplicates
+from dedup.detect import DedupItems, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.index_store import feature_key, load_features, save_index
+from dedup.shard_features import items_of_features, shard_features
 from flows.judge_stage import final_stage
 from flows.stage_io import STAGE_TASK, read_rows
 from schemas.config import RunConfig
 from schemas.errors import UserInputError
-
-
-def dedup_items_for(rows: list[dict], best_first: bool = True) -> DedupItems:
-    """Accepted personas as dedup input; best first (fewest warnings, fewest rounds, lowest
-    slot) gives the keep-best order, otherwise rows keep their order."""
-    if best_first:
-        rows = sorted(rows, key=lambda r: (r["warnings"], r["rounds"], r["slot"]))
-    return DedupItems(
-        ids=[r["persona_id"] for r in rows],
-        texts=[r["narrative"] for r in rows],
-        ranks=[float(i) for i in range(len(rows))],
-        facts=[fact_set(r["attributes"]) for r in rows],
-    )
+from workers.cpu_tasks import run_all
 
 
 def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: str | None) -> DedupItems | None:
@@ -52,17 +42,35 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
     return combined
 
 
+def features_path(run: RunFolder, shard: int) -> Path:
+    return run.stage_shard("dedup/features", shard)
+
+
+def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int]) -> pa.Table:
+    """Every shard's dedup features, computing (in parallel tasks) those not on disk yet."""
+
+    def jobs():
+        for shard in shards:
+            if not features_path(run, shard).is_file():
+                yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
+
+    for shard, table, _ in run_all(shard_features, jobs()):
+        write_table_atomically(table, features_path(run, shard))
+    return pa.concat_tables([pq.read_table(features_path(run, s)) for s in shards], promote_options="default")
+
+
 @task(**STAGE_TASK)
 def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int) -> Path:
     """Cluster every accepted persona so far (all waves), against --against corpora too."""
     out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
     if out.is_file():
         return out
-    settled = pa.concat_tables([pq.read_table(run.stage_shard(final_stage(cfg), s)) for s in shards])
-    accepted = settled.filter(settled.column("accepted")).to_pylist()
+    items = items_of_features(corpus_features(run, cfg, shards))
+    # The build's own features are computed per shard; the embedder is needed here only for
+    # earlier corpora whose stored index lacks vectors.
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
-    clusters = find_duplicates(dedup_items_for(accepted), cfg.dedup, embedder, existing)
+    clusters = find_duplicates(items, cfg.dedup, embedder, existing)
     return write_table_atomically(clusters, out)
 
 
@@ -79,9 +87,10 @@ def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> 
 
 def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:
     """Store the kept personas' features so later runs can deduplicate against this one."""
-    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
-    settled = pa.concat_tables([pq.read_table(run.stage_shard(final_stage(cfg), s)) for s in shards])
-    rows = sorted((r for r in settled.to_pylist() if r["persona_id"] in kept), key=lambda r: r["slot"])
+    kept = pq.read_table(clusters_path).filter(pc.field("kept")).column("persona_id")
+    features = corpus_features(run, cfg, shards)
+    features = features.filter(pc.is_in(features.column("persona_id"), value_set=kept))
+    features = features.take(pc.sort_indices(features, [("slot", "ascending")]))
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    items = compute_features(dedup_items_for(rows, best_first=False), cfg.dedup, embedder)
-    save_index(run.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder.name if embedder else None))
+    save_index(run.root / "dedup" / "index", items_of_features(features, best_first=False),
+               feature_key(cfg.dedup, embedder.name if embedder else None))

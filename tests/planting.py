@@ -19,7 +19,7 @@ from corpus.dataset_card import write_dataset_card
 from corpus.report import write_report
 from corpus.run_folder import RunFolder, write_table_atomically
 from corpus.run_metrics import summarize_run
-from flows.build import leaf_counts, lineage_for, persona_sampling_metrics, write_shard
+from flows.build import leaf_counts, lineage_for, persona_sampling_metrics, write_records
 from flows.run_setup import prepare_run_folder
 from flows.stage_io import read_skeletons, shard_ranges
 from schemas.config import RunConfig, load_run_config
@@ -141,8 +141,7 @@ def publish_run(run_dir: Path) -> None:
     clusters = waves[-1] if waves else write_table_atomically(CLUSTERS.empty_table(),
                                                                run.root / "dedup" / "wave-0" / "clusters.parquet")
     lineage = lineage_for(run, cfg, taxonomy)
-    for shard in range(manifest["shards"]):
-        write_shard.fn(run, lineage, shard, clusters)  # skips shards a build already wrote
+    write_records.fn(run, lineage, list(range(manifest["shards"])), clusters)  # skips shards a build wrote
     build_catalog(run)
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})
     produced = {label: stratum["produced"] for label, stratum in counts["strata"].items()}

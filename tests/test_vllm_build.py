@@ -13,12 +13,11 @@ from importlib.util import find_spec
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from corpus.catalog import query_run
 from corpus.run_folder import write_table_atomically
-from flows.build import build_corpus, sample_shard
+from flows.build import build_corpus
 from flows.run_setup import prepare_run_folder
 from flows.stage_io import read_skeletons
 from schemas.config import RunConfig, load_run_config
@@ -26,6 +25,7 @@ from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.sampling import persona_id_for
 from tests.conftest import REPO
+from validators.constraints import sample_shard_table
 from workers.proposer import continuation_schema
 from workers.vllm_backend import CPU_ENGINE_OPTIONS
 
@@ -54,9 +54,9 @@ def plant_an_overlong_prompt(cfg: RunConfig, root) -> str:
     taxonomy = load_taxonomy(cfg.taxonomy)
     run = prepare_run_folder(cfg, root)
     cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
-    path = sample_shard.fn(run, taxonomy, cfg.seed, 0, range(0, cfg.shard_size), cells[:cfg.shard_size],
-                           cfg.deep_attributes)
-    table = pq.read_table(path)
+    table = sample_shard_table(taxonomy, cells[:cfg.shard_size], cfg.seed, range(0, cfg.shard_size),
+                               cfg.deep_attributes, 0)
+    path = run.stage_shard("skeletons", 0)
     names = table.column("name").to_pylist()
     names[0] = TOO_LONG_NAME.strip()
     table = table.set_column(table.schema.get_field_index("name"), "name", pa.array(names, pa.string()))

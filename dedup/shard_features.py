@@ -1,0 +1,71 @@
+"""Dedup features of one shard's accepted personas, computed once per shard (in parallel tasks) and kept.
+
+Every backfill wave deduplicates the whole corpus again, and the finished run stores its features
+for later runs: with features per shard, each persona's signatures and vector are computed once,
+not once per wave plus once more for the index.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedup.detect import DedupItems, compute_features, fact_set
+from dedup.embedders import Embedder, create_embedder
+from schemas.config import DedupConfig, EmbedderConfig
+
+# What keep-best orders by (fewest warnings, fewest rounds, lowest slot), beside the features.
+RANK_COLUMNS = ("warnings", "rounds", "slot")
+
+
+@functools.cache
+def _embedder(cfg_json: str) -> Embedder:
+    return create_embedder(EmbedderConfig.model_validate_json(cfg_json))
+
+
+def _fixed_rows(matrix: np.ndarray) -> pa.Array:
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def _matrix(column: pa.ChunkedArray, dtype: type) -> np.ndarray | None:
+    if column.null_count == len(column):
+        return None
+    array = column.combine_chunks()
+    width = array.type.list_size
+    return np.asarray(array.values.to_numpy(zero_copy_only=False), dtype=dtype).reshape(-1, width)
+
+
+def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
+    """The shard's accepted personas with what the enabled layers need: text, facts, signatures, vector."""
+    accepted = settled.filter(pc.field("accepted")).select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
+    rows = accepted.to_pylist()
+    items = DedupItems(ids=[r["persona_id"] for r in rows], texts=[r["narrative"] for r in rows],
+                       ranks=[0.0] * len(rows), facts=[fact_set(r["attributes"]) for r in rows])
+    embedder = _embedder(cfg.embedder.model_dump_json()) if cfg.semantic else None
+    compute_features(items, cfg, embedder)
+    columns = {name: accepted.column(name) for name in ("persona_id", *RANK_COLUMNS, "narrative")}
+    columns["facts"] = pa.array([sorted(f) for f in items.facts or []], type=pa.list_(pa.string()))
+    for name in ("text_signatures", "fact_signatures", "vectors"):
+        value = getattr(items, name)
+        if value is not None and len(rows):
+            columns[name] = _fixed_rows(value)
+    return pa.table(columns)
+
+
+def items_of_features(features: pa.Table, best_first: bool = True) -> DedupItems:
+    """DedupItems from feature shards; best first (keep-best order) or in the table's order."""
+    if best_first and features.num_rows:
+        features = features.take(pc.sort_indices(features, [(c, "ascending") for c in RANK_COLUMNS]))
+    names = features.column_names
+    return DedupItems(
+        ids=features.column("persona_id").to_pylist(),
+        texts=features.column("narrative").to_pylist(),
+        ranks=[float(i) for i in range(features.num_rows)],
+        facts=[set(f) for f in features.column("facts").to_pylist()],
+        text_signatures=_matrix(features.column("text_signatures"), np.uint32) if "text_signatures" in names else None,
+        fact_signatures=_matrix(features.column("fact_signatures"), np.uint32) if "fact_signatures" in names else None,
+        vectors=_matrix(features.column("vectors"), np.float32) if "vectors" in names else None,
+    )
