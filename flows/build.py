@@ -40,7 +40,7 @@ from taxonomy.sample_tally import metrics_scope
 from taxonomy.skeleton_table import SKELETON_STATISTICS
 from validators.constraints import sample_shard_table
 from validators.rule_pack import load_rule_pack
-from workers.cpu_tasks import run_all, share
+from workers.cpu_tasks import run_all, share, tasks_can_run
 from workers.engine_pool import Engines, backend_secrets
 from workers.factory import check_model
 from workers.prompts import template_hash
@@ -49,7 +49,7 @@ from workers.proposer import ensure_ray
 
 @task(**STAGE_TASK)
 def sample_wave(run: RunFolder, cfg: RunConfig, taxonomy_ref: object, shards: list[int], ranges: list[range],
-                cells: list[QuotaCell]) -> float:
+                cells: list[QuotaCell], parallel: bool) -> float:
     """Sample every shard of a wave not yet on disk, in parallel tasks; returns the tasks' seconds."""
     first_slot = ranges[0].start if ranges else 0
 
@@ -61,7 +61,7 @@ def sample_wave(run: RunFolder, cfg: RunConfig, taxonomy_ref: object, shards: li
 
     seconds = 0.0
     with stage_progress("sample (shards)", len(shards)) as advance:
-        for shard, table, spent in run_all(sample_shard_table, jobs()):
+        for shard, table, spent in run_all(sample_shard_table, jobs(), parallel):
             write_table_atomically(table, run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
             seconds += spent
             advance()
@@ -217,7 +217,8 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
             logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
             with stage("sample", f"sample:wave-{wave}"):
                 add_seconds(timings, "sample_cpu",
-                            sample_wave(run, cfg, taxonomy_ref, wave_shards, ranges, wave_cells))
+                            sample_wave(run, cfg, taxonomy_ref, wave_shards, ranges, wave_cells,
+                                        tasks_can_run(engines.reserved_cpus)))
             # Validation and settling run beside the model workers: their seconds are task seconds.
             with stage("propose_validate_settle", f"stream:wave-{wave}"):
                 for kind, seconds in stream_wave(run, cfg, taxonomy, taxonomy_ref, wave, wave_shards,
@@ -229,7 +230,7 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
                     for shard in wave_shards:
                         gate_shard(run, cfg, shard)
             with stage("dedup", f"dedup:wave-{wave}"):
-                clusters_path = dedup_corpus(run, cfg, shards, wave)
+                clusters_path = dedup_corpus(run, cfg, shards, wave, tasks_can_run(engines.reserved_cpus))
             first_slot += len(wave_cells)
             missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
             stopped_by = backfill_stop(cfg, missing, wave, tokens_spent(run.root))

@@ -46,7 +46,7 @@ def features_path(run: RunFolder, shard: int) -> Path:
     return run.stage_shard("dedup/features", shard)
 
 
-def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int]) -> pa.Table:
+def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel: bool = True) -> pa.Table:
     """Every shard's dedup features, computing (in parallel tasks) those not on disk yet."""
 
     def jobs():
@@ -54,18 +54,18 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int]) -> pa.Tab
             if not features_path(run, shard).is_file():
                 yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
 
-    for shard, table, _ in run_all(shard_features, jobs()):
+    for shard, table, _ in run_all(shard_features, jobs(), parallel):
         write_table_atomically(table, features_path(run, shard))
     return pa.concat_tables([pq.read_table(features_path(run, s)) for s in shards], promote_options="default")
 
 
 @task(**STAGE_TASK)
-def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int) -> Path:
+def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, parallel: bool = True) -> Path:
     """Cluster every accepted persona so far (all waves), against --against corpora too."""
     out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
     if out.is_file():
         return out
-    items = items_of_features(corpus_features(run, cfg, shards))
+    items = items_of_features(corpus_features(run, cfg, shards, parallel))
     # The build's own features are computed per shard; the embedder is needed here only for
     # earlier corpora whose stored index lacks vectors.
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None

@@ -31,7 +31,7 @@ from taxonomy.skeleton_table import skeletons_of_table
 from validators.engine import validate_shard_table
 from validators.settle import failed_checks, settle_shard_table
 from workers.backend import GenerationResult
-from workers.cpu_tasks import submit
+from workers.cpu_tasks import run_here, submit, tasks_can_run
 from workers.engine_pool import BATCHES_IN_FLIGHT_PER_WORKER, Engines, RequestStream
 from workers.proposer import build_requests
 
@@ -89,6 +89,7 @@ class WaveStream:
         backend = self.cfg.backend
         low_water = QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size
         self.stream: RequestStream = self.engines.stream(backend, label)
+        self.parallel = tasks_can_run(self.engines.reserved_cpus)
         unopened = deque(self.shards)
         with stage_progress(f"{label} (shards settled)", len(self.shards)) as advance:
             self.advance = advance
@@ -150,14 +151,21 @@ class WaveStream:
         if proposals is None:
             proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        self.stream.track(submit(validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no),
-                          ("validate", shard, round_no))
+        self.start(("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref,
+                   round_no)
 
     def settle(self, shard: int) -> None:
         proposals = {r: pq.read_table(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)}
         verdicts = {r: pq.read_table(self.run.round_shard("verdicts", r, shard)) for r in range(self.rounds)}
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        self.stream.track(submit(settle_shard_table, skeletons, proposals, verdicts), ("settle", shard, None))
+        self.start(("settle", shard, None), settle_shard_table, skeletons, proposals, verdicts)
+
+    def start(self, tag: tuple, core: Any, *args: Any) -> None:
+        """A Ray task tracked beside the generation, or (when the model workers hold every CPU) run here."""
+        if self.parallel:
+            self.stream.track(submit(core, *args), tag)
+        else:
+            self.on_task(tag, *run_here(core, *args))
 
     def on_task(self, tag: tuple, table: pa.Table, seconds: float) -> None:
         kind, shard, round_no = tag

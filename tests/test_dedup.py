@@ -138,3 +138,30 @@ def test_faiss_gpu_index_finds_the_pairs_exact_search_finds():
     sims = vectors @ vectors.T
     expected = {(i, j) for i in range(2000) for j in range(i + 1, 2000) if sims[i, j] >= 0.95}
     assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == expected
+
+
+def test_shard_features_give_the_clusters_of_computing_everything_at_once():
+    """Features computed per settled shard (as a build does, in parallel tasks) and assembled best first
+    cluster exactly like the same personas deduplicated in one pass."""
+    import pyarrow as pa
+
+    from dedup.shard_features import items_of_features, shard_features
+
+    cfg = DedupConfig(embedder=EmbedderConfig(kind="static"))
+    near = BASE.replace("next spring", "next summer")
+    texts = [BASE, OTHER, BASE, near, PARAPHRASE, OTHER + " He also bakes bread."]
+    facts = [[("age", str(30 + i % 3)), ("job", "teacher" if i % 2 else "nurse")] for i in range(len(texts))]
+    settled = pa.table({"persona_id": [f"p-{i}" for i in range(len(texts))], "slot": list(range(len(texts))),
+                        "warnings": [1, 0, 0, 2, 0, 0], "rounds": [1, 1, 2, 1, 1, 1],
+                        "accepted": [True, True, True, True, True, False], "narrative": texts,
+                        "attributes": [[{"key": k, "value": v} for k, v in f] for f in facts]})
+    shards = [shard_features(settled.slice(0, 3), cfg), shard_features(settled.slice(3), cfg)]
+    assembled = items_of_features(pa.concat_tables(shards, promote_options="default"))
+    assert assembled.ids == ["p-1", "p-2", "p-4", "p-0", "p-3"]  # fewest warnings, rounds, then slot; p-5 refused
+
+    order = [1, 2, 4, 0, 3]
+    direct = DedupItems(ids=[f"p-{i}" for i in order], texts=[texts[i] for i in order],
+                        ranks=[float(r) for r in range(len(order))], facts=[fact_set(facts[i]) for i in order])
+    embedder = create_embedder(cfg.embedder)
+    assert by_id(find_duplicates(assembled, cfg, embedder)) == by_id(find_duplicates(direct, cfg, embedder))
+    assert by_id(find_duplicates(assembled, cfg, embedder))["p-0"]["duplicate_of"] == "p-2"

@@ -236,3 +236,23 @@ def _same(a, b) -> bool:
         return True
     assert a == b
     return True
+
+
+def test_skeletons_read_from_a_shard_table_match_its_rows():
+    """The fast decoder of the dictionary-encoded attributes map agrees with pyarrow's own, slices included."""
+    import pyarrow as pa
+
+    from taxonomy.skeleton_table import skeletons_of_table
+    from validators.constraints import sample_shard_table
+
+    taxonomy = load_taxonomy("seed:core")
+    cells = assign_slots(plan_quotas([], taxonomy, 40), 5)
+    table = sample_shard_table(taxonomy, cells, 5, range(40), 6, 0)
+    rows = table.to_pylist()
+    for part in (table, table.slice(7, 20), pa.concat_tables([table.slice(30), table.slice(0, 5)])):
+        expected = part.to_pylist()
+        got = skeletons_of_table(part)
+        assert [s.attributes for s in got] == [dict(r["attributes"]) for r in expected]
+        assert [(s.persona_id, s.slot, s.stratum, s.name) for s in got] == [
+            (r["persona_id"], r["slot"], r["stratum"], r["name"]) for r in expected]
+    assert len({s.persona_id for s in skeletons_of_table(table)}) == len(rows) == 40

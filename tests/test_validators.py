@@ -194,3 +194,31 @@ def test_the_opening_sentence_states_the_facts_in_the_third_person():
     assert write_opening("Ana Ruiz", {"demographics.age": "33", "work.employment_status": "unemployed",
                                       "demographics.gender": "woman"}) == \
         "Ana Ruiz is a 33-year-old woman looking for work."
+
+
+def test_rules_evaluated_in_one_query_match_one_query_per_rule():
+    """The bulk evaluation (every predicate a column of one query) finds what each rule finds alone,
+    and a broken predicate among good ones is still named."""
+    import duckdb
+    import pyarrow as pa
+
+    table = pa.table({"persona_id": ["a", "b", "c"], "name": ["John Doe", "Ann Lee", None],
+                      "narrative": ["As an AI I cannot help.", "She walks her dog. She reads. She cooks.", None],
+                      "age": [20.0, 70.0, 30.0]})
+    usable, alone = [], []
+    with duckdb.connect() as con:
+        con.register("candidates", table)
+        for rule in RULES:
+            try:
+                ids = con.sql(f"SELECT persona_id FROM candidates WHERE coalesce(({rule.when}), false)").fetchall()
+            except duckdb.Error:  # a rule over columns this small table lacks
+                continue
+            usable.append(rule)
+            alone += [(pid, rule.id) for (pid,) in ids]
+    assert len(usable) > 10
+    found = sorted((pid, rule.id) for pid, rule, _ in evaluate_rules(table, usable))
+    assert found == sorted(alone)
+    assert ("a", "name_placeholder") in found and ("a", "assistant_voice") in found
+    bad = Rule(id="broken", severity="error", when="no_such_column > 1", message="x")
+    with pytest.raises(UserInputError, match="broken"):
+        evaluate_rules(table, [*usable[:3], bad, *usable[3:]])

@@ -27,6 +27,13 @@ def run_timed(core: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
+def run_here(core: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """run_timed in this process, with object-store arguments fetched first (as a task would get them)."""
+    import ray
+
+    return run_timed(core, *(ray.get(a) if isinstance(a, ray.ObjectRef) else a for a in args))
+
+
 @functools.cache
 def _remote_runner() -> Any:
     import ray
@@ -46,18 +53,29 @@ def share(value: Any) -> Any:
     return ray.put(value)
 
 
-def run_all(core: Callable[..., Any], jobs: Iterable[tuple[Any, tuple]],
-            in_flight: int = MAX_TASKS_IN_FLIGHT) -> Iterator[tuple[Any, Any, float]]:
-    """(key, core(*args), seconds) for each (key, args) job, as each finishes.
-
-    On Ray when this process has joined it (a build), in this process otherwise (commands that never
-    start Ray, and test helpers). Jobs are drawn lazily, at most `in_flight` at a time, so a million
-    personas never sit in the object store at once."""
+def tasks_can_run(reserved_cpus: float) -> bool:
+    """Whether CPU tasks can be scheduled beside model workers that hold `reserved_cpus` for the whole
+    build. When they hold every CPU (two pools on a 2-CPU node), a task would wait forever: run inline."""
     import ray
 
     if not ray.is_initialized():
+        return False
+    return ray.cluster_resources().get("CPU", 0.0) - reserved_cpus >= CPU_TASK_OPTIONS["num_cpus"]
+
+
+def run_all(core: Callable[..., Any], jobs: Iterable[tuple[Any, tuple]], parallel: bool = True,
+            in_flight: int = MAX_TASKS_IN_FLIGHT) -> Iterator[tuple[Any, Any, float]]:
+    """(key, core(*args), seconds) for each (key, args) job, as each finishes.
+
+    As Ray tasks when `parallel` and this process has joined Ray (a build), in this process otherwise
+    (commands that never start Ray, test helpers, and clusters whose CPUs the model workers hold).
+    Jobs are drawn lazily, at most `in_flight` at a time, so a million personas never sit in the
+    object store at once."""
+    import ray
+
+    if not parallel or not ray.is_initialized():
         for key, args in jobs:
-            yield key, *run_timed(core, *args)
+            yield key, *run_here(core, *args)
         return
     todo = iter(jobs)
     refs: dict[Any, Any] = {}

@@ -392,6 +392,11 @@ class Engines:
     def stream(self, cfg: BackendConfig, stage: str) -> RequestStream:
         return self.pool(cfg).stream(stage)
 
+    @property
+    def reserved_cpus(self) -> float:
+        """Ray CPUs the live pools' workers hold (for as long as the build runs)."""
+        return sum(pool.cfg.workers * pool.cfg.cpus_per_worker for pool in self.pools.values())
+
     def generate(self, cfg: BackendConfig, requests: list[GenerationRequest],
                  stage: str) -> Iterator[GenerationResult]:
         if not requests:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import socket
 import threading
@@ -52,8 +53,14 @@ OPENING_VERBS = (
 
 def continuation_schema(skeleton: Skeleton) -> dict:
     """The proposal schema, with the narrative held to start '<Pronoun> <verb> ' and to carry no markup."""
+    return _continuation_schema(pronouns_for(skeleton.attributes)[0].capitalize())
+
+
+@functools.cache
+def _continuation_schema(subject: str) -> dict:
+    """One schema per pronoun (shared by every request: treat as read-only); pydantic's schema
+    generation cost more than rendering the prompt."""
     schema = proposal_json_schema()
-    subject = pronouns_for(skeleton.attributes)[0].capitalize()
     narrative = dict(schema["properties"]["narrative"])
     # No quote, backslash or newline in the class: llama.cpp would let them end the JSON string early.
     narrative["pattern"] = rf"^{subject} ({'|'.join(OPENING_VERBS)}) [^<>*#_|`\"\\\n]*$"
