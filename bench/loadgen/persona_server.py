@@ -44,16 +44,25 @@ FEELINGS = ["steady routines", "small kindnesses", "honest conversations", "quie
             "keeping promises", "a full fridge", "good neighbors", "learning something new", "a tidy kitchen",
             "long phone calls with family", "fresh air", "saving a little each month", "laughing with friends",
             "being useful", "a well-kept home", "fair treatment at work", "time outdoors"]
-VERB_OPENINGS = ["starts", "spends", "loves", "enjoys", "keeps", "likes", "values", "finds", "often", "usually"]
+# Openings the schema's pattern allows ("<Pronoun> <verb> ..."), each a whole clause.
+OPENINGS = [
+    "{S} starts the day {time} at {place} with {thing}.",
+    "{S} spends time at {place} {time}, usually with {thing}.",
+    "{S} loves quiet hours at {place} {time}, with {thing} close by.",
+    "{S} enjoys {place} {time} and never goes without {thing}.",
+    "{S} keeps {thing} handy and heads to {place} {time}.",
+    "{S} likes to stop by {place} {time}.",
+    "{S} often drops in at {place} {time} with {thing}.",
+    "{S} usually winds down at {place} {time}.",
+]
 
 SENTENCES = [
-    "{S} {v} {time} at {place} with {thing}.",
     "Friends know {o} for {hobby}, which fills {p} {time}.",
     "{P} taste in music runs to {music}, usually playing while {s} tidies up {time}.",
     "At home there is {pets}, and {s} plans the week around {feeling}.",
     "{S2} cares most about {value}, and {s} talks about it over {thing}.",
     "Meals follow {diet}, cooked simply and shared {time}.",
-    "As a {sleep}, {s} gets the most done {time} near {place}.",
+    "Being {sleep_phrase}, {s} gets the most done {time} near {place}.",
     "{S2} gets news from {news} and argues about it at {place}.",
     "Getting around means {commute}, with {thing} always close at hand.",
     "Over the next few years {s} is aiming for {goal}, one small step at a time.",
@@ -61,6 +70,10 @@ SENTENCES = [
     "What keeps {o} going is {feeling}, more than anything money can buy.",
 ]
 FIRST_PERSON = "I really think my weekends matter most to me."
+
+
+def with_article(phrase: str) -> str:
+    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
 
 
 def fact_map(prompt: str) -> dict[str, str]:
@@ -76,18 +89,17 @@ def continuation(prompt: str, seed: int, flawed: bool) -> str:
     fill = {
         "S": big_s, "S2": big_s, "s": subject, "P": possessive.capitalize(), "p": possessive, "o": objective,
         "place": rng.choice(PLACES), "time": rng.choice(TIMES), "thing": rng.choice(THINGS),
-        "feeling": rng.choice(FEELINGS), "v": rng.choice(VERB_OPENINGS),
+        "feeling": rng.choice(FEELINGS),
         "hobby": facts.get("main hobby", "gardening"), "music": facts.get("favourite music", "whatever is on"),
-        "pets": "a " + facts["pets"] if facts.get("pets", "no pets") != "no pets" else "no pet to feed",
+        "pets": with_article(facts["pets"]) if facts.get("pets", "no pets") != "no pets" else "no pet to feed",
         "value": facts.get("most important value", "family"), "diet": facts.get("diet", "no special rules"),
-        "sleep": facts.get("sleep rhythm", "early riser"), "news": facts.get("main news source", "the radio"),
+        "sleep_phrase": with_article(facts.get("sleep rhythm", "early riser")),
+        "news": facts.get("main news source", "the radio"),
         "commute": facts.get("usual way of getting around", "walking"),
         "goal": facts.get("main goal for the next few years", "a calmer life"),
     }
-    first = "{S} {v} {time} at {place} with {thing}."
-    if fill["v"] in ("often", "usually"):
-        first = "{S} {v} spends time {time} at {place} with {thing}."
-    rest = rng.sample(SENTENCES[1:], 2)
+    first = rng.choice(OPENINGS)
+    rest = rng.sample(SENTENCES, 2)
     text = " ".join(s.format(**fill) for s in [first, *rest])
     if flawed:
         text += " " + FIRST_PERSON
