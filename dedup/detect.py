@@ -34,6 +34,7 @@ class DedupItems:
     text_signatures: np.ndarray | None = None
     fact_signatures: np.ndarray | None = None
     vectors: np.ndarray | None = None
+    text_hashes: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,7 +47,9 @@ def fact_set(attributes: Sequence[tuple[str, str]] | Sequence[dict] | dict[str, 
 
 
 def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None) -> DedupItems:
-    """Fill in whatever signatures and vectors the enabled layers need and are missing."""
+    """Fill in whatever hashes, signatures and vectors the enabled layers need and are missing."""
+    if cfg.exact and items.text_hashes is None:
+        items.text_hashes = [text_hash(t) for t in items.texts]
     if cfg.minhash and items.text_signatures is None:
         items.text_signatures = signatures_of_texts(items.texts, cfg.shingles, cfg.num_perm)
     if cfg.facts and items.facts is not None and items.fact_signatures is None:
@@ -81,14 +84,15 @@ def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
         text_signatures=_concat(a.text_signatures, b.text_signatures),
         fact_signatures=_concat(a.fact_signatures, b.fact_signatures),
         vectors=_concat(a.vectors, b.vectors),
+        text_hashes=(a.text_hashes + b.text_hashes) if a.text_hashes is not None and b.text_hashes is not None
+        else None,
     )
 
 
-def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
+def exact_pairs(hashes: Sequence[str], first_new: int) -> list[DuplicatePair]:
     first_by_hash: dict[str, int] = {}
     pairs = []
-    for index, text in enumerate(texts):
-        digest = text_hash(text)
+    for index, digest in enumerate(hashes):
         if digest in first_by_hash:
             if index >= first_new:
                 pairs.append(DuplicatePair(first_by_hash[digest], index, "exact", 1.0))
@@ -98,7 +102,10 @@ def exact_pairs(texts: Sequence[str], first_new: int) -> list[DuplicatePair]:
 
 
 def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[DuplicatePair]:
-    pairs = exact_pairs(items.texts, first_new) if cfg.exact else []
+    pairs = []
+    if cfg.exact:
+        hashes = items.text_hashes if items.text_hashes is not None else [text_hash(t) for t in items.texts]
+        pairs = exact_pairs(hashes, first_new)
     if cfg.minhash:
         pairs += minhash_pairs(lambda i: shingles(items.texts[i], cfg.shingles), items.text_signatures,
                                cfg.minhash_threshold, "minhash", first_new)

@@ -39,7 +39,7 @@ def _matrix(column: pa.ChunkedArray, dtype: type) -> np.ndarray | None:
 
 
 def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
-    """The shard's accepted personas with what the enabled layers need: text, facts, signatures, vector."""
+    """The shard's accepted personas with what the enabled layers need: text, facts, hash, signatures, vector."""
     accepted = settled.filter(pc.field("accepted")).select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
     rows = accepted.to_pylist()
     items = DedupItems(ids=[r["persona_id"] for r in rows], texts=[r["narrative"] for r in rows],
@@ -48,6 +48,8 @@ def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
     compute_features(items, cfg, embedder)
     columns = {name: accepted.column(name) for name in ("persona_id", *RANK_COLUMNS, "narrative")}
     columns["facts"] = pa.array([sorted(f) for f in items.facts or []], type=pa.list_(pa.string()))
+    if items.text_hashes is not None:
+        columns["text_hash"] = pa.array(items.text_hashes, type=pa.string())
     for name in ("text_signatures", "fact_signatures", "vectors"):
         value = getattr(items, name)
         if value is not None and len(rows):
@@ -68,4 +70,5 @@ def items_of_features(features: pa.Table, best_first: bool = True) -> DedupItems
         text_signatures=_matrix(features.column("text_signatures"), np.uint32) if "text_signatures" in names else None,
         fact_signatures=_matrix(features.column("fact_signatures"), np.uint32) if "fact_signatures" in names else None,
         vectors=_matrix(features.column("vectors"), np.float32) if "vectors" in names else None,
+        text_hashes=features.column("text_hash").to_pylist() if "text_hash" in names else None,
     )

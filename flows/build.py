@@ -37,8 +37,6 @@ from taxonomy.names import NAME_SOURCE
 from taxonomy.presets import load_preset
 from taxonomy.quotas import QuotaCell, assign_slots, plan_backfill, plan_quotas, shortfall
 from taxonomy.sample_tally import metrics_scope
-from taxonomy.skeleton_table import SKELETON_STATISTICS
-from validators.constraints import sample_shard_table
 from validators.rule_pack import load_rule_pack
 from workers.cpu_tasks import run_all, share, tasks_can_run
 from workers.engine_pool import Engines, backend_secrets
@@ -47,37 +45,17 @@ from workers.prompts import template_hash
 from workers.proposer import ensure_ray
 
 
-@task(**STAGE_TASK)
-def sample_wave(run: RunFolder, cfg: RunConfig, taxonomy_ref: object, shards: list[int], ranges: list[range],
-                cells: list[QuotaCell], parallel: bool) -> float:
-    """Sample every shard of a wave not yet on disk, in parallel tasks; returns the tasks' seconds."""
-    first_slot = ranges[0].start if ranges else 0
-
-    def jobs():
-        for shard, slots in zip(shards, ranges, strict=True):
-            if not run.stage_shard("skeletons", shard).is_file():
-                cells_here = cells[slots.start - first_slot:slots.stop - first_slot]
-                yield shard, (taxonomy_ref, cells_here, cfg.seed, slots, cfg.deep_attributes, shard)
-
-    seconds = 0.0
-    with stage_progress("sample (shards)", len(shards)) as advance:
-        for shard, table, spent in run_all(sample_shard_table, jobs(), parallel):
-            write_table_atomically(table, run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
-            seconds += spent
-            advance()
-    return seconds
-
-
 @task(**MODEL_TASK)
 def stream_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, taxonomy_ref: object, wave: int,
-                shards: list[int], engines: Engines) -> dict[str, float]:
-    """Propose, validate, revise and settle a wave's shards, streamed (flows/wave_stream.py)."""
+                plan: dict[int, tuple[range, list[QuotaCell]]], engines: Engines) -> dict[str, float]:
+    """Sample, propose, validate, revise and settle a wave's shards, streamed (flows/wave_stream.py)."""
 
     def round_done(round_no: int) -> None:
         mark_stage_done(run, f"propose:wave-{wave}:round-{round_no}")
         mark_stage_done(run, f"validate:wave-{wave}:round-{round_no}")
 
-    waves = WaveStream(run, cfg, taxonomy, taxonomy_ref, shards, engines, round_done)
+    waves = WaveStream(run, cfg, taxonomy, taxonomy_ref, list(plan), engines, round_done,
+                       lambda: mark_stage_done(run, f"sample:wave-{wave}"), plan)
     waves.run_wave(f"propose wave {wave}")
     mark_stage_done(run, f"settle:wave-{wave}")
     return waves.task_seconds
@@ -215,14 +193,11 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
             wave_shards = list(range(len(shards), len(shards) + len(ranges)))
             shards += wave_shards
             logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
-            with stage("sample", f"sample:wave-{wave}"):
-                add_seconds(timings, "sample_cpu",
-                            sample_wave(run, cfg, taxonomy_ref, wave_shards, ranges, wave_cells,
-                                        tasks_can_run(engines.reserved_cpus)))
-            # Validation and settling run beside the model workers: their seconds are task seconds.
-            with stage("propose_validate_settle", f"stream:wave-{wave}"):
-                for kind, seconds in stream_wave(run, cfg, taxonomy, taxonomy_ref, wave, wave_shards,
-                                                 engines).items():
+            plan = {shard: (slots, wave_cells[slots.start - first_slot:slots.stop - first_slot])
+                    for shard, slots in zip(wave_shards, ranges, strict=True)}
+            # Sampling, validation and settling run beside the model workers: their seconds are task seconds.
+            with stage("sample_propose_validate_settle", f"stream:wave-{wave}"):
+                for kind, seconds in stream_wave(run, cfg, taxonomy, taxonomy_ref, wave, plan, engines).items():
                     add_seconds(timings, f"{kind}_cpu", seconds)
             if cfg.judge.enabled:
                 with stage("judge", f"judge:wave-{wave}"):

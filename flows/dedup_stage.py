@@ -59,18 +59,36 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel:
     return pa.concat_tables([pq.read_table(features_path(run, s)) for s in shards], promote_options="default")
 
 
+def clusters_path(run: RunFolder, wave: int) -> Path:
+    return run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
+
+
 @task(**STAGE_TASK)
 def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, parallel: bool = True) -> Path:
-    """Cluster every accepted persona so far (all waves), against --against corpora too."""
-    out = run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
+    """Cluster every accepted persona so far, against --against corpora too.
+
+    Wave 0 clusters its personas among themselves. A backfill wave clusters only its new personas,
+    against the personas kept so far (and the --against corpora): what earlier waves kept stays
+    kept, so a backfill never takes a persona from a stratum it already filled, and each wave costs
+    in proportion to the corpus, not the corpus times the number of waves."""
+    out = clusters_path(run, wave)
     if out.is_file():
         return out
-    items = items_of_features(corpus_features(run, cfg, shards, parallel))
+    features = corpus_features(run, cfg, shards, parallel)
     # The build's own features are computed per shard; the embedder is needed here only for
     # earlier corpora whose stored index lacks vectors.
-    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
+    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic and cfg.against else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
-    clusters = find_duplicates(items, cfg.dedup, embedder, existing)
+    previous = pq.read_table(clusters_path(run, wave - 1)) if wave else None
+    if previous is not None:
+        ids = features.column("persona_id")
+        kept_before = previous.filter(pc.field("kept")).column("persona_id")
+        kept_items = items_of_features(features.filter(pc.is_in(ids, value_set=kept_before)))
+        existing = kept_items if existing is None else concat_items(existing, kept_items)
+        features = features.filter(pc.invert(pc.is_in(ids, value_set=previous.column("persona_id"))))
+    clusters = find_duplicates(items_of_features(features), cfg.dedup, embedder, existing)
+    if previous is not None:
+        clusters = pa.concat_tables([previous, clusters.cast(previous.schema)])
     return write_table_atomically(clusters, out)
 
 

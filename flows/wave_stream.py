@@ -1,15 +1,15 @@
-"""One wave of a build, streamed shard by shard: propose -> validate -> revise -> settle.
+"""One wave of a build, streamed shard by shard: sample -> propose -> validate -> revise -> settle.
 
-Each shard moves on its own. As soon as all of a round's answers for a shard are in, they are
-committed and validated in a Ray task; the slots that failed go straight back to the model workers
-as revise requests; after the last round the shard is settled in another task. So the workers keep
-generating while validation and settling run beside them, and nothing waits for the slowest shard
-of a round. Shards open lazily (only while the workers' queue runs low), so the driver holds a few
-shards in memory, not the wave.
+Each shard moves on its own. It is sampled (in a Ray task) when it opens. As soon as all of a
+round's answers for a shard are in, they are committed and validated in a Ray task; the slots that
+failed go straight back to the model workers as revise requests; after the last round the shard is
+settled in another task. So the workers keep generating while sampling, validation and settling run
+beside them, and nothing waits for the slowest shard of a round. Shards open lazily (only while the
+workers' queue runs low), so the driver holds a few shards in memory, not the wave.
 
-Every step commits one shard file (proposals, verdicts per round; settled), so a rerun resumes from
-whatever is on disk; answers do not depend on the order they arrive in (each request carries its
-slot's seed, and rows are sorted by persona_id before they are written).
+Every step commits one shard file (skeletons; proposals and verdicts per round; settled), so a rerun
+resumes from whatever is on disk; answers do not depend on the order they arrive in (each request
+carries its slot's seed, and rows are sorted by persona_id before they are written).
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.run_folder import RunFolder, write_table_atomically
+from dedup.shard_features import shard_features
+from flows.dedup_stage import features_path
 from flows.progress import stage_progress
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS
 from taxonomy.model import Taxonomy
-from taxonomy.skeleton_table import skeletons_of_table
+from taxonomy.skeleton_table import SKELETON_STATISTICS, skeletons_of_table
+from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
 from validators.settle import failed_checks, settle_shard_table
 from workers.backend import GenerationResult
@@ -76,18 +79,29 @@ class WaveStream:
     shards: list[int]
     engines: Engines
     on_round_done: Any  # callback(round_no) once every shard of the wave has that round's verdicts
+    on_sampled: Any  # callback() once every shard of the wave has its skeletons
+    plan: dict[int, tuple[range, list]]  # shard -> (its slots, their quota cells)
     task_seconds: dict[str, float] = field(default_factory=dict)
     proposing: dict[int, OpenRound] = field(default_factory=dict)
     shard_of: dict[str, int] = field(default_factory=dict)
     rounds_done: set[tuple[int, int]] = field(default_factory=set)
+    sampled: set[int] = field(default_factory=set)
+    sampling: int = 0  # shards whose sampling task runs now
 
     @property
     def rounds(self) -> int:
         return self.cfg.max_revise_rounds + 1
 
+    @property
+    def features_here(self) -> bool:
+        """Features come from settled slots unless a judge gates them first (then the dedup stage makes them)."""
+        return not self.cfg.judge.enabled
+
     def run_wave(self, label: str) -> None:
         backend = self.cfg.backend
-        low_water = QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size
+        # A shard's worth of requests queued at least: the next shard is sampled while they are answered.
+        low_water = max(self.cfg.shard_size,
+                        QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size)
         self.stream: RequestStream = self.engines.stream(backend, label)
         self.parallel = tasks_can_run(self.engines.reserved_cpus)
         unopened = deque(self.shards)
@@ -95,7 +109,7 @@ class WaveStream:
             self.advance = advance
 
             def open_more() -> None:
-                while unopened and self.stream.queued_requests < low_water:
+                while unopened and not self.sampling and self.stream.queued_requests < low_water:
                     self.resume(unopened.popleft())
 
             open_more()
@@ -108,6 +122,13 @@ class WaveStream:
 
     def resume(self, shard: int) -> None:
         """Take the shard's next step from what is on disk."""
+        if not self.run.stage_shard("skeletons", shard).is_file():
+            slots, cells = self.plan[shard]
+            self.sampling += 1
+            self.start(("sample", shard, None), sample_shard_table, self.taxonomy_ref, cells, self.cfg.seed, slots,
+                       self.cfg.deep_attributes, shard)
+            return
+        self.skeletons_committed(shard)
         for round_no in range(self.rounds):
             if not self.run.round_shard("proposals", round_no, shard).is_file():
                 self.propose(shard, round_no)
@@ -118,6 +139,11 @@ class WaveStream:
             self.round_committed(shard, round_no)
         if not self.run.stage_shard("settled", shard).is_file():
             self.settle(shard)
+            return
+        if self.features_here and not features_path(self.run, shard).is_file():
+            # Dedup signatures and vectors while the workers generate: the dedup stage then only pairs.
+            self.start(("features", shard, None), shard_features,
+                       pq.read_table(self.run.stage_shard("settled", shard)), self.cfg.dedup)
             return
         self.advance()
 
@@ -170,11 +196,22 @@ class WaveStream:
     def on_task(self, tag: tuple, table: pa.Table, seconds: float) -> None:
         kind, shard, round_no = tag
         self.task_seconds[kind] = self.task_seconds.get(kind, 0.0) + seconds
-        if kind == "validate":
+        if kind == "sample":
+            self.sampling -= 1
+            write_table_atomically(table, self.run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
+        elif kind == "validate":
             write_table_atomically(table, self.run.round_shard("verdicts", round_no, shard))
-        else:
+        elif kind == "settle":
             write_table_atomically(table, self.run.stage_shard("settled", shard))
+        else:
+            write_table_atomically(table, features_path(self.run, shard))
         self.resume(shard)
+
+    def skeletons_committed(self, shard: int) -> None:
+        if shard not in self.sampled:
+            self.sampled.add(shard)
+            if len(self.sampled) == len(self.shards):
+                self.on_sampled()
 
     def round_committed(self, shard: int, round_no: int) -> None:
         if (shard, round_no) in self.rounds_done:
