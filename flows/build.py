@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
+from prefect.utilities.annotations import quote
 
 from corpus.catalog import build_catalog
 from corpus.dataset_card import write_dataset_card
@@ -197,7 +198,9 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
                     for shard, slots in zip(wave_shards, ranges, strict=True)}
             # Sampling, validation and settling run beside the model workers: their seconds are task seconds.
             with stage("sample_propose_validate_settle", f"stream:wave-{wave}"):
-                for kind, seconds in stream_wave(run, cfg, taxonomy, taxonomy_ref, wave, plan, engines).items():
+                # quote(): Prefect would otherwise walk every quota cell of the plan to look for futures.
+                for kind, seconds in stream_wave(run, cfg, quote(taxonomy), taxonomy_ref, wave, quote(plan),
+                                                 engines).items():
                     add_seconds(timings, f"{kind}_cpu", seconds)
             if cfg.judge.enabled:
                 with stage("judge", f"judge:wave-{wave}"):
