@@ -14,7 +14,7 @@ carries its slot's seed, and rows are sorted by persona_id before they are writt
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,7 @@ class WaveStream:
     proposing: dict[int, OpenRound] = field(default_factory=dict)
     shard_of: dict[str, int] = field(default_factory=dict)
     rounds_done: set[tuple[int, int]] = field(default_factory=set)
+    shards_past_round: Counter = field(default_factory=Counter)  # round -> shards with its verdicts
     sampled: set[int] = field(default_factory=set)
     sampling: int = 0  # shards whose sampling task runs now
 
@@ -217,5 +218,6 @@ class WaveStream:
         if (shard, round_no) in self.rounds_done:
             return
         self.rounds_done.add((shard, round_no))
-        if sum(1 for _, r in self.rounds_done if r == round_no) == len(self.shards):
+        self.shards_past_round[round_no] += 1
+        if self.shards_past_round[round_no] == len(self.shards):
             self.on_round_done(round_no)
