@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -72,8 +73,7 @@ def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_s
         state = wait_for_final_state(flow_run_id, env, timeout=600)
         assert state == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-4000:])
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop_worker(worker)
         worker_log.close()
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -81,6 +81,17 @@ def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_s
     assert list((out / "personas").glob("part-*.parquet"))
     effective = yaml.safe_load((out / "config.yaml").read_text())
     assert effective["population"] == 2 and effective["seed"] == 3  # the run's overrides, not the file's
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL its session: a worker whose API went away retries it for minutes on the
+    way out, and how fast a worker exits is not what this test is about."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
 
 
 DEPLOYMENTS_AS_JSON = """
