@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -197,10 +198,10 @@ def main() -> None:
         if args.capacity:
             rows.append(measure(args.capacity_size, args, Path(tmp), args.capacity))
             show(rows[-1])
-    if len(rows) > 1 and rows[0]["size"] != rows[1]["size"]:
-        first, last = rows[0], rows[-1] if not args.capacity else rows[-2]
-        print(f"\nper-persona cost {last['size']:,} vs {first['size']:,}: "
-              f"{(last['flow_s'] / last['slots']) / (first['flow_s'] / first['slots']):.2f}x (1.00 = linear)")
+    instant = [r for r in rows if "ratio_to_capacity" not in r]
+    for small, large in itertools.pairwise(instant):
+        print(f"per-persona cost {large['size']:,} vs {small['size']:,}: "
+              f"{(large['flow_s'] / large['slots']) / (small['flow_s'] / small['slots']):.2f}x (1.00 = linear)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
