@@ -139,7 +139,9 @@ class BackendConfig(StrictModel):
         description="None: the CPUs of the node a worker runs on, shared among the workers that fit there.")
     workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy for the whole build.")
     batch_size: int = Field(default=4, ge=1, description="Requests per batch sent to a worker.")
-    cpus_per_worker: float = Field(default=1.0, ge=0, description="Ray CPUs each model worker reserves.")
+    cpus_per_worker: float = Field(
+        default=1.0, ge=0, description="Ray CPUs each model worker reserves for the whole build (openai workers "
+        "only wait on HTTP: 0 leaves every CPU to the build's validation, settling and dedup tasks).")
     resources: dict[str, float] = Field(
         default_factory=dict,
         description="Custom Ray resources each model worker reserves, to place workers on chosen nodes "
