@@ -25,11 +25,12 @@ from corpus.run_folder import RunFolder, write_table_atomically
 from dedup.shard_features import shard_features
 from flows.dedup_stage import features_path
 from flows.progress import stage_progress
+from flows.stage_io import read_rows, read_skeletons
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS
 from taxonomy.model import Taxonomy
-from taxonomy.skeleton_table import SKELETON_STATISTICS, skeletons_of_table
+from taxonomy.skeleton_table import SKELETON_STATISTICS
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
 from validators.settle import failed_checks, settle_shard_table
@@ -45,10 +46,10 @@ QUEUE_DEPTH_IN_FLIGHTS = 2
 
 def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
     """Slots to propose in this round and the feedback each gets (none in round 0)."""
-    skeletons = skeletons_of_table(pq.read_table(run.stage_shard("skeletons", shard)))
+    skeletons = read_skeletons(run.stage_shard("skeletons", shard))
     if round_no == 0:
         return skeletons, {}
-    previous = failed_checks(pq.read_table(run.round_shard("verdicts", round_no - 1, shard)).to_pylist())
+    previous = failed_checks(read_rows(run.round_shard("verdicts", round_no - 1, shard)))
     feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
     return [s for s in skeletons if s.persona_id in feedback], feedback
 

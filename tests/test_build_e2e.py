@@ -428,6 +428,26 @@ def test_a_ray_worker_killed_mid_batch_loses_nothing(prefect_harness, local_ray,
     assert manifest["last_run_engines"]["starts"] == 2  # the first load and the restart after the kill
 
 
+def test_a_build_whose_model_workers_hold_every_cpu_validates_in_the_driver(prefect_harness, local_ray, tmp_path):
+    """Two model workers of one CPU on the 2-CPU test Ray leave no CPU for tasks: sampling, validation,
+    settling and dedup features run in the driver instead of waiting forever. A rerun of the finished
+    build loads no model at all."""
+    from workers.cpu_tasks import tasks_can_run
+
+    assert not tasks_can_run(2.0)
+    cfg = tiny_config(name="tiny-all-cpus", population=2, max_backfill_waves=0,
+                      backend=BackendConfig(max_tokens=160, batch_size=1, workers=2, cpus_per_worker=1).model_dump())
+    out = tmp_path / "all-cpus"
+    build_corpus(cfg, str(out))
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    ids = query_run(out, "select persona_id from personas union all select persona_id from rejects")
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == ids.num_rows == 2
+    assert {"sample_cpu", "validate_cpu", "settle_cpu", "features_cpu"} <= set(manifest["last_run_stage_seconds"])
+    assert manifest["last_run_engines"]["starts"] == 2
+    build_corpus(cfg, str(out))
+    assert orjson.loads((out / "manifest.json").read_bytes())["last_run_engines"]["starts"] == 0
+
+
 def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
     config = tmp_path / "one.yaml"
     config.write_text(tiny_config(name="one", population=1, max_revise_rounds=0, max_backfill_waves=0,

@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,7 @@ class EnginePool:
 
     def stream(self, stage: str) -> RequestStream:
         """A stream the caller feeds while it reads: requests added as answers arrive keep the workers busy."""
-        return RequestStream(self, stage)
+        return RequestStream(lambda: self, stage)
 
     def close(self) -> None:
         import ray
@@ -249,18 +249,28 @@ class RequestStream:
     and revises while the model workers keep generating.
     """
 
-    def __init__(self, pool: EnginePool, stage: str) -> None:
-        self.pool = pool
+    def __init__(self, open_pool: Callable[[], EnginePool], stage: str) -> None:
+        self.open_pool = open_pool
+        self._pool: EnginePool | None = None  # opened by the first request: a resumed wave may need none
         self.stage = stage
         self.pending: deque[list[dict]] = deque()
         self.in_flight: dict[Any, tuple[int, list[dict]]] = {}  # ref -> (worker, its batch)
         self.tracked: dict[Any, Any] = {}  # ref -> the caller's tag
-        self.load = [0] * len(pool.actors)
+        self.load: list[int] = []
         self.resent = 0
 
+    @property
+    def pool(self) -> EnginePool:
+        if self._pool is None:
+            self._pool = self.open_pool()
+            self.load = [0] * len(self._pool.actors)
+        return self._pool
+
     def add(self, requests: Iterable[GenerationRequest]) -> None:
-        self.pending.extend(chunked([r.model_dump() for r in requests], self.pool.cfg.batch_size))
-        self._fill()
+        dumped = [r.model_dump() for r in requests]
+        if dumped:
+            self.pending.extend(chunked(dumped, self.pool.cfg.batch_size))
+            self._fill()
 
     def track(self, ref: Any, tag: Any) -> None:
         self.tracked[ref] = tag
@@ -282,7 +292,10 @@ class RequestStream:
 
         while self.in_flight or self.tracked or self.pending:
             self._fill()
-            (ref,) = self.pool._wait_for_one([*self.in_flight, *self.tracked], self.stage)
+            if self._pool is None:  # only the caller's own tasks so far: no workers to watch
+                (ref,), _ = ray.wait(list(self.tracked), num_returns=1)
+            else:
+                (ref,) = self._pool._wait_for_one([*self.in_flight, *self.tracked], self.stage)
             if ref in self.tracked:
                 tag = self.tracked.pop(ref)
                 yield StreamEvent("task", ray.get(ref), tag)
@@ -390,7 +403,8 @@ class Engines:
         return self.pools[key]
 
     def stream(self, cfg: BackendConfig, stage: str) -> RequestStream:
-        return self.pool(cfg).stream(stage)
+        """A stream whose pool starts with its first request (a resumed wave with nothing left loads no model)."""
+        return RequestStream(lambda: self.pool(cfg), stage)
 
     @property
     def reserved_cpus(self) -> float:
