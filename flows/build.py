@@ -208,7 +208,7 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
                     for shard in wave_shards:
                         gate_shard(run, cfg, shard)
             with stage("dedup", f"dedup:wave-{wave}"):
-                clusters_path = dedup_corpus(run, cfg, shards, wave, tasks_can_run(engines.reserved_cpus))
+                clusters_path = dedup_corpus(run, cfg, shards, wave, tasks_can_run(engines.reserved_cpus()))
             first_slot += len(wave_cells)
             missing = shortfall(cells, kept_per_stratum(run, shards, clusters_path))
             stopped_by = backfill_stop(cfg, missing, wave, tokens_spent(run.root))

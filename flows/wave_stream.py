@@ -105,7 +105,7 @@ class WaveStream:
         low_water = max(self.cfg.shard_size,
                         QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size)
         self.stream: RequestStream = self.engines.stream(backend, label)
-        self.parallel = tasks_can_run(self.engines.reserved_cpus)
+        self.parallel = tasks_can_run(self.engines.reserved_cpus(backend))
         unopened = deque(self.shards)
         with stage_progress(f"{label} (shards settled)", len(self.shards)) as advance:
             self.advance = advance

@@ -406,10 +406,12 @@ class Engines:
         """A stream whose pool starts with its first request (a resumed wave with nothing left loads no model)."""
         return RequestStream(lambda: self.pool(cfg), stage)
 
-    @property
-    def reserved_cpus(self) -> float:
-        """Ray CPUs the live pools' workers hold (for as long as the build runs)."""
-        return sum(pool.cfg.workers * pool.cfg.cpus_per_worker for pool in self.pools.values())
+    def reserved_cpus(self, *starting: BackendConfig) -> float:
+        """Ray CPUs the workers hold for as long as the build runs: the live pools' and those of the
+        pools `starting` will open (a stream opens its pool only with its first request)."""
+        configs = {key: pool.cfg for key, pool in self.pools.items()}
+        configs.update((cfg.model_dump_json(), cfg) for cfg in starting)
+        return sum(cfg.workers * cfg.cpus_per_worker for cfg in configs.values())
 
     def generate(self, cfg: BackendConfig, requests: list[GenerationRequest],
                  stage: str) -> Iterator[GenerationResult]:
