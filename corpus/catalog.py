@@ -78,8 +78,12 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
     no ATTACH, no extension installs, and settings locked so the query cannot lift any of it."""
     run = RunFolder(Path(run_dir))
     if not run.catalog.is_file():
-        raise UserInputError(str(run_dir), "corpus.duckdb", "no catalog in this folder",
-                             "pass a finished run folder (populace build writes corpus.duckdb)")
+        raise UserInputError(
+            str(run_dir),
+            "corpus.duckdb",
+            "no catalog in this folder",
+            "pass a finished run folder (populace build writes corpus.duckdb)",
+        )
     catalog = catalog_for(run)
     con = duckdb.connect(str(catalog), read_only=True) if catalog else duckdb.connect()
     try:
@@ -102,12 +106,17 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
             raise UserInputError(str(run_dir), "sql", str(exc).splitlines()[0], "write one SELECT query") from exc
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             kinds = ", ".join(s.type.name for s in statements) or "nothing"
-            raise UserInputError(str(run_dir), "sql", f"only one SELECT is allowed, got {kinds}",
-                                 "query the views personas, rejects and attributes with one SELECT")
+            raise UserInputError(
+                str(run_dir),
+                "sql",
+                f"only one SELECT is allowed, got {kinds}",
+                "query the views personas, rejects and attributes with one SELECT",
+            )
         try:
             return con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise UserInputError(str(run_dir), "sql", str(exc).splitlines()[0],
-                                 "query the views personas, rejects and attributes") from exc
+            raise UserInputError(
+                str(run_dir), "sql", str(exc).splitlines()[0], "query the views personas, rejects and attributes"
+            ) from exc
     finally:
         con.close()

@@ -23,10 +23,14 @@ COLUMN_DESCRIPTIONS = {
     "name": "full name written by the LLM",
     "narrative": "third-person portrait written by the LLM, checked against the facts",
     "attributes": "the sampled facts as {key: attribute id, value} entries, copied from the skeleton, never "
-                  "re-typed by the LLM",
-    "run_id": "the run folder's name", "taxonomy_name": "taxonomy the facts come from",
-    "taxonomy_version": "its version", "taxonomy_hash": "sha256 of its canonical content",
-    "seed": "the run seed", "backend": "LLM backend kind", "model": "LLM model",
+    "re-typed by the LLM",
+    "run_id": "the run folder's name",
+    "taxonomy_name": "taxonomy the facts come from",
+    "taxonomy_version": "its version",
+    "taxonomy_hash": "sha256 of its canonical content",
+    "seed": "the run seed",
+    "backend": "LLM backend kind",
+    "model": "LLM model",
     "prompt_template_hash": "hash of the prompt template",
     "verdict_summary": "checks that failed (errors) or warned, over all rounds",
     "rounds": "propose/revise rounds the record took",
@@ -35,15 +39,22 @@ COLUMN_DESCRIPTIONS = {
     "judge_plausibility": "LLM judge score 1-5 (empty when the judge did not run)",
     "judge_consistency": "LLM judge score 1-5 (empty when the judge did not run)",
     "stage": "where the slot was rejected (validate, dedup, judge)",
-    "reason": "the failed check ids, or duplicate_of:<id>", "detail": "what failed, in words",
-    "round": "the last round", "raw_output": "what the LLM wrote, kept as it was",
+    "reason": "the failed check ids, or duplicate_of:<id>",
+    "detail": "what failed, in words",
+    "round": "the last round",
+    "raw_output": "what the LLM wrote, kept as it was",
     "duplicate_of": "the kept record this one duplicates",
 }
 
 
 def size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if n < limit:
             return label
     return "n>10M"
@@ -61,11 +72,23 @@ def card_header(manifest: dict, license_id: str) -> dict:
         # A config whose files hold no rows cannot be loaded ("corresponds to no data"): a run
         # without rejects declares no `rejects` config.
         "configs": [
-            {"config_name": "personas", "default": True, "batch_size": READ_BATCH_ROWS,
-             "data_files": [{"split": "train", "path": "personas/part-*.parquet"}]},
-            *([{"config_name": "rejects", "batch_size": READ_BATCH_ROWS,
-                "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}]}]
-              if manifest.get("rejected", 0) else []),
+            {
+                "config_name": "personas",
+                "default": True,
+                "batch_size": READ_BATCH_ROWS,
+                "data_files": [{"split": "train", "path": "personas/part-*.parquet"}],
+            },
+            *(
+                [
+                    {
+                        "config_name": "rejects",
+                        "batch_size": READ_BATCH_ROWS,
+                        "data_files": [{"split": "train", "path": "rejects/part-*.parquet"}],
+                    }
+                ]
+                if manifest.get("rejected", 0)
+                else []
+            ),
         ],
     }
 
@@ -74,24 +97,45 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
     strata = manifest.get("strata", {})
     sampling = manifest.get("sampling") or {}
     lines = [
-        "---", yaml.safe_dump(card_header(manifest, license_id), sort_keys=False).strip(), "---", "",
-        f"# Synthetic personas: {manifest['run_id']}", "",
+        "---",
+        yaml.safe_dump(card_header(manifest, license_id), sort_keys=False).strip(),
+        "---",
+        "",
+        f"# Synthetic personas: {manifest['run_id']}",
+        "",
         "Synthetic persona records built by populace: facts sampled from a taxonomy with exact quotas, prose "
         "written by an LLM and checked against the facts, near-duplicates removed. The people are invented; "
-        "any resemblance to real persons is coincidence.", "",
-        "## Requested vs produced", "",
-        f"{manifest.get('produced', 0)} personas produced of {manifest.get('requested', 0)} requested; "
-        + (f"{manifest['rejected']} rejected slots are kept in the `rejects` config with their reasons."
-           if manifest.get("rejected", 0) else "no slot was rejected, so the card declares no `rejects` config."),
+        "any resemblance to real persons is coincidence.",
         "",
-        "| stratum | requested | produced |", "|---|---|---|",
-        *[f"| {name} | {c['requested']} | {c['produced']} |" for name, c in strata.items()], "",
-        "## Columns", "",
-        "`personas`:", "", "| column | type | description |", "|---|---|---|",
-        *[f"| {f.name} | {f.type} | {COLUMN_DESCRIPTIONS.get(f.name, '')} |" for f in PERSONAS], "",
-        "`rejects`:", "", "| column | type | description |", "|---|---|---|",
-        *[f"| {f.name} | {f.type} | {COLUMN_DESCRIPTIONS.get(f.name, '')} |" for f in REJECTS], "",
-        "## Lineage", "",
+        "## Requested vs produced",
+        "",
+        f"{manifest.get('produced', 0)} personas produced of {manifest.get('requested', 0)} requested; "
+        + (
+            f"{manifest['rejected']} rejected slots are kept in the `rejects` config with their reasons."
+            if manifest.get("rejected", 0)
+            else "no slot was rejected, so the card declares no `rejects` config."
+        ),
+        "",
+        "| stratum | requested | produced |",
+        "|---|---|---|",
+        *[f"| {name} | {c['requested']} | {c['produced']} |" for name, c in strata.items()],
+        "",
+        "## Columns",
+        "",
+        "`personas`:",
+        "",
+        "| column | type | description |",
+        "|---|---|---|",
+        *[f"| {f.name} | {f.type} | {COLUMN_DESCRIPTIONS.get(f.name, '')} |" for f in PERSONAS],
+        "",
+        "`rejects`:",
+        "",
+        "| column | type | description |",
+        "|---|---|---|",
+        *[f"| {f.name} | {f.type} | {COLUMN_DESCRIPTIONS.get(f.name, '')} |" for f in REJECTS],
+        "",
+        "## Lineage",
+        "",
         f"- taxonomy: {manifest.get('taxonomy', {}).get('name')} {manifest.get('taxonomy', {}).get('version')} "
         f"(sha256 {str(manifest.get('taxonomy', {}).get('hash', ''))[:16]}…)",
         f"- backend: {manifest.get('backend', {}).get('kind')} / {manifest.get('backend', {}).get('model')}",
@@ -100,8 +144,10 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
         "the LLM continues it",
         f"- prompt template hash: {manifest.get('prompt_template_hash')}",
         f"- config fingerprint: {manifest.get('fingerprint')}",
-        f"- library versions: {', '.join(f'{k} {v}' for k, v in manifest.get('versions', {}).items())}", "",
-        "## Metrics", "",
+        f"- library versions: {', '.join(f'{k} {v}' for k, v in manifest.get('versions', {}).items())}",
+        "",
+        "## Metrics",
+        "",
         f"- acceptance rate per slot: {manifest.get('acceptance_rate')}",
         f"- completion tokens per persona: {manifest.get('completion_tokens_per_persona')}",
         f"- slots backfilled: {manifest.get('backfilled')} (stopped by {manifest.get('backfill_stopped_by')})",
@@ -109,11 +155,19 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
         f"- taxonomy leaf coverage: {sampling.get('leaf_coverage')}",
         *[f"- census fit {name}: TVD {fit.get('tvd')}" for name, fit in sampling.get("preset_fit", {}).items()],
         "",
-        "## Loading", "",
-        "```python", "from datasets import load_dataset", "",
-        'personas = load_dataset("path/to/this/folder", "personas", split="train")', "```", "",
-        "```sql", "-- populace query <this folder> \"...\", or DuckDB directly:",
-        "SELECT stratum, count(*) FROM 'personas/*.parquet' GROUP BY stratum;", "```", "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'personas = load_dataset("path/to/this/folder", "personas", split="train")',
+        "```",
+        "",
+        "```sql",
+        '-- populace query <this folder> "...", or DuckDB directly:',
+        "SELECT stratum, count(*) FROM 'personas/*.parquet' GROUP BY stratum;",
+        "```",
+        "",
     ]
     return "\n".join(lines)
 

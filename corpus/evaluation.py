@@ -43,8 +43,9 @@ def hard_errors(sample: CorpusSample) -> list[bool]:
     out = []
     for fields in sample.records:
         missing = any(fields.get(f) in (None, "") for f in sample.required)
-        outside = any(str(fields[f]) not in allowed for f, allowed in sample.enums.items()
-                      if fields.get(f) not in (None, ""))
+        outside = any(
+            str(fields[f]) not in allowed for f, allowed in sample.enums.items() if fields.get(f) not in (None, "")
+        )
         out.append(missing or outside)
     return out
 

@@ -17,31 +17,60 @@ def reject_stage(reason: str) -> str:
     return "judge" if reason.startswith("judge:") else "validate"
 
 
-def persona_tables(settled: pa.Table, clusters: pa.Table, lineage: dict, created_at: datetime,
-                   label: str) -> tuple[pa.Table, pa.Table]:
+def persona_tables(
+    settled: pa.Table, clusters: pa.Table, lineage: dict, created_at: datetime, label: str
+) -> tuple[pa.Table, pa.Table]:
     """(personas, rejects) of one shard's settled slots; `clusters` holds at least this shard's rows."""
     cluster_of = {r["persona_id"]: r for r in clusters.to_pylist()}
     personas, rejects = [], []
     for row in settled.to_pylist():
-        base = {"persona_id": row["persona_id"], "slot": row["slot"], "stratum": row["stratum"],
-                "run_id": lineage["run_id"], "created_at": created_at}
+        base = {
+            "persona_id": row["persona_id"],
+            "slot": row["slot"],
+            "stratum": row["stratum"],
+            "run_id": lineage["run_id"],
+            "created_at": created_at,
+        }
         cluster = cluster_of.get(row["persona_id"])
         if not row["accepted"]:
-            rejects.append({**base, "stage": reject_stage(row["reason"]), "reason": row["reason"],
-                            "detail": row["detail"], "round": row["rounds"] - 1, "raw_output": row["raw_output"],
-                            "duplicate_of": None})
+            rejects.append(
+                {
+                    **base,
+                    "stage": reject_stage(row["reason"]),
+                    "reason": row["reason"],
+                    "detail": row["detail"],
+                    "round": row["rounds"] - 1,
+                    "raw_output": row["raw_output"],
+                    "duplicate_of": None,
+                }
+            )
         elif cluster and cluster["duplicate_of"]:
-            rejects.append({**base, "stage": "dedup", "reason": f"duplicate_of:{cluster['duplicate_of']}",
-                            "detail": f"{cluster['layer']} similarity {cluster['similarity']:.3f}",
-                            "round": row["rounds"] - 1, "raw_output": row["raw_output"],
-                            "duplicate_of": cluster["duplicate_of"]})
+            rejects.append(
+                {
+                    **base,
+                    "stage": "dedup",
+                    "reason": f"duplicate_of:{cluster['duplicate_of']}",
+                    "detail": f"{cluster['layer']} similarity {cluster['similarity']:.3f}",
+                    "round": row["rounds"] - 1,
+                    "raw_output": row["raw_output"],
+                    "duplicate_of": cluster["duplicate_of"],
+                }
+            )
         else:
-            personas.append({**base, **lineage, "name": row["name"], "narrative": row["narrative"],
-                             "attributes": [{"key": k, "value": v} for k, v in row["attributes"]],
-                             "verdict_summary": row["verdict_summary"],
-                             "rounds": row["rounds"], "judge_plausibility": row["judge_plausibility"],
-                             "judge_consistency": row["judge_consistency"],
-                             "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"]})
+            personas.append(
+                {
+                    **base,
+                    **lineage,
+                    "name": row["name"],
+                    "narrative": row["narrative"],
+                    "attributes": [{"key": k, "value": v} for k, v in row["attributes"]],
+                    "verdict_summary": row["verdict_summary"],
+                    "rounds": row["rounds"],
+                    "judge_plausibility": row["judge_plausibility"],
+                    "judge_consistency": row["judge_consistency"],
+                    "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"],
+                }
+            )
     personas_table = pa.Table.from_pylist(personas, schema=PERSONAS)
     rejects_table = pa.Table.from_pylist(rejects, schema=REJECTS)
     check_table(personas_table, PERSONAS_CHECK, f"personas {label}")

@@ -38,7 +38,7 @@ def words(text: str) -> list[str]:
 
 
 def ngrams(tokens: Sequence, n: int) -> list[tuple]:
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -90,9 +90,18 @@ def self_bleu2(texts: Sequence[str]) -> float:
             elsewhere = second if owner == i else largest
             total[len(gram) - 1] += count
             correct[len(gram) - 1] += min(count, elsewhere)
-        scores.append(BLEU.compute_bleu(correct, total, hyp_len, ref_len, smooth_method=bleu.smooth_method,
-                                        smooth_value=bleu.smooth_value, effective_order=True,
-                                        max_ngram_order=2).score)
+        scores.append(
+            BLEU.compute_bleu(
+                correct,
+                total,
+                hyp_len,
+                ref_len,
+                smooth_method=bleu.smooth_method,
+                smooth_value=bleu.smooth_value,
+                effective_order=True,
+                max_ngram_order=2,
+            ).score
+        )
     return float(np.mean(scores))
 
 

@@ -19,10 +19,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-FIRST_OR_SECOND_PERSON = re.compile(r"(?:^|[\s.,;:!?\"'(])(?:I|I'm|I've|I'd|I'll|me|my|mine|we|our|us|you|your)"
-                                    r"(?=[\s.,;:!?\"')]|$)", re.IGNORECASE)
-MARKUP_OR_META = re.compile(r"<[a-z/][^>]*>|\*\*|^#|\n#|```|\b(?:this|the) (?:persona|narrative|character profile)\b",
-                            re.IGNORECASE)
+FIRST_OR_SECOND_PERSON = re.compile(
+    r"(?:^|[\s.,;:!?\"'(])(?:I|I'm|I've|I'd|I'll|me|my|mine|we|our|us|you|your)"
+    r"(?=[\s.,;:!?\"')]|$)",
+    re.IGNORECASE,
+)
+MARKUP_OR_META = re.compile(
+    r"<[a-z/][^>]*>|\*\*|^#|\n#|```|\b(?:this|the) (?:persona|narrative|character profile)\b", re.IGNORECASE
+)
 NAME_KEYS = ("name", "full name", "full_name", "fullname")
 SEX_KEYS = ("demographics.sex", "sex", "gender", "demographics.gender")
 AGE_KEYS = ("demographics.age", "age")

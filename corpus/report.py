@@ -50,10 +50,16 @@ def _figure_png(draw) -> str:
 def _grouped_bars(ax, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
-        ax.bar([x + i * width for x in range(len(labels))], values, width, label=name,
-               color=PLOT_COLOURS[i % len(PLOT_COLOURS)])
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, rotation=35,
-                  ha="right", fontsize=7)
+        ax.bar(
+            [x + i * width for x in range(len(labels))],
+            values,
+            width,
+            label=name,
+            color=PLOT_COLOURS[i % len(PLOT_COLOURS)],
+        )
+    ax.set_xticks(
+        [x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels, rotation=35, ha="right", fontsize=7
+    )
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
 
@@ -84,45 +90,85 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
     try:
         for variable, shares in stratum_shares(manifest.get("strata", {})).items():
             labels = sorted(shares)
-            sections.append(_plot_section(
-                f"Target vs achieved: {variable}",
-                lambda ax, labels=labels, shares=shares: _grouped_bars(
-                    ax, labels, {"target": [shares[v][0] for v in labels],
-                                 "achieved": [shares[v][1] for v in labels]}, "share")))
+            sections.append(
+                _plot_section(
+                    f"Target vs achieved: {variable}",
+                    lambda ax, labels=labels, shares=shares: _grouped_bars(
+                        ax,
+                        labels,
+                        {"target": [shares[v][0] for v in labels], "achieved": [shares[v][1] for v in labels]},
+                        "share",
+                    ),
+                )
+            )
         verdicts = _parquet(run_dir, "verdicts/round-*/part-*.parquet")
         if verdicts:
-            rows = con.sql(f"SELECT \"check\", round, count(*) FILTER (WHERE NOT passed) AS failed FROM {verdicts} "
-                           "WHERE severity = 'error' GROUP BY ALL HAVING failed > 0 ORDER BY 1, 2").fetchall()
+            rows = con.sql(
+                f'SELECT "check", round, count(*) FILTER (WHERE NOT passed) AS failed FROM {verdicts} '
+                "WHERE severity = 'error' GROUP BY ALL HAVING failed > 0 ORDER BY 1, 2"
+            ).fetchall()
             if rows:
                 checks = sorted({r[0] for r in rows})
                 rounds = sorted({r[1] for r in rows})
                 failed = {(c, r): n for c, r, n in rows}
-                sections.append(_plot_section("Failed checks per rule and round", lambda ax: _grouped_bars(
-                    ax, checks, {f"round {r}": [failed.get((c, r), 0) for c in checks] for r in rounds},
-                    "records")))
+                sections.append(
+                    _plot_section(
+                        "Failed checks per rule and round",
+                        lambda ax: _grouped_bars(
+                            ax,
+                            checks,
+                            {f"round {r}": [failed.get((c, r), 0) for c in checks] for r in rounds},
+                            "records",
+                        ),
+                    )
+                )
         rejects = _parquet(run_dir, "rejects/part-*.parquet")
         if rejects:
-            sizes = [r[0] for r in con.sql(f"SELECT 1 + count(*) FROM {rejects} WHERE stage = 'dedup' "
-                                           "GROUP BY duplicate_of").fetchall()]
+            sizes = [
+                r[0]
+                for r in con.sql(
+                    f"SELECT 1 + count(*) FROM {rejects} WHERE stage = 'dedup' GROUP BY duplicate_of"
+                ).fetchall()
+            ]
             if sizes:
-                sections.append(_plot_section("Duplicate-cluster sizes (kept record + removed copies)",
-                                              lambda ax: (ax.hist(sizes, bins=range(2, max(sizes) + 2),
-                                                                  color=PLOT_COLOURS[0]),
-                                                          ax.set_xlabel("records in cluster"))))
+                sections.append(
+                    _plot_section(
+                        "Duplicate-cluster sizes (kept record + removed copies)",
+                        lambda ax: (
+                            ax.hist(sizes, bins=range(2, max(sizes) + 2), color=PLOT_COLOURS[0]),
+                            ax.set_xlabel("records in cluster"),
+                        ),
+                    )
+                )
         persona_files = _files(run_dir, "personas/part-*.parquet")
         if persona_files:
             personas = f"({PERSONAS_AS_MAP.format(files=persona_files)})"
-            used = dict(con.sql(f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
-                                f"unnest(map_keys(attributes)) AS k FROM {personas}) GROUP BY 1").fetchall())
+            used = dict(
+                con.sql(
+                    f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
+                    f"unnest(map_keys(attributes)) AS k FROM {personas}) GROUP BY 1"
+                ).fetchall()
+            )
             roots = sorted(leaves_per_root)
-            sections.append(_plot_section("Attribute coverage per root category (leaves used / leaves)", lambda ax:
-                                          _grouped_bars(ax, roots, {"coverage": [used.get(r, 0) / leaves_per_root[r]
-                                                                                 for r in roots]}, "share")))
+            sections.append(
+                _plot_section(
+                    "Attribute coverage per root category (leaves used / leaves)",
+                    lambda ax: _grouped_bars(
+                        ax, roots, {"coverage": [used.get(r, 0) / leaves_per_root[r] for r in roots]}, "share"
+                    ),
+                )
+            )
             lengths = [r[0] for r in con.sql(f"SELECT length(narrative) FROM {personas}").fetchall()]
-            sections.append(_plot_section("Narrative lengths (characters)", lambda ax: (
-                ax.hist(lengths, bins=20, color=PLOT_COLOURS[0]), ax.set_xlabel("characters"))))
-            picked = con.sql(f"SELECT persona_id, stratum, name, narrative, attributes FROM {personas} "
-                             f"ORDER BY hash(persona_id) LIMIT {int(samples)}").fetchall()
+            sections.append(
+                _plot_section(
+                    "Narrative lengths (characters)",
+                    lambda ax: (ax.hist(lengths, bins=20, color=PLOT_COLOURS[0]), ax.set_xlabel("characters")),
+                )
+            )
+            picked = con.sql(
+                f"SELECT persona_id, stratum, name, narrative, attributes FROM {personas} "
+                f"ORDER BY hash(persona_id) LIMIT {int(samples)}"
+            ).fetchall()
             sections.append(_samples(picked))
     finally:
         con.close()
@@ -131,8 +177,10 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
         uri = "data:image/png;base64," + base64.b64encode(comparison.read_bytes()).decode()
         sections.append(f'<h2>Quality beside reference corpora</h2><img alt="evaluation comparison" src="{uri}">')
     title = html.escape(f"populace run {manifest.get('run_id', run_dir.name)}")
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>"
+    )
 
 
 def write_report(run_dir: Path, leaves_per_root: dict[str, int]) -> Path:
@@ -142,10 +190,12 @@ def write_report(run_dir: Path, leaves_per_root: dict[str, int]) -> Path:
     return path
 
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-         "img{max-width:100%}.persona{border-left:4px solid #34495e;padding:.2em 1em;margin:1em 0}"
-         ".facts{color:#666;font-size:.85em}")
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+    "img{max-width:100%}.persona{border-left:4px solid #34495e;padding:.2em 1em;margin:1em 0}"
+    ".facts{color:#666;font-size:.85em}"
+)
 
 
 def _plot_section(title: str, draw) -> str:
@@ -153,21 +203,39 @@ def _plot_section(title: str, draw) -> str:
 
 
 def _summary(manifest: dict) -> str:
-    keys = ("requested", "produced", "rejected", "backfilled", "acceptance_rate", "completion_tokens_per_persona",
-            "tokens_spent", "backend_retries", "backfill_stopped_by", "last_run_seconds")
-    rows = "".join(f"<tr><th>{html.escape(k.replace('_', ' '))}</th><td>{html.escape(str(manifest[k]))}</td></tr>"
-                   for k in keys if k in manifest)
-    reasons = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{v}</td></tr>"
-                      for k, v in manifest.get("rejected_by_reason", {}).items())
-    return (f"<h2>Summary</h2><table>{rows}</table>"
-            + (f"<h3>Rejected by reason</h3><table>{reasons}</table>" if reasons else ""))
+    keys = (
+        "requested",
+        "produced",
+        "rejected",
+        "backfilled",
+        "acceptance_rate",
+        "completion_tokens_per_persona",
+        "tokens_spent",
+        "backend_retries",
+        "backfill_stopped_by",
+        "last_run_seconds",
+    )
+    rows = "".join(
+        f"<tr><th>{html.escape(k.replace('_', ' '))}</th><td>{html.escape(str(manifest[k]))}</td></tr>"
+        for k in keys
+        if k in manifest
+    )
+    reasons = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{v}</td></tr>"
+        for k, v in manifest.get("rejected_by_reason", {}).items()
+    )
+    return f"<h2>Summary</h2><table>{rows}</table>" + (
+        f"<h3>Rejected by reason</h3><table>{reasons}</table>" if reasons else ""
+    )
 
 
 def _samples(rows: list[tuple]) -> str:
     parts = ["<h2>Sample personas</h2>"]
     for persona_id, stratum, name, narrative, attributes in rows:
         facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(dict(attributes).items())[:10])
-        parts.append(f'<div class="persona"><h3>{html.escape(name)} <small>{html.escape(persona_id)} · '
-                     f'{html.escape(stratum)}</small></h3><p>{html.escape(narrative)}</p>'
-                     f'<p class="facts">{html.escape(facts)}, …</p></div>')
+        parts.append(
+            f'<div class="persona"><h3>{html.escape(name)} <small>{html.escape(persona_id)} · '
+            f"{html.escape(stratum)}</small></h3><p>{html.escape(narrative)}</p>"
+            f'<p class="facts">{html.escape(facts)}, …</p></div>'
+        )
     return "".join(parts)

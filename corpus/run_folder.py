@@ -89,6 +89,4 @@ class RunFolder:
         return orjson.loads(self.manifest.read_bytes()) if self.manifest.is_file() else {}
 
     def write_manifest(self, manifest: dict) -> None:
-        write_bytes_atomically(
-            orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), self.manifest
-        )
+        write_bytes_atomically(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), self.manifest)

@@ -28,8 +28,12 @@ def run_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise UserInputError(str(root), "run folder", f"is in use by another build ({holder})",
-                                 "wait for that build to finish or stop it, then rerun the same command") from None
+            raise UserInputError(
+                str(root),
+                "run folder",
+                f"is in use by another build ({holder})",
+                "wait for that build to finish or stop it, then rerun the same command",
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield

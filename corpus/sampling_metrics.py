@@ -79,7 +79,8 @@ def metrics_from_counts(counts: SampleCounts, cells: list[dict], scope: MetricsS
     out["leaf_entropy"] = normalised_entropy(used)
     out["attributes_per_persona"] = {
         "mean": counts.per_persona_sum / counts.personas if counts.personas else 0.0,
-        "min": counts.per_persona_min or 0, "max": counts.per_persona_max or 0,
+        "min": counts.per_persona_min or 0,
+        "max": counts.per_persona_max or 0,
     }
     by_root: dict[str, int] = {}
     for attr_id, count in counts.leaves.items():
@@ -104,16 +105,22 @@ def count_parquet(glob: str, variables: list[str], scope: MetricsScope) -> Sampl
         counts = SampleCounts(personas=con.execute("SELECT count(*) FROM s").fetchone()[0])
         counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall()))
         for attr_id in variables:
-            rows = con.execute("SELECT attributes[?] AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1",
-                               [attr_id]).fetchall()
+            rows = con.execute(
+                "SELECT attributes[?] AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1", [attr_id]
+            ).fetchall()
             counts.marginals[attr_id] = Counter(dict(rows))
         for attributes, _, _ in scope.preset_tables:
             expr = " || '|' || ".join(f"attributes['{a}']" for a in attributes)
             rows = con.execute(f"SELECT {expr} AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1").fetchall()
             counts.tables[table_name(attributes)] = Counter(dict(rows))
-        counts.leaves.update(dict(con.execute(
-            "SELECT k, count(*) FROM (SELECT unnest(map_keys(attributes)) AS k FROM s "
-            "UNION ALL SELECT unnest(open_attributes) AS k FROM s) GROUP BY 1").fetchall()))
+        counts.leaves.update(
+            dict(
+                con.execute(
+                    "SELECT k, count(*) FROM (SELECT unnest(map_keys(attributes)) AS k FROM s "
+                    "UNION ALL SELECT unnest(open_attributes) AS k FROM s) GROUP BY 1"
+                ).fetchall()
+            )
+        )
         total, low, high = con.execute(
             "SELECT sum(c), min(c), max(c) FROM (SELECT cardinality(attributes) + len(open_attributes) AS c FROM s)"
         ).fetchone()

@@ -79,12 +79,15 @@ def _concat(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None
 def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
     """a's rows then b's; features survive only where both sides have them."""
     return DedupItems(
-        ids=a.ids + b.ids, texts=a.texts + b.texts, ranks=a.ranks + b.ranks,
+        ids=a.ids + b.ids,
+        texts=a.texts + b.texts,
+        ranks=a.ranks + b.ranks,
         facts=(a.facts + b.facts) if a.facts is not None and b.facts is not None else None,
         text_signatures=_concat(a.text_signatures, b.text_signatures),
         fact_signatures=_concat(a.fact_signatures, b.fact_signatures),
         vectors=_concat(a.vectors, b.vectors),
-        text_hashes=(a.text_hashes + b.text_hashes) if a.text_hashes is not None and b.text_hashes is not None
+        text_hashes=(a.text_hashes + b.text_hashes)
+        if a.text_hashes is not None and b.text_hashes is not None
         else None,
     )
 
@@ -107,14 +110,18 @@ def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[
         hashes = items.text_hashes if items.text_hashes is not None else [text_hash(t) for t in items.texts]
         pairs = exact_pairs(hashes, first_new)
     if cfg.minhash:
-        pairs += minhash_pairs(lambda i: shingles(items.texts[i], cfg.shingles), items.text_signatures,
-                               cfg.minhash_threshold, "minhash", first_new)
+        pairs += minhash_pairs(
+            lambda i: shingles(items.texts[i], cfg.shingles),
+            items.text_signatures,
+            cfg.minhash_threshold,
+            "minhash",
+            first_new,
+        )
     if cfg.semantic and items.vectors is not None:
         vectors = center_rows(items.vectors) if cfg.center_vectors else items.vectors
         pairs += semantic_pairs(vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
     if cfg.facts and items.facts is not None and items.fact_signatures is not None:
-        pairs += minhash_pairs(items.facts.__getitem__, items.fact_signatures, cfg.facts_threshold, "facts",
-                               first_new)
+        pairs += minhash_pairs(items.facts.__getitem__, items.fact_signatures, cfg.facts_threshold, "facts", first_new)
     return pairs
 
 
@@ -147,8 +154,9 @@ def cluster_pairs(items: DedupItems, pairs: list[DuplicatePair], first_new: int 
     return pa.table(rows, schema=CLUSTERS)
 
 
-def find_duplicates(items: DedupItems, cfg: DedupConfig, embedder: Embedder | None = None,
-                    existing: DedupItems | None = None) -> pa.Table:
+def find_duplicates(
+    items: DedupItems, cfg: DedupConfig, embedder: Embedder | None = None, existing: DedupItems | None = None
+) -> pa.Table:
     """Cluster table for `items`, optionally deduplicated against an `existing` corpus too."""
     items = compute_features(items, cfg, embedder)
     if existing is None or not len(existing):

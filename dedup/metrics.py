@@ -22,8 +22,9 @@ def removed_share(clusters: pa.Table) -> float:
 def personahub_duplicate_rates(texts: Sequence[str], embedder: Embedder | None) -> dict[str, float]:
     """PersonaHub's two settings, each alone: MinHash on word 1-grams, 128 permutations, Jaccard
     0.9; and embedding cosine 0.9. The rate is the share of texts removed as duplicates."""
-    items = DedupItems(ids=[str(i) for i in range(len(texts))], texts=list(texts),
-                       ranks=[float(i) for i in range(len(texts))])
+    items = DedupItems(
+        ids=[str(i) for i in range(len(texts))], texts=list(texts), ranks=[float(i) for i in range(len(texts))]
+    )
     minhash_only = DedupConfig(preset="personahub", exact=False, semantic=False, facts=False)
     rates = {"minhash_1gram_128perm_jaccard_0.9": removed_share(find_duplicates(items, minhash_only))}
     if embedder is not None:

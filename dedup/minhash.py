@@ -23,8 +23,7 @@ def hash32(data: bytes) -> int:
 
 
 @lru_cache(maxsize=64)
-def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.1,
-                 fn_weight: float = 0.9) -> tuple[int, int]:
+def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.1, fn_weight: float = 0.9) -> tuple[int, int]:
     """(bands, rows) minimising weighted false-positive + false-negative area of the S-curve.
 
     P(candidate | Jaccard s) = 1 - (1 - s**r)**b. False negatives weigh 9x more than false
@@ -72,7 +71,7 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0)
     vectorised sort (np.unique) rather than one Python LSH insert and query per row."""
     candidates: set[tuple[int, int]] = set()
     for band in range(bands):
-        keys = np.ascontiguousarray(sigs[:, band * rows:(band + 1) * rows])
+        keys = np.ascontiguousarray(sigs[:, band * rows : (band + 1) * rows])
         keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * rows))).ravel()
         _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
         shared = np.flatnonzero(counts[inverse] > 1)
@@ -85,15 +84,16 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0)
                 continue
             members = members.tolist()
             if len(members) <= BIG_BUCKET:
-                pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1:])
+                pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
             else:
                 pairs = [(members[0], b) for b in members[1:]] + list(itertools.pairwise(members))
             candidates.update(p for p in pairs if p[1] >= first_new)
     return candidates
 
 
-def minhash_pairs(token_set: Callable[[int], set[str]], sigs: np.ndarray, threshold: float, layer: str,
-                  first_new: int = 0) -> list[DuplicatePair]:
+def minhash_pairs(
+    token_set: Callable[[int], set[str]], sigs: np.ndarray, threshold: float, layer: str, first_new: int = 0
+) -> list[DuplicatePair]:
     """LSH proposes candidates; only pairs whose exact Jaccard >= threshold are returned.
 
     `token_set(i)` gives row i's set on demand, so only candidates are ever shingled again

@@ -31,14 +31,14 @@ def word_shingles(text: str, n: int) -> set[str]:
     words = words_of(text)
     if len(words) < n:
         return {" ".join(words)} if words else set()
-    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def char_shingles(text: str, n: int) -> set[str]:
     norm = normalize_text(text)
     if len(norm) < n:
         return {norm} if norm else set()
-    return {norm[i:i + n] for i in range(len(norm) - n + 1)}
+    return {norm[i : i + n] for i in range(len(norm) - n + 1)}
 
 
 def shingles(text: str, cfg: ShingleConfig) -> set[str]:

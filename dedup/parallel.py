@@ -29,8 +29,9 @@ def _collect(dataset, column: str) -> np.ndarray:
     return np.vstack([batch[column] for batch in dataset.iter_batches(batch_format="numpy", batch_size=None)])
 
 
-def signatures_with_ray(texts: Sequence[str], shingle_cfg: ShingleConfig, num_perm: int,
-                        chunk: int = 10_000) -> np.ndarray:
+def signatures_with_ray(
+    texts: Sequence[str], shingle_cfg: ShingleConfig, num_perm: int, chunk: int = 10_000
+) -> np.ndarray:
     """map_batches over text chunks, one task per CPU, in input order."""
     unit, size = shingle_cfg.unit, shingle_cfg.size
 
@@ -38,8 +39,9 @@ def signatures_with_ray(texts: Sequence[str], shingle_cfg: ShingleConfig, num_pe
         cfg = ShingleConfig(unit=unit, size=size)
         return {"sig": signatures([shingles(t, cfg) for t in batch["text"]], num_perm)}
 
-    return _collect(_text_dataset(texts, chunk).map_batches(batch_signatures, batch_size=chunk,
-                                                             batch_format="numpy"), "sig")
+    return _collect(
+        _text_dataset(texts, chunk).map_batches(batch_signatures, batch_size=chunk, batch_format="numpy"), "sig"
+    )
 
 
 class _StaticEmbedActor:
@@ -54,11 +56,17 @@ class _StaticEmbedActor:
         return {"vec": self.embedder.embed(list(batch["text"]))}
 
 
-def static_vectors_with_ray(texts: Sequence[str], model_dir: str | None, workers: int,
-                            chunk: int = 20_000) -> np.ndarray:
+def static_vectors_with_ray(
+    texts: Sequence[str], model_dir: str | None, workers: int, chunk: int = 20_000
+) -> np.ndarray:
     import ray.data
 
     dataset = _text_dataset(texts, chunk).map_batches(
-        _StaticEmbedActor, fn_constructor_kwargs={"model_dir": model_dir}, batch_size=chunk,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
+        _StaticEmbedActor,
+        fn_constructor_kwargs={"model_dir": model_dir},
+        batch_size=chunk,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+    )
     return _collect(dataset, "vec")

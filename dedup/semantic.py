@@ -47,8 +47,7 @@ def build_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int,
-                   first_new: int = 0) -> list[DuplicatePair]:
+def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int, first_new: int = 0) -> list[DuplicatePair]:
     """Pairs (i, j), i < j, with cosine >= threshold among each new row's k nearest neighbours.
 
     Rows before `first_new` are an existing corpus: searched against, not queried.
@@ -61,7 +60,7 @@ def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int,
     k = min(neighbours + 1, n)
     pairs: dict[tuple[int, int], float] = {}
     for start in range(first_new, n, QUERY_CHUNK):
-        sims, ids = index.search(vectors[start:start + QUERY_CHUNK], k)
+        sims, ids = index.search(vectors[start : start + QUERY_CHUNK], k)
         for offset in range(sims.shape[0]):
             i = start + offset
             for sim, j in zip(sims[offset], ids[offset], strict=True):

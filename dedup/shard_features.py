@@ -42,8 +42,12 @@ def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
     """The shard's accepted personas with what the enabled layers need: text, facts, hash, signatures, vector."""
     accepted = settled.filter(pc.field("accepted")).select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
     rows = accepted.to_pylist()
-    items = DedupItems(ids=[r["persona_id"] for r in rows], texts=[r["narrative"] for r in rows],
-                       ranks=[0.0] * len(rows), facts=[fact_set(r["attributes"]) for r in rows])
+    items = DedupItems(
+        ids=[r["persona_id"] for r in rows],
+        texts=[r["narrative"] for r in rows],
+        ranks=[0.0] * len(rows),
+        facts=[fact_set(r["attributes"]) for r in rows],
+    )
     embedder = _embedder(cfg.embedder.model_dump_json()) if cfg.semantic else None
     compute_features(items, cfg, embedder)
     columns = {name: accepted.column(name) for name in ("persona_id", *RANK_COLUMNS, "narrative")}

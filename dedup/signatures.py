@@ -20,6 +20,8 @@ def signatures_of_texts(texts: Sequence[str], shingle_cfg: ShingleConfig, num_pe
         from dedup.parallel import signatures_with_ray
 
         return signatures_with_ray(texts, shingle_cfg, num_perm, CHUNK)
-    parts = [signatures([shingles(t, shingle_cfg) for t in texts[i:i + CHUNK]], num_perm)
-             for i in range(0, len(texts), CHUNK)]
+    parts = [
+        signatures([shingles(t, shingle_cfg) for t in texts[i : i + CHUNK]], num_perm)
+        for i in range(0, len(texts), CHUNK)
+    ]
     return np.vstack(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)

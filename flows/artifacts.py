@@ -9,8 +9,11 @@ from taxonomy.mining.report import report_markdown
 
 def publish_mining_artifact(report: dict) -> None:
     """The mining diff report (labels, ids and counts only) as a markdown artifact."""
-    create_markdown_artifact(key="mined-taxonomy", markdown=report_markdown(report),
-                             description=f"Mining {report['from']['name']} -> {report['to']['version']}")
+    create_markdown_artifact(
+        key="mined-taxonomy",
+        markdown=report_markdown(report),
+        description=f"Mining {report['from']['name']} -> {report['to']['version']}",
+    )
 
 
 def publish_summary_artifacts(run_id: str, summary: dict) -> None:

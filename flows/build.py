@@ -47,30 +47,54 @@ from workers.proposer import ensure_ray
 
 
 @task(**MODEL_TASK)
-def stream_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, taxonomy_ref: object, wave: int,
-                plan: dict[int, tuple[range, list[QuotaCell]]], engines: Engines) -> dict[str, float]:
+def stream_wave(
+    run: RunFolder,
+    cfg: RunConfig,
+    taxonomy: Taxonomy,
+    taxonomy_ref: object,
+    wave: int,
+    plan: dict[int, tuple[range, list[QuotaCell]]],
+    engines: Engines,
+) -> dict[str, float]:
     """Sample, propose, validate, revise and settle a wave's shards, streamed (flows/wave_stream.py)."""
 
     def round_done(round_no: int) -> None:
         mark_stage_done(run, f"propose:wave-{wave}:round-{round_no}")
         mark_stage_done(run, f"validate:wave-{wave}:round-{round_no}")
 
-    waves = WaveStream(run, cfg, taxonomy, taxonomy_ref, list(plan), engines, round_done,
-                       lambda: mark_stage_done(run, f"sample:wave-{wave}"), plan)
+    waves = WaveStream(
+        run,
+        cfg,
+        taxonomy,
+        taxonomy_ref,
+        list(plan),
+        engines,
+        round_done,
+        lambda: mark_stage_done(run, f"sample:wave-{wave}"),
+        plan,
+    )
     waves.run_wave(f"propose wave {wave}")
     mark_stage_done(run, f"settle:wave-{wave}")
     return waves.task_seconds
 
 
 def lineage_for(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
-    return {"run_id": run.root.name, "taxonomy_name": taxonomy.name, "taxonomy_version": taxonomy.version,
-            "taxonomy_hash": taxonomy.content_hash, "seed": cfg.seed, "backend": cfg.backend.kind,
-            "model": cfg.backend.model, "prompt_template_hash": template_hash()}
+    return {
+        "run_id": run.root.name,
+        "taxonomy_name": taxonomy.name,
+        "taxonomy_version": taxonomy.version,
+        "taxonomy_hash": taxonomy.content_hash,
+        "seed": cfg.seed,
+        "backend": cfg.backend.kind,
+        "model": cfg.backend.model,
+        "prompt_template_hash": template_hash(),
+    }
 
 
 @task(**STAGE_TASK)
-def write_records(run: RunFolder, lineage: dict, shards: list[int], clusters_path: Path,
-                  settled_stage: str = "settled") -> float:
+def write_records(
+    run: RunFolder, lineage: dict, shards: list[int], clusters_path: Path, settled_stage: str = "settled"
+) -> float:
     """Personas and rejects of every shard not yet written (built in parallel tasks, committed here);
     returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows."""
     clusters = pq.read_table(clusters_path)
@@ -96,8 +120,7 @@ def write_records(run: RunFolder, lineage: dict, shards: list[int], clusters_pat
 
 
 def library_versions() -> dict[str, str]:
-    names = ["populace", "prefect", "ray", "duckdb", "pyarrow", "pandera", "datasketch", "llama_cpp_python",
-             "pydantic"]
+    names = ["populace", "prefect", "ray", "duckdb", "pyarrow", "pandera", "datasketch", "llama_cpp_python", "pydantic"]
     versions = {"python": platform.python_version()}
     for name in names:
         try:
@@ -126,8 +149,9 @@ def persona_sampling_metrics(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy,
     if not any((run.root / "personas").glob("*.parquet")):
         return {}
     preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
-    return sampling_metrics(str(run.root / "personas" / "*.parquet"), cells_as_json(cells),
-                            metrics_scope(taxonomy, preset))
+    return sampling_metrics(
+        str(run.root / "personas" / "*.parquet"), cells_as_json(cells), metrics_scope(taxonomy, preset)
+    )
 
 
 def backfill_stop(cfg: RunConfig, missing: dict, wave: int, spent: int) -> str | None:
@@ -194,13 +218,16 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
             wave_shards = list(range(len(shards), len(shards) + len(ranges)))
             shards += wave_shards
             logger.info("wave %d: %d slots in %d shards", wave, len(wave_cells), len(wave_shards))
-            plan = {shard: (slots, wave_cells[slots.start - first_slot:slots.stop - first_slot])
-                    for shard, slots in zip(wave_shards, ranges, strict=True)}
+            plan = {
+                shard: (slots, wave_cells[slots.start - first_slot : slots.stop - first_slot])
+                for shard, slots in zip(wave_shards, ranges, strict=True)
+            }
             # Sampling, validation and settling run beside the model workers: their seconds are task seconds.
             with stage("sample_propose_validate_settle", f"stream:wave-{wave}"):
                 # quote(): Prefect would otherwise walk every quota cell of the plan to look for futures.
-                for kind, seconds in stream_wave(run, cfg, quote(taxonomy), taxonomy_ref, wave, quote(plan),
-                                                 engines).items():
+                for kind, seconds in stream_wave(
+                    run, cfg, quote(taxonomy), taxonomy_ref, wave, quote(plan), engines
+                ).items():
                     add_seconds(timings, f"{kind}_cpu", seconds)
             if cfg.judge.enabled:
                 with stage("judge", f"judge:wave-{wave}"):
@@ -218,8 +245,9 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
             # Backfill: new slots (new ids) for the strata that validation and dedup left short.
             wave_cells = plan_backfill(cells, missing)
     engine_starts = engines.starts.summary()
-    logger.info("model workers: %d engine starts, %.1f s loading", engine_starts["starts"],
-                engine_starts["start_seconds"])
+    logger.info(
+        "model workers: %d engine starts, %.1f s loading", engine_starts["starts"], engine_starts["start_seconds"]
+    )
     lineage = lineage_for(run, cfg, taxonomy)
     with stage("write", "write"):
         add_seconds(timings, "write_cpu", write_records(run, lineage, shards, clusters_path, final_stage(cfg)))
@@ -228,23 +256,38 @@ def build_locked(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> str:
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})
     publish_summary_artifacts(run.root.name, counts)
     manifest = run.read_manifest()
-    manifest.update({
-        "run_id": run.root.name, "fingerprint": cfg.fingerprint(), "requested": cfg.population,
-        **counts, "slots": first_slot, "backfilled": first_slot - cfg.population,
-        "short_by_stratum": missing, "shards": len(shards), "backfill_stopped_by": stopped_by,
-        "tokens_spent": tokens_spent(run.root),
-        "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
-        "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
-        "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model}, "names": NAME_SOURCE,
-        "prompt_template_hash": lineage["prompt_template_hash"], "versions": library_versions(),
-        "last_run_seconds": round(time.monotonic() - started, 3), "last_run_stage_seconds": timings,
-        "last_run_engines": engine_starts,
-        "finished_at": datetime.now(UTC).isoformat(),
-    })
+    manifest.update(
+        {
+            "run_id": run.root.name,
+            "fingerprint": cfg.fingerprint(),
+            "requested": cfg.population,
+            **counts,
+            "slots": first_slot,
+            "backfilled": first_slot - cfg.population,
+            "short_by_stratum": missing,
+            "shards": len(shards),
+            "backfill_stopped_by": stopped_by,
+            "tokens_spent": tokens_spent(run.root),
+            "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
+            "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
+            "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
+            "names": NAME_SOURCE,
+            "prompt_template_hash": lineage["prompt_template_hash"],
+            "versions": library_versions(),
+            "last_run_seconds": round(time.monotonic() - started, 3),
+            "last_run_stage_seconds": timings,
+            "last_run_engines": engine_starts,
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+    )
     run.write_manifest(manifest)
     write_dataset_card(run.root, cfg.license)
     write_report(run.root, leaf_counts(taxonomy))
-    logger.info("done: %d personas (%d requested), %d rejects of %d slots", counts["produced"], cfg.population,
-                counts["rejected"], first_slot)
+    logger.info(
+        "done: %d personas (%d requested), %d rejects of %d slots",
+        counts["produced"],
+        cfg.population,
+        counts["rejected"],
+        first_slot,
+    )
     return str(run.root)
-

@@ -71,12 +71,15 @@ def config_reference() -> None:
 
 @app.command()
 def mine(
-    conversations: Annotated[list[Path], typer.Option("--conversations", help="JSONL conversation files "
-                                                      "(OpenAI messages, ShareGPT or WildChat shape).")],
+    conversations: Annotated[
+        list[Path],
+        typer.Option("--conversations", help="JSONL conversation files (OpenAI messages, ShareGPT or WildChat shape)."),
+    ],
     out: Annotated[Path, typer.Option(help="Where to write the mined taxonomy YAML (the diff report goes beside it).")],
     taxonomy: Annotated[str, typer.Option(help="The taxonomy to extend: seed:NAME or a YAML path.")] = "seed:core",
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML mining config "
-                                                "(`populace config schema --mining`).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML mining config (`populace config schema --mining`).")
+    ] = None,
     max_snippets: Annotated[int | None, typer.Option(help="Revealing sentences to send to the LLM.")] = None,
     min_support: Annotated[int | None, typer.Option(help="Conversations an attribute needs to be added.")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster ('auto').")] = None,
@@ -86,8 +89,7 @@ def mine(
     from schemas.mining_config import MiningConfig
 
     overrides = {k: v for k, v in (("max_snippets", max_snippets), ("min_support", min_support)) if v is not None}
-    cfg = (load_config_file(config, MiningConfig, overrides) if config
-           else MiningConfig.model_validate(overrides))
+    cfg = load_config_file(config, MiningConfig, overrides) if config else MiningConfig.model_validate(overrides)
     from dedup.embedders.factory import check_embedder_files
     from flows.mine import mine_taxonomy, report_paths
     from taxonomy.loader import load_taxonomy
@@ -103,12 +105,17 @@ def mine(
     guard_command()
     report = mine_taxonomy([str(p) for p in conversations], taxonomy, str(out), cfg, ray_address)
     funnel, counts = report["funnel"], report["counts"]
-    print_key_values(f"mined {report['to']['name']} {report['to']['version']}", [
-        *((key.replace("_", " "), str(funnel[key])) for key in
-          ("conversations", "revealing_sentences", "snippets_sent", "candidates_kept", "wall_seconds")),
-        ("pii scrubbed", ", ".join(f"{k} {v}" for k, v in funnel["pii_scrubbed"].items()) or "none"),
-        *((key.replace("_", " "), str(value)) for key, value in counts.items()),
-    ])
+    print_key_values(
+        f"mined {report['to']['name']} {report['to']['version']}",
+        [
+            *(
+                (key.replace("_", " "), str(funnel[key]))
+                for key in ("conversations", "revealing_sentences", "snippets_sent", "candidates_kept", "wall_seconds")
+            ),
+            ("pii scrubbed", ", ".join(f"{k} {v}" for k, v in funnel["pii_scrubbed"].items()) or "none"),
+            *((key.replace("_", " "), str(value)) for key, value in counts.items()),
+        ],
+    )
     json_path, md_path = report_paths(out)
     out_console.print(f"wrote {out}, {json_path}, {md_path}", soft_wrap=True)
 
@@ -123,8 +130,9 @@ def init(
 
     for path in init_project(folder, overwrite=force):
         out_console.print(f"wrote {path}", soft_wrap=True, highlight=False)
-    out_console.print(f"next: cd {folder} && populace build --config configs/demo.yaml", soft_wrap=True,
-                      highlight=False)
+    out_console.print(
+        f"next: cd {folder} && populace build --config configs/demo.yaml", soft_wrap=True, highlight=False
+    )
 
 
 @app.command()
@@ -150,18 +158,38 @@ def build(
     guard_command()
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = orjson.loads((Path(run_dir) / "manifest.json").read_bytes())
-    keys = ("requested", "produced", "rejected", "revised", "backfilled", "backfill_stopped_by", "acceptance_rate",
-            "prompt_tokens", "completion_tokens", "completion_tokens_per_persona", "backend_retries")
-    print_key_values(f"run {manifest['run_id']}", [
-        *((key, str(manifest[key])) for key in keys),
-        *((f"  rejected: {reason}", str(n)) for reason, n in manifest["rejected_by_reason"].items()),
-        *((f"  redrawn for: {rule}", str(n)) for rule, n in manifest["constraint_redraws"].items()),
-        *((f"  seconds: {stage}", f"{s:.1f}") for stage, s in manifest["last_run_stage_seconds"].items()),
-        ("engine starts (seconds loading)", "{starts} ({start_seconds:.1f})".format(**manifest["last_run_engines"])),
-    ])
+    keys = (
+        "requested",
+        "produced",
+        "rejected",
+        "revised",
+        "backfilled",
+        "backfill_stopped_by",
+        "acceptance_rate",
+        "prompt_tokens",
+        "completion_tokens",
+        "completion_tokens_per_persona",
+        "backend_retries",
+    )
+    print_key_values(
+        f"run {manifest['run_id']}",
+        [
+            *((key, str(manifest[key])) for key in keys),
+            *((f"  rejected: {reason}", str(n)) for reason, n in manifest["rejected_by_reason"].items()),
+            *((f"  redrawn for: {rule}", str(n)) for rule, n in manifest["constraint_redraws"].items()),
+            *((f"  seconds: {stage}", f"{s:.1f}") for stage, s in manifest["last_run_stage_seconds"].items()),
+            (
+                "engine starts (seconds loading)",
+                "{starts} ({start_seconds:.1f})".format(**manifest["last_run_engines"]),
+            ),
+        ],
+    )
     out_console.print(f"corpus: {run_dir}", soft_wrap=True)
-    out_console.print(f'query:  populace query {run_dir} "select name, narrative from personas limit 5"',
-                      soft_wrap=True, highlight=False)
+    out_console.print(
+        f'query:  populace query {run_dir} "select name, narrative from personas limit 5"',
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @app.command()
@@ -175,10 +203,14 @@ def preview(config: ConfigOption, n: Annotated[int, typer.Option("--n")] = 3) ->
     for item in preview_personas(cfg, n):
         facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(item.skeleton.attributes.items())[:12])
         proposal = item.outcome.proposal
-        body = (f"[bold]{proposal.name}[/bold]\n{proposal.narrative}" if proposal else item.raw_output)
+        body = f"[bold]{proposal.name}[/bold]\n{proposal.narrative}" if proposal else item.raw_output
         verdict = "passed" if item.outcome.passed else "failed: " + "; ".join(item.outcome.feedback)
-        out_console.print(Panel(f"{body}\n\n[dim]{facts}, ...\n{verdict}[/dim]",
-                                title=f"{item.skeleton.persona_id} ({item.skeleton.stratum})"))
+        out_console.print(
+            Panel(
+                f"{body}\n\n[dim]{facts}, ...\n{verdict}[/dim]",
+                title=f"{item.skeleton.persona_id} ({item.skeleton.stratum})",
+            )
+        )
 
 
 @app.command()
@@ -206,12 +238,16 @@ def print_sampling_metrics(metrics: dict) -> None:
         table.add_row(name, f"{d['max_abs_dev']:.5f}", f"{d['tvd']:.5f}", f"{d['kl']:.5f}")
     out_console.print(table)
     per = metrics["attributes_per_persona"]
-    print_key_values("Coverage", [
-        ("leaf coverage", f"{metrics['leaf_coverage']:.3f}"), ("leaf entropy", f"{metrics['leaf_entropy']:.3f}"),
-        ("attributes per persona", f"{per['mean']:.1f} (min {per['min']}, max {per['max']})"),
-        ("share per root", ", ".join(f"{k} {v:.2f}" for k, v in metrics["root_share"].items())),
-        *((f"redrawn for: {rule}", str(count)) for rule, count in metrics.get("constraint_redraws", {}).items()),
-    ])
+    print_key_values(
+        "Coverage",
+        [
+            ("leaf coverage", f"{metrics['leaf_coverage']:.3f}"),
+            ("leaf entropy", f"{metrics['leaf_entropy']:.3f}"),
+            ("attributes per persona", f"{per['mean']:.1f} (min {per['min']}, max {per['max']})"),
+            ("share per root", ", ".join(f"{k} {v:.2f}" for k, v in metrics["root_share"].items())),
+            *((f"redrawn for: {rule}", str(count)) for rule, count in metrics.get("constraint_redraws", {}).items()),
+        ],
+    )
 
 
 TaxonomyArg = Annotated[str, typer.Argument(metavar="TAXONOMY", help="A taxonomy YAML path or seed:NAME.")]
@@ -231,8 +267,9 @@ def taxonomy_validate(
         loaded = write_taxonomy(parse_taxonomy(raw, where), Path(where))
     else:
         loaded = load_taxonomy(taxonomy)
-    out_console.print(f"ok: {loaded.name} {loaded.version}, {len(loaded.attributes())} attributes, "
-                      f"hash {loaded.content_hash[:16]}")
+    out_console.print(
+        f"ok: {loaded.name} {loaded.version}, {len(loaded.attributes())} attributes, hash {loaded.content_hash[:16]}"
+    )
 
 
 def yaml_without_hash(data: bytes) -> bytes:
@@ -285,8 +322,9 @@ def taxonomy_stats_command(
     if as_json:
         sys.stdout.write(json.dumps(stats, indent=2) + "\n")
         return
-    print_key_values(f"{stats['name']} {stats['version']}", [(k, str(v)) for k, v in stats.items()
-                                                               if k not in ("name", "version")])
+    print_key_values(
+        f"{stats['name']} {stats['version']}", [(k, str(v)) for k, v in stats.items() if k not in ("name", "version")]
+    )
 
 
 @taxonomy_app.command("diff")
@@ -337,24 +375,35 @@ def dedup(
     except ValidationError as exc:
         raise UserInputError("--preset", "preset", f"unknown preset '{preset}'", "use populace or personahub") from exc
     summary = dedup_file(source, text_field, id_field, out, cfg)
-    print_key_values(f"dedup {source.name}", [
-        *((key, str(summary[key])) for key in ("records", "removed", "removed_share")),
-        *((f"  removed by {layer}", str(n)) for layer, n in summary["removed_by_layer"].items()),
-        *((f"  PersonaHub rate {name}", f"{rate:.4f}") for name, rate in summary["personahub_rates"].items()),
-    ])
+    print_key_values(
+        f"dedup {source.name}",
+        [
+            *((key, str(summary[key])) for key in ("records", "removed", "removed_share")),
+            *((f"  removed by {layer}", str(n)) for layer, n in summary["removed_by_layer"].items()),
+            *((f"  PersonaHub rate {name}", f"{rate:.4f}") for name, rate in summary["personahub_rates"].items()),
+        ],
+    )
     out_console.print(f"clusters: {out / 'clusters.parquet'}", soft_wrap=True)
 
 
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished run folder.")],
-    reference: Annotated[list[Path] | None, typer.Option(help="A reference corpus (.jsonl or .parquet); "
-                                                         "repeat, each with its --text-field.")] = None,
-    text_field: Annotated[list[str] | None, typer.Option(help="The field holding each reference's persona "
-                                                         "text (dots reach nested fields).")] = None,
-    references_dir: Annotated[Path | None, typer.Option(
-        help="Folder holding personahub.jsonl, deeppersona.jsonl, opencharacter.jsonl and/or tinytroupe.jsonl "
-             "(default: $POPULACE_REFERENCE_DIR, else the shared sample beside a checkout).")] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="A reference corpus (.jsonl or .parquet); repeat, each with its --text-field."),
+    ] = None,
+    text_field: Annotated[
+        list[str] | None,
+        typer.Option(help="The field holding each reference's persona text (dots reach nested fields)."),
+    ] = None,
+    references_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder holding personahub.jsonl, deeppersona.jsonl, opencharacter.jsonl and/or tinytroupe.jsonl "
+            "(default: $POPULACE_REFERENCE_DIR, else the shared sample beside a checkout)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     seed: Annotated[int, typer.Option(help="Seeds the Self-BLEU and Vendi samples.")] = 0,
 ) -> None:
@@ -364,14 +413,20 @@ def evaluate(
     references = reference or []
     fields = text_field or []
     if len(fields) != len(references):
-        raise UserInputError("--text-field", "--text-field", f"{len(references)} references but {len(fields)} "
-                             "text fields", "give one --text-field after each --reference")
+        raise UserInputError(
+            "--text-field",
+            "--text-field",
+            f"{len(references)} references but {len(fields)} text fields",
+            "give one --text-field after each --reference",
+        )
     chosen = [Reference(path.stem, path, field) for path, field in zip(references, fields, strict=True)]
     if not chosen:
         chosen = default_references(references_dir)
         if not chosen:
-            err_console.print(f"note: no reference corpora in {reference_folder(references_dir)}; evaluating this "
-                              "corpus alone (pass --references-dir DIR, or --reference FILE --text-field F)")
+            err_console.print(
+                f"note: no reference corpora in {reference_folder(references_dir)}; evaluating this "
+                "corpus alone (pass --references-dir DIR, or --reference FILE --text-field F)"
+            )
     result = evaluate_run(run_dir, chosen, seed=seed)
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
@@ -391,11 +446,13 @@ def print_evaluation(result: dict) -> None:
         table.add_row(metric.replace("_", " "), *(_cell(c.get(metric)) for c in corpora.values()))
     out_console.print(table)
     ours = result["ours"]
-    rows = [("quota joint TVD", _cell(ours["joint"].get("tvd"))),
-            ("quota joint max abs dev", _cell(ours["joint"].get("max_abs_dev"))),
-            ("taxonomy leaf coverage", _cell(ours.get("leaf_coverage"))),
-            ("taxonomy leaf entropy (normalised)", _cell(ours.get("leaf_entropy"))),
-            *((f"share of attributes: {root}", _cell(share)) for root, share in ours.get("root_share", {}).items())]
+    rows = [
+        ("quota joint TVD", _cell(ours["joint"].get("tvd"))),
+        ("quota joint max abs dev", _cell(ours["joint"].get("max_abs_dev"))),
+        ("taxonomy leaf coverage", _cell(ours.get("leaf_coverage"))),
+        ("taxonomy leaf entropy (normalised)", _cell(ours.get("leaf_entropy"))),
+        *((f"share of attributes: {root}", _cell(share)) for root, share in ours.get("root_share", {}).items()),
+    ]
     for name, fit in ours.get("preset_fit", {}).items():
         rows.append((f"preset {name} TVD", _cell(fit.get("tvd"))))
         if "cramers_v_error" in fit:
@@ -429,15 +486,22 @@ def serve(
     try:
         CronSchedule(cron=cron)
     except ValidationError as exc:
-        raise UserInputError("--cron", "--cron", f"'{cron}' is not a cron expression",
-                             "write five fields, e.g. '0 3 * * *'") from exc
+        raise UserInputError(
+            "--cron", "--cron", f"'{cron}' is not a cron expression", "write five fields, e.g. '0 3 * * *'"
+        ) from exc
     prefect_serve(build_deployment(str(config.resolve()), cron, name, str(out) if out else None))
 
 
 @app.command()
 def doctor(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Check this run config's backend, "
-                                                "embedder and output folder (default: the defaults).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Check this run config's backend, embedder and output folder (default: the defaults).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check what a first run needs (Python, llama.cpp vs this CPU, model, disk, Ray, Prefect, embedder)."""
@@ -450,8 +514,11 @@ def doctor(
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}
         for check in checks:
             fix = f"  [dim](fix: {check.fix})[/dim]" if check.fix and check.status != "ok" else ""
-            out_console.print(f"[{colour[check.status]}]{check.status:>4}[/]  {check.name}: {check.detail}{fix}",
-                              highlight=False, soft_wrap=True)
+            out_console.print(
+                f"[{colour[check.status]}]{check.status:>4}[/]  {check.name}: {check.detail}{fix}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if any(check.status == "fail" for check in checks):
         raise typer.Exit(1)
 
@@ -469,8 +536,9 @@ def report(run_dir: RunDirArg) -> None:
     from taxonomy.loader import load_taxonomy
 
     if not (run_dir / "manifest.json").is_file():
-        raise UserInputError(str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)",
-                             "pass a folder written by populace build")
+        raise UserInputError(
+            str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)", "pass a folder written by populace build"
+        )
     cfg = load_run_config(RunFolder(run_dir).config)
     path = write_report(run_dir, leaf_counts(load_taxonomy(cfg.taxonomy)))
     card = write_dataset_card(run_dir, cfg.license)
@@ -499,9 +567,13 @@ def rules_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     """Every check a persona must pass: rule packs (SQL) and built-in checks."""
     from validators.rule_pack import BUILTIN_CHECKS, load_rule_pack
 
-    rows = [*({**c, "scope": "prose"} for c in BUILTIN_CHECKS),
-            *({"id": r.id, "severity": r.severity, "pack": r.pack, "scope": r.scope, "what": r.message}
-              for r in load_rule_pack())]
+    rows = [
+        *({**c, "scope": "prose"} for c in BUILTIN_CHECKS),
+        *(
+            {"id": r.id, "severity": r.severity, "pack": r.pack, "scope": r.scope, "what": r.message}
+            for r in load_rule_pack()
+        ),
+    ]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -548,8 +620,9 @@ def catalog(run_dir: RunDirArg) -> None:
     run = RunFolder(run_dir)
     if not run.manifest.is_file():
         raise UserInputError(str(run_dir), "manifest.json", "not a run folder", "pass a folder populace build wrote")
-    out_console.print(f"wrote {build_catalog(run)}: its views read {run.root.resolve()}", soft_wrap=True,
-                      highlight=False)
+    out_console.print(
+        f"wrote {build_catalog(run)}: its views read {run.root.resolve()}", soft_wrap=True, highlight=False
+    )
 
 
 def main() -> None:

@@ -25,35 +25,50 @@ def _type_of(spec: dict | bool, defs: dict) -> str:
 
 
 def _bounds(spec: dict) -> str:
-    parts = [f"{label} {spec[key]}" for key, label in (("minimum", "≥"), ("exclusiveMinimum", ">"),
-                                                        ("maximum", "≤"), ("exclusiveMaximum", "<"))
-             if key in spec]
+    parts = [
+        f"{label} {spec[key]}"
+        for key, label in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+        if key in spec
+    ]
     if "pattern" in spec:
         parts.append(f"pattern `{spec['pattern']}`")
     return ", ".join(parts)
 
 
 def _table(title: str, schema: dict, defs: dict) -> list[str]:
-    lines = [f"### {title}", "", schema.get("description", "").strip(), "",
-             "| field | type | default | description |", "|---|---|---|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        schema.get("description", "").strip(),
+        "",
+        "| field | type | default | description |",
+        "|---|---|---|---|",
+    ]
     for name, spec in schema.get("properties", {}).items():
         default = spec.get("default", "(required)" if name in schema.get("required", []) else "")
         shown = f"`{default}`" if default not in ("", "(required)") else default
         description = " ".join(spec.get("description", "").split())
         bounds = _bounds(spec)
-        lines.append(f"| `{name}` | {_type_of(spec, defs)} | {shown} | {description}"
-                     f"{' (' + bounds + ')' if bounds else ''} |")
+        lines.append(
+            f"| `{name}` | {_type_of(spec, defs)} | {shown} | {description}{' (' + bounds + ')' if bounds else ''} |"
+        )
     return [*lines, ""]
 
 
 def config_reference() -> str:
     """Markdown: one table per config model, the run config and the mining config with their parts."""
-    out = ["# Config reference", "",
-           "Generated from the config models by `populace config reference`; a test keeps this file current.",
-           "Every model refuses unknown keys. `populace config schema [--mining]` prints the JSON schema.", ""]
+    out = [
+        "# Config reference",
+        "",
+        "Generated from the config models by `populace config reference`; a test keeps this file current.",
+        "Every model refuses unknown keys. `populace config schema [--mining]` prints the JSON schema.",
+        "",
+    ]
     seen: set[str] = set()
-    for title, model in (("Run config (`populace build|sample|preview --config`)", RunConfig),
-                         ("Mining config (`populace mine --config`)", MiningConfig)):
+    for title, model in (
+        ("Run config (`populace build|sample|preview --config`)", RunConfig),
+        ("Mining config (`populace mine --config`)", MiningConfig),
+    ):
         schema = model.model_json_schema()
         defs = schema.get("$defs", {})
         out += [f"## {title}", "", *_table(model.__name__, schema, defs)]

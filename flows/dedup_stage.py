@@ -29,14 +29,15 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
         other = RunFolder(Path(run_dir))
         parts = sorted((other.root / "personas").glob("part-*.parquet"))
         if not parts:
-            raise UserInputError(run_dir, "against", "holds no personas/ shards",
-                                 "pass finished populace run folders")
-        table = pa.concat_tables([pq.read_table(p, columns=["persona_id", "narrative", "attributes"])
-                                  for p in parts])
+            raise UserInputError(run_dir, "against", "holds no personas/ shards", "pass finished populace run folders")
+        table = pa.concat_tables([pq.read_table(p, columns=["persona_id", "narrative", "attributes"]) for p in parts])
         rows = table.to_pylist()
-        items = DedupItems(ids=[f"{other.root.name}:{r['persona_id']}" for r in rows],
-                           texts=[r["narrative"] for r in rows], ranks=[0.0] * len(rows),
-                           facts=[fact_set(r["attributes"]) for r in rows])
+        items = DedupItems(
+            ids=[f"{other.root.name}:{r['persona_id']}" for r in rows],
+            texts=[r["narrative"] for r in rows],
+            ranks=[0.0] * len(rows),
+            facts=[fact_set(r["attributes"]) for r in rows],
+        )
         items = load_features(other.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder_name))
         combined = items if combined is None else concat_items(combined, items)
     return combined
@@ -110,5 +111,8 @@ def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters
     features = features.filter(pc.is_in(features.column("persona_id"), value_set=kept))
     features = features.take(pc.sort_indices(features, [("slot", "ascending")]))
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    save_index(run.root / "dedup" / "index", items_of_features(features, best_first=False),
-               feature_key(cfg.dedup, embedder.name if embedder else None))
+    save_index(
+        run.root / "dedup" / "index",
+        items_of_features(features, best_first=False),
+        feature_key(cfg.dedup, embedder.name if embedder else None),
+    )

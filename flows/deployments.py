@@ -13,8 +13,13 @@ BUILD_DEPLOYMENT = "scheduled-build"
 
 
 @flow(name="build_from_config", log_prints=True)
-def build_from_config(config_path: str, out: str | None = None, ray_address: str | None = None,
-                      population: int | None = None, seed: int | None = None) -> str:
+def build_from_config(
+    config_path: str,
+    out: str | None = None,
+    ray_address: str | None = None,
+    population: int | None = None,
+    seed: int | None = None,
+) -> str:
     """Build (or resume) the corpus a YAML run config describes; returns the run folder.
 
     `population` and `seed` override the config's (a run of a deployment can change them with
@@ -25,8 +30,13 @@ def build_from_config(config_path: str, out: str | None = None, ray_address: str
 
 
 @flow(name="mine_from_files", log_prints=True)
-def mine_from_files(conversations: list[str], out: str, taxonomy: str = "seed:core",
-                    config_path: str | None = None, ray_address: str | None = None) -> dict:
+def mine_from_files(
+    conversations: list[str],
+    out: str,
+    taxonomy: str = "seed:core",
+    config_path: str | None = None,
+    ray_address: str | None = None,
+) -> dict:
     """Mine the conversation files into a new version of `taxonomy`; returns the diff report."""
     cfg = load_config_file(config_path, MiningConfig) if config_path else MiningConfig()
     return mine_taxonomy(conversations, taxonomy, out, cfg, ray_address)
@@ -35,6 +45,8 @@ def mine_from_files(conversations: list[str], out: str, taxonomy: str = "seed:co
 def build_deployment(config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, out: str | None = None):
     """The RunnerDeployment `populace serve` runs: the build flow on a cron schedule."""
     return build_from_config.to_deployment(
-        name=name, cron=cron, parameters={"config_path": config_path, "out": out},
+        name=name,
+        cron=cron,
+        parameters={"config_path": config_path, "out": out},
         description=f"populace build --config {config_path} on '{cron}'",
     )

@@ -49,18 +49,26 @@ def reference_folder(folder: Path | None = None) -> Path:
 def default_references(folder: Path | None = None) -> list[Reference]:
     """The known reference corpora found in `folder`, each with the field that holds its persona text."""
     folder = reference_folder(folder)
-    fields = {"personahub": "record.input persona", "deeppersona": "record.Summary",
-              "opencharacter": "record.General Experience", "tinytroupe": "record.persona"}
-    return [Reference(name, folder / f"{name}.jsonl", field) for name, field in fields.items()
-            if (folder / f"{name}.jsonl").is_file()]
+    fields = {
+        "personahub": "record.input persona",
+        "deeppersona": "record.Summary",
+        "opencharacter": "record.General Experience",
+        "tinytroupe": "record.persona",
+    }
+    return [
+        Reference(name, folder / f"{name}.jsonl", field)
+        for name, field in fields.items()
+        if (folder / f"{name}.jsonl").is_file()
+    ]
 
 
 def our_sample(run_dir: Path, taxonomy: Taxonomy) -> CorpusSample:
     rows = query_run(run_dir, "SELECT name, narrative, attributes FROM personas ORDER BY persona_id").to_pylist()
     enums = {a.id: set(a.values) for a in taxonomy.attributes().values() if a.kind in ("categorical", "ordinal")}
     records = [{"name": r["name"], "narrative": r["narrative"], **dict(r["attributes"])} for r in rows]
-    return CorpusSample(f"populace:{run_dir.name}", [r["narrative"] for r in rows], records,
-                        required=("name", "narrative"), enums=enums)
+    return CorpusSample(
+        f"populace:{run_dir.name}", [r["narrative"] for r in rows], records, required=("name", "narrative"), enums=enums
+    )
 
 
 def reference_sample(reference: Reference) -> CorpusSample:
@@ -79,8 +87,9 @@ def load_name_stats() -> NameStats:
     births = pq.read_table(NAMES_DIR / "first_names.parquet").to_pandas()
     by_sex = births.pivot_table(index="name", columns="sex", values="births", aggfunc="sum", fill_value=0)
     female_share = (by_sex["female"] / by_sex.sum(axis=1)).to_dict()
-    cohort_names = {(sex, int(cohort)): frozenset(group["name"])
-                    for (sex, cohort), group in births.groupby(["sex", "cohort"])}
+    cohort_names = {
+        (sex, int(cohort)): frozenset(group["name"]) for (sex, cohort), group in births.groupby(["sex", "cohort"])
+    }
     cohorts = sorted({cohort for _, cohort in cohort_names})
     return NameStats(female_share, cohort_names, REFERENCE_YEAR, COHORT_YEARS, (cohorts[0], cohorts[-1]))
 
@@ -89,10 +98,15 @@ def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
     """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     sampling = manifest.get("sampling") or {}
-    out = {"joint": sampling.get("joint", {}), "marginals": sampling.get("marginals", {}),
-           "strata": manifest.get("strata", {}), "rule_violations": manifest.get("rule_violations", []),
-           "leaf_coverage": sampling.get("leaf_coverage"), "leaf_entropy": sampling.get("leaf_entropy"),
-           "root_share": sampling.get("root_share", {})}
+    out = {
+        "joint": sampling.get("joint", {}),
+        "marginals": sampling.get("marginals", {}),
+        "strata": manifest.get("strata", {}),
+        "rule_violations": manifest.get("rule_violations", []),
+        "leaf_coverage": sampling.get("leaf_coverage"),
+        "leaf_entropy": sampling.get("leaf_entropy"),
+        "root_share": sampling.get("root_share", {}),
+    }
     if not cfg.quotas.preset or not sampling:
         return out
     scope = metrics_scope(taxonomy, load_preset(cfg.quotas.preset, taxonomy))
@@ -103,40 +117,66 @@ def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
         fit = {"tvd": sampling.get("preset_fit", {}).get(name, {}).get("tvd"), "citation": citation}
         if len(attributes) == 2:
             target, produced = cramers_v(shares), cramers_v(dict(counts.tables.get(name, {})))
-            fit.update({"cramers_v_target": target, "cramers_v_produced": produced,
-                        "cramers_v_error": abs(produced - target)})
+            fit.update(
+                {"cramers_v_target": target, "cramers_v_produced": produced, "cramers_v_error": abs(produced - target)}
+            )
         out["preset_fit"][name] = fit
     return out
 
 
-def evaluate_run(run_dir: Path, references: list[Reference], embedder_cfg: EmbedderConfig | None = None,
-                 seed: int = 0) -> dict:
+def evaluate_run(
+    run_dir: Path, references: list[Reference], embedder_cfg: EmbedderConfig | None = None, seed: int = 0
+) -> dict:
     """Metrics for the run and each reference; written to RUN_DIR/evaluation/ (JSON and a plot)."""
     if not (run_dir / "manifest.json").is_file():
-        raise UserInputError(str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)",
-                             "pass a folder written by populace build")
+        raise UserInputError(
+            str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)", "pass a folder written by populace build"
+        )
     cfg = load_run_config(RunFolder(run_dir).config)
     taxonomy = load_taxonomy(cfg.taxonomy)
     embedder = create_embedder(embedder_cfg or cfg.dedup.embedder)  # the vectors the run's own dedup used
     samples = [our_sample(run_dir, taxonomy), *(reference_sample(r) for r in references)]
     names = load_name_stats()
-    corpora = {s.name: {**evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed),
-                        **realism_metrics(s.texts, s.records, names)}
-               for s in samples}
-    result = {"run": run_dir.name, "embedder": embedder.name, "seed": seed, "corpora": corpora,
-              "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
-              "ours": plan_fit(run_dir, cfg, taxonomy)}
+    corpora = {
+        s.name: {
+            **evaluate_sample(s, embedder.embed, personahub_duplicate_rates(s.texts, embedder), seed),
+            **realism_metrics(s.texts, s.records, names),
+        }
+        for s in samples
+    }
+    result = {
+        "run": run_dir.name,
+        "embedder": embedder.name,
+        "seed": seed,
+        "corpora": corpora,
+        "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
+        "ours": plan_fit(run_dir, cfg, taxonomy),
+    }
     folder = run_dir / "evaluation"
-    write_bytes_atomically(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
-                           folder / "evaluation.json")
+    write_bytes_atomically(
+        orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY), folder / "evaluation.json"
+    )
     write_comparison_plot(corpora, folder / "comparison.png")
     return result
 
 
-PLOTTED = ("distinct_2", "char_distinct_3_per_record", "self_bleu_2", "template_flag_rate",
-           "nearest_neighbour_distance", "mean_pairwise_distance", "hard_error_rate", "warning_rate",
-           "third_person_share", "markup_or_meta_share", "states_age_share", "states_occupation_share",
-           "unique_full_names_per_1000", "name_sex_agreement", "name_cohort_plausibility")
+PLOTTED = (
+    "distinct_2",
+    "char_distinct_3_per_record",
+    "self_bleu_2",
+    "template_flag_rate",
+    "nearest_neighbour_distance",
+    "mean_pairwise_distance",
+    "hard_error_rate",
+    "warning_rate",
+    "third_person_share",
+    "markup_or_meta_share",
+    "states_age_share",
+    "states_occupation_share",
+    "unique_full_names_per_1000",
+    "name_sex_agreement",
+    "name_cohort_plausibility",
+)
 
 
 def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
@@ -149,14 +189,17 @@ def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
     fig, axes = plt.subplots(4, 4, figsize=(14, 11))
     for ax, metric in zip(axes.flat, PLOTTED, strict=False):
         values = [corpora[name][metric] for name in names]
-        ax.bar(range(len(names)), [float("nan") if v is None else v for v in values],
-               color=["#c0392b"] + ["#7f8c8d"] * (len(names) - 1))
+        ax.bar(
+            range(len(names)),
+            [float("nan") if v is None else v for v in values],
+            color=["#c0392b"] + ["#7f8c8d"] * (len(names) - 1),
+        )
         for x, value in enumerate(values):
             if value is None:  # the corpus's fields do not allow this rate
                 ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(names)), [n.split(":")[0] for n in names], rotation=30, fontsize=8)
-    for ax in axes.flat[len(PLOTTED):]:
+    for ax in axes.flat[len(PLOTTED) :]:
         ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:

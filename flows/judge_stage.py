@@ -22,8 +22,7 @@ def final_stage(cfg: RunConfig) -> str:
 
 
 @task(**MODEL_TASK)
-def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int],
-               engines: Engines) -> None:
+def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int], engines: Engines) -> None:
     backend = cfg.judge.backend or cfg.backend
     todo = [s for s in shards if not run.stage_shard("judgements", s).is_file()]
     rows = {s: [r for r in read_rows(run.stage_shard("settled", s)) if r["accepted"]] for s in todo}
@@ -33,8 +32,9 @@ def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[
     for result in engines.generate(backend, requests, stage="judge"):
         scored[shard_of[result.request_id]].append(parse_judgement(result))
     for shard in todo:
-        write_table_atomically(pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS),
-                               run.stage_shard("judgements", shard))
+        write_table_atomically(
+            pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS), run.stage_shard("judgements", shard)
+        )
 
 
 @task(**STAGE_TASK)

@@ -37,8 +37,9 @@ def collect(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict]:
 
 
 @task(**MODEL_TASK)
-def extract(snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig,
-            ray_address: str | None) -> tuple[list[Candidate], dict]:
+def extract(
+    snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig, ray_address: str | None
+) -> tuple[list[Candidate], dict]:
     """Ask the LLM (on Ray workers) which attributes each sentence reveals; failures are counted, not fatal."""
     requests = build_extraction_requests(snippets, taxonomy, cfg.backend, cfg.seed, cfg.max_candidates_per_snippet)
     by_id = {r.request_id: s for r, s in zip(requests, snippets, strict=True)}
@@ -57,30 +58,45 @@ def extract(snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig,
         if failure:
             failures[failure] += 1
     candidates.sort(key=lambda c: (c.conversation, c.label, c.value))  # independent of result order
-    return candidates, {"extraction_failures": dict(sorted(failures.items())),
-                        "candidates_kept": len(candidates), **counts}
+    return candidates, {
+        "extraction_failures": dict(sorted(failures.items())),
+        "candidates_kept": len(candidates),
+        **counts,
+    }
 
 
 @flow(name="mine_taxonomy", log_prints=False, validate_parameters=False)
-def mine_taxonomy(conversations: list[str], taxonomy: str, out: str, cfg: MiningConfig,
-                  ray_address: str | None = None) -> dict:
+def mine_taxonomy(
+    conversations: list[str], taxonomy: str, out: str, cfg: MiningConfig, ray_address: str | None = None
+) -> dict:
     """Mine attributes from conversation files into a new version of `taxonomy`; write it and its diff report."""
     take_back_stop_signals()
     logger = get_run_logger()
     started = time.perf_counter()
     seed = load_taxonomy(taxonomy)
     snippets, funnel = collect([Path(p) for p in conversations], cfg)
-    logger.info("%d conversations, %d revealing sentences, %d sent to the LLM",
-                funnel["conversations"], funnel["revealing_sentences"], funnel["snippets_sent"])
+    logger.info(
+        "%d conversations, %d revealing sentences, %d sent to the LLM",
+        funnel["conversations"],
+        funnel["revealing_sentences"],
+        funnel["snippets_sent"],
+    )
     candidates, extraction = extract(snippets, seed, cfg, ray_address)
     funnel.update(extraction)
     embedder = create_embedder(cfg.embedder)
     mined, plan, placed = merge_candidates(seed, candidates, embedder.embed, cfg)
     funnel["wall_seconds"] = round(time.perf_counter() - started, 1)
-    settings = {"merge_rule_version": cfg.merge_rule_version, "merge_threshold": cfg.merge_threshold,
-                "attach_threshold": cfg.attach_threshold, "min_support": cfg.min_support,
-                "max_snippets": cfg.max_snippets, "seed": cfg.seed, "embedder": embedder.name,
-                "backend": cfg.backend.kind, "model": cfg.backend.model}
+    settings = {
+        "merge_rule_version": cfg.merge_rule_version,
+        "merge_threshold": cfg.merge_threshold,
+        "attach_threshold": cfg.attach_threshold,
+        "min_support": cfg.min_support,
+        "max_snippets": cfg.max_snippets,
+        "seed": cfg.seed,
+        "embedder": embedder.name,
+        "backend": cfg.backend.kind,
+        "model": cfg.backend.model,
+    }
     out_path = Path(out)
     written = write_taxonomy(mined, out_path)
     report = mining_report(seed, written, plan, placed, funnel, settings)
@@ -88,7 +104,11 @@ def mine_taxonomy(conversations: list[str], taxonomy: str, out: str, cfg: Mining
     write_bytes_atomically(orjson.dumps(report, option=orjson.OPT_INDENT_2), json_path)
     write_bytes_atomically(report_markdown(report).encode(), md_path)
     publish_mining_artifact(report)
-    logger.info("added %d, merged %d candidates into %d leaves, rejected %d", report["counts"]["added"],
-                report["counts"]["merged_candidates"], report["counts"]["merged_into_leaves"],
-                report["counts"]["rejected"])
+    logger.info(
+        "added %d, merged %d candidates into %d leaves, rejected %d",
+        report["counts"]["added"],
+        report["counts"]["merged_candidates"],
+        report["counts"]["merged_into_leaves"],
+        report["counts"]["rejected"],
+    )
     return report

@@ -28,12 +28,14 @@ def preview_personas(cfg: RunConfig, n: int) -> list[PreviewItem]:
     taxonomy = load_taxonomy(cfg.taxonomy)
     slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
     count = min(n, cfg.population)
-    batch, _ = sample_constrained(taxonomy, slot_cells[:count], cfg.seed, range(count), cfg.deep_attributes,
-                                  facts_constraints(load_rule_pack()))
+    batch, _ = sample_constrained(
+        taxonomy, slot_cells[:count], cfg.seed, range(count), cfg.deep_attributes, facts_constraints(load_rule_pack())
+    )
     skeletons = to_skeletons(batch, taxonomy)
     backend = create_backend(cfg.backend)
     results = backend.generate(build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, 0))
     errors = {r.request_id: r.error for r in results if r.error}
-    outcomes, _ = validate_batch([(s, r.text) for s, r in zip(skeletons, results, strict=True)],
-                                 taxonomy, load_rule_pack(), 0, errors)
+    outcomes, _ = validate_batch(
+        [(s, r.text) for s, r in zip(skeletons, results, strict=True)], taxonomy, load_rule_pack(), 0, errors
+    )
     return [PreviewItem(s, r.text, o) for s, r, o in zip(skeletons, results, outcomes, strict=True)]

@@ -82,9 +82,13 @@ def list_orphans(session: int, started_after: int) -> list[ProcessId]:
     this finds those it started too shortly before dying for a watcher to have seen them.
     """
     table = read_process_table()
-    return [ProcessId(pid, stat.started) for pid, stat in table.items()
-            if stat.session == session and stat.started >= started_after
-            and (stat.parent not in table or table[stat.parent].session != session)]
+    return [
+        ProcessId(pid, stat.started)
+        for pid, stat in table.items()
+        if stat.session == session
+        and stat.started >= started_after
+        and (stat.parent not in table or table[stat.parent].session != session)
+    ]
 
 
 def signal_processes(processes: list[ProcessId], signum: int) -> None:

@@ -30,8 +30,14 @@ class RateColumn(ProgressColumn):
 def stage_progress(label: str, total: int) -> Iterator[Callable[[], None]]:
     """An advance() callback: a bar with count, rate and ETA on a terminal, log lines every 10 s otherwise."""
     if sys.stderr.isatty():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                      TimeRemainingColumn(), transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        ) as bar:
             task_id = bar.add_task(label, total=total)
             yield lambda: bar.advance(task_id)
         return

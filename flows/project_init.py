@@ -26,6 +26,10 @@ def init_project(folder: Path, overwrite: bool = False) -> list[Path]:
     targets = {folder / relative: package_path("flows", "examples", *source) for relative, source in EXAMPLES.items()}
     existing = [str(target) for target in targets if target.exists()]
     if existing and not overwrite:
-        raise UserInputError(existing[0], "<file>", f"already exists ({len(existing)} of the example files do)",
-                             "pick an empty folder, or pass --force to replace the examples")
+        raise UserInputError(
+            existing[0],
+            "<file>",
+            f"already exists ({len(existing)} of the example files do)",
+            "pick an empty folder, or pass --force to replace the examples",
+        )
     return [write_bytes_atomically(source.read_bytes(), target) for target, source in targets.items()]

@@ -20,11 +20,16 @@ def prepare_run_folder(cfg: RunConfig, out: Path | None) -> RunFolder:
     run = RunFolder(root)
     if run.manifest.is_file():
         if run.read_manifest().get("fingerprint") != cfg.fingerprint():
-            raise UserInputError(str(root), "config", "this folder holds a run of a different config",
-                                 "use another --out folder, or the config that made this run")
+            raise UserInputError(
+                str(root),
+                "config",
+                "this folder holds a run of a different config",
+                "use another --out folder, or the config that made this run",
+            )
     elif root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()):
-        raise UserInputError(str(root), "--out", "folder exists, is not empty and is not a populace run",
-                             "choose an empty or new folder")
+        raise UserInputError(
+            str(root), "--out", "folder exists, is not empty and is not a populace run", "choose an empty or new folder"
+        )
     root.mkdir(parents=True, exist_ok=True)
     if not run.manifest.is_file():
         # The manifest goes first: it is what marks the folder as this config's run.

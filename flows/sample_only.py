@@ -44,16 +44,31 @@ class SamplePlan:
         taxonomy = load_taxonomy(cfg.taxonomy)
         cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
         preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
-        return cls(cfg, taxonomy, assign_slots(cells, cfg.seed), cells_as_json(cells),
-                   metrics_scope(taxonomy, preset), facts_constraints(load_rule_pack()))
+        return cls(
+            cfg,
+            taxonomy,
+            assign_slots(cells, cfg.seed),
+            cells_as_json(cells),
+            metrics_scope(taxonomy, preset),
+            facts_constraints(load_rule_pack()),
+        )
 
     def write_chunk(self, part: int, slots: range, target: Path) -> tuple[SampleCounts, Counter]:
         """Sample, constrain, tally and write one part file; return its counts and redraws per rule."""
-        batch, redraws = sample_constrained(self.taxonomy, self.slot_cells[slots.start:slots.stop], self.cfg.seed,
-                                            slots, self.cfg.deep_attributes, self.constraints)
+        batch, redraws = sample_constrained(
+            self.taxonomy,
+            self.slot_cells[slots.start : slots.stop],
+            self.cfg.seed,
+            slots,
+            self.cfg.deep_attributes,
+            self.constraints,
+        )
         counts = tally_batch(batch, self.taxonomy, stratum_variables(self.planned), self.scope)
-        write_table_atomically(batch_to_table(batch, self.taxonomy, redraws, part),
-                               target / f"part-{part:05d}.parquet", SKELETON_STATISTICS)
+        write_table_atomically(
+            batch_to_table(batch, self.taxonomy, redraws, part),
+            target / f"part-{part:05d}.parquet",
+            SKELETON_STATISTICS,
+        )
         return counts, Counter(rule for rules in redraws.values() for rule in rules)
 
 
@@ -80,8 +95,10 @@ def write_sample(cfg: RunConfig, out: Path, chunk_rows: int = CHUNK_ROWS, worker
     target = out / "skeletons"
     if target.exists() and any(target.iterdir()):
         raise UserInputError(str(target), "--out", "already holds skeletons", "choose a new folder or delete it")
-    chunks = [(part, start, min(start + chunk_rows, cfg.population))
-              for part, start in enumerate(range(0, cfg.population, chunk_rows))]
+    chunks = [
+        (part, start, min(start + chunk_rows, cfg.population))
+        for part, start in enumerate(range(0, cfg.population, chunk_rows))
+    ]
     workers = min(workers or os.cpu_count() or 1, len(chunks))
     counts = SampleCounts()  # metrics are tallied from codes chunk by chunk: no second pass over Parquet
     redraw_counts: Counter = Counter()
@@ -90,22 +107,29 @@ def write_sample(cfg: RunConfig, out: Path, chunk_rows: int = CHUNK_ROWS, worker
     else:
         # spawn: safe beside threads a caller may run (Prefect, Ray); each worker plans once.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(cfg.model_dump_json(),)) as pool:
-            results = list(pool.map(_write_chunk_in_worker, *zip(*chunks, strict=True),
-                                    [target] * len(chunks)))
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(cfg.model_dump_json(),)
+        ) as pool:
+            results = list(pool.map(_write_chunk_in_worker, *zip(*chunks, strict=True), [target] * len(chunks)))
     for chunk_counts, chunk_redraws in results:
         counts.add(chunk_counts)
         redraw_counts.update(chunk_redraws)
     redraws = dict(sorted(redraw_counts.items()))
     taxonomy = plan.taxonomy
-    summary = {"population": cfg.population, "seed": cfg.seed, "deep_attributes": cfg.deep_attributes,
-               "fingerprint": cfg.fingerprint(),
-               "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
-               "preset": cfg.quotas.preset, "cells": plan.planned, "constraint_redraws": redraws}
+    summary = {
+        "population": cfg.population,
+        "seed": cfg.seed,
+        "deep_attributes": cfg.deep_attributes,
+        "fingerprint": cfg.fingerprint(),
+        "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
+        "preset": cfg.quotas.preset,
+        "cells": plan.planned,
+        "constraint_redraws": redraws,
+    }
     write_bytes_atomically(orjson.dumps(summary, option=orjson.OPT_INDENT_2), out / "plan.json")
     metrics = metrics_from_counts(counts, plan.planned, plan.scope)
     metrics["constraint_redraws"] = redraws
-    write_bytes_atomically(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
-                           out / "metrics.json")
+    write_bytes_atomically(
+        orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY), out / "metrics.json"
+    )
     return metrics

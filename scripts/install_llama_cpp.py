@@ -78,9 +78,22 @@ def build_wheel(requirement: str, cmake_args: str, folder: Path) -> Path:
     env = dict(os.environ, CMAKE_ARGS=cmake_args, FORCE_CMAKE="1")
     print(f"compiling {requirement} with CMAKE_ARGS={cmake_args!r} (several minutes)", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-cache-dir", "--no-deps",
-         "--no-binary", "llama-cpp-python", "--wheel-dir", str(folder), requirement],
-        check=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-cache-dir",
+            "--no-deps",
+            "--no-binary",
+            "llama-cpp-python",
+            "--wheel-dir",
+            str(folder),
+            requirement,
+        ],
+        check=True,
+        env=env,
     )
     return find_wheel(folder)
 

@@ -11,7 +11,9 @@ def taxonomy_stats(taxonomy: Taxonomy) -> dict:
     leaves = list(taxonomy.attributes().values())
     depth = Counter(a.id.count(".") + 1 for a in leaves)
     return {
-        "name": taxonomy.name, "version": taxonomy.version, "content_hash": taxonomy.content_hash,
+        "name": taxonomy.name,
+        "version": taxonomy.version,
+        "content_hash": taxonomy.content_hash,
         "roots": len(taxonomy.categories),
         "nodes": len(taxonomy.nodes()) + len(leaves),
         "categories": len(taxonomy.nodes()),
@@ -37,6 +39,10 @@ def taxonomy_diff(old: Taxonomy, new: Taxonomy) -> dict:
         "added": sorted(set(after) - set(before)),
         "removed": sorted(set(before) - set(after)),
         "changed": changed,
-        "counts": {"added": len(set(after) - set(before)), "removed": len(set(before) - set(after)),
-                   "changed": len(changed), "unchanged": len(set(before) & set(after)) - len(changed)},
+        "counts": {
+            "added": len(set(after) - set(before)),
+            "removed": len(set(before) - set(after)),
+            "changed": len(changed),
+            "unchanged": len(set(before) & set(after)) - len(changed),
+        },
     }

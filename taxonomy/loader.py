@@ -23,20 +23,28 @@ MAX_TAXONOMY_BYTES = 32 * 1024 * 1024
 def read_taxonomy_source(ref: str) -> tuple[str, bytes]:
     """Return (display name, bytes) for 'seed:<name>' or a filesystem path."""
     if ref.startswith(SEED_PREFIX):
-        name = ref[len(SEED_PREFIX):]
+        name = ref[len(SEED_PREFIX) :]
         seed_file = resources.files("taxonomy").joinpath("seed", f"{name}.yaml")
         if not seed_file.is_file():
-            shipped = sorted(p.name.removesuffix(".yaml") for p in
-                             resources.files("taxonomy").joinpath("seed").iterdir() if p.name.endswith(".yaml"))
-            raise UserInputError(ref, "taxonomy", f"no shipped seed taxonomy '{name}'",
-                                 f"use one of {', '.join('seed:' + s for s in shipped)}")
+            shipped = sorted(
+                p.name.removesuffix(".yaml")
+                for p in resources.files("taxonomy").joinpath("seed").iterdir()
+                if p.name.endswith(".yaml")
+            )
+            raise UserInputError(
+                ref,
+                "taxonomy",
+                f"no shipped seed taxonomy '{name}'",
+                f"use one of {', '.join('seed:' + s for s in shipped)}",
+            )
         return ref, seed_file.read_bytes()
     path = Path(ref)
     if not path.is_file():
         raise UserInputError(ref, "taxonomy", "no such file", "give a taxonomy YAML path or seed:core")
     if path.stat().st_size > MAX_TAXONOMY_BYTES:
-        raise UserInputError(ref, "<file>", f"is larger than {MAX_TAXONOMY_BYTES // 2**20} MiB",
-                             "split it or remove unused nodes")
+        raise UserInputError(
+            ref, "<file>", f"is larger than {MAX_TAXONOMY_BYTES // 2**20} MiB", "split it or remove unused nodes"
+        )
     return str(path), path.read_bytes()
 
 
@@ -55,11 +63,13 @@ def parse_taxonomy(data: bytes, where: str) -> Taxonomy:
     try:
         raw = yaml.safe_load(data.decode("utf-8")) if data.strip() else None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserInputError(where, "<file>", f"not readable YAML ({exc.__class__.__name__})",
-                             "save the taxonomy as UTF-8 YAML") from exc
+        raise UserInputError(
+            where, "<file>", f"not readable YAML ({exc.__class__.__name__})", "save the taxonomy as UTF-8 YAML"
+        ) from exc
     if raw is None:
-        raise UserInputError(where, "<file>", "is empty", "write the taxonomy as YAML (name, version, categories) "
-                             "or use seed:core")
+        raise UserInputError(
+            where, "<file>", "is empty", "write the taxonomy as YAML (name, version, categories) or use seed:core"
+        )
     if not isinstance(raw, dict):
         raise UserInputError(where, "<root>", "is not a mapping", "start with name, version, categories")
     declared_hash = raw.pop("content_hash", "") or ""
@@ -73,9 +83,12 @@ def parse_taxonomy(data: bytes, where: str) -> Taxonomy:
     check_taxonomy(taxonomy, where)
     actual_hash = canonical_hash(taxonomy)
     if declared_hash and declared_hash != actual_hash:
-        raise UserInputError(where, "content_hash", "does not match the content (the file was edited)",
-                             "delete the content_hash line, or bump version and rewrite it with "
-                             "`populace taxonomy validate --rehash`")
+        raise UserInputError(
+            where,
+            "content_hash",
+            "does not match the content (the file was edited)",
+            "delete the content_hash line, or bump version and rewrite it with `populace taxonomy validate --rehash`",
+        )
     return taxonomy.model_copy(update={"content_hash": actual_hash})
 
 
@@ -102,11 +115,16 @@ def _resolve_scales(raw: dict, where: str) -> None:
             if isinstance(attr, dict) and attr.get("scale") is not None:
                 name = attr["scale"]
                 if name not in scales:
-                    raise UserInputError(where, f"{path}.attributes.{i}.scale", f"unknown scale '{name}'",
-                                         f"define it under scales or use one of {sorted(scales)}")
+                    raise UserInputError(
+                        where,
+                        f"{path}.attributes.{i}.scale",
+                        f"unknown scale '{name}'",
+                        f"define it under scales or use one of {sorted(scales)}",
+                    )
                 if attr.get("values") and attr["values"] != scales[name]:
-                    raise UserInputError(where, f"{path}.attributes.{i}", "has both a scale and other values",
-                                         "keep one of them")
+                    raise UserInputError(
+                        where, f"{path}.attributes.{i}", "has both a scale and other values", "keep one of them"
+                    )
                 attr["values"] = dict(scales[name])
         for j, sub in enumerate(node.get("subcategories") or []):
             visit(sub, f"{path}.subcategories.{j}")
@@ -135,8 +153,12 @@ def check_taxonomy(taxonomy: Taxonomy, where: str) -> None:
         sorter.prepare()
     except graphlib.CycleError as exc:
         cycle = " -> ".join(exc.args[1])
-        raise UserInputError(where, cycle, "attributes depend on each other in a cycle",
-                             "remove one depends_on / applicable_when / range_by link") from exc
+        raise UserInputError(
+            where,
+            cycle,
+            "attributes depend on each other in a cycle",
+            "remove one depends_on / applicable_when / range_by link",
+        ) from exc
 
 
 def _check_node(node: Node, where: str, seen: dict[str, Attribute], node_ids: set[str]) -> None:
@@ -147,13 +169,18 @@ def _check_node(node: Node, where: str, seen: dict[str, Attribute], node_ids: se
         if attr.id in seen or attr.id in node_ids:
             raise UserInputError(where, attr.id, "duplicate attribute id", "give each attribute a unique id")
         if attr.id.rsplit(".", 1)[0] != node.id:
-            raise UserInputError(where, attr.id, f"does not start with its category '{node.id}'",
-                                 f"name it {node.id}.<slug>")
+            raise UserInputError(
+                where, attr.id, f"does not start with its category '{node.id}'", f"name it {node.id}.<slug>"
+            )
         seen[attr.id] = attr
     for sub in node.subcategories:
         if sub.id.rsplit(".", 1)[0] != node.id or "." not in sub.id:
-            raise UserInputError(where, sub.id, f"does not start with its parent category '{node.id}'",
-                                 f"name it {node.id}.<slug> (categories nest at most 3 levels)")
+            raise UserInputError(
+                where,
+                sub.id,
+                f"does not start with its parent category '{node.id}'",
+                f"name it {node.id}.<slug> (categories nest at most 3 levels)",
+            )
         _check_node(sub, where, seen, node_ids)
 
 
@@ -191,54 +218,88 @@ def _check_domain(attr: Attribute, where: str) -> None:
                 _check_weights(weights, where, field)
                 unknown = set(weights) - set(attr.values)
                 if unknown:
-                    raise UserInputError(where, field, f"values {sorted(unknown)} are not in the domain",
-                                         f"use values from {sorted(attr.values)}")
+                    raise UserInputError(
+                        where,
+                        field,
+                        f"values {sorted(unknown)} are not in the domain",
+                        f"use values from {sorted(attr.values)}",
+                    )
     elif attr.values:
-        raise UserInputError(where, f"{attr.id}.values", f"a {attr.kind} attribute has no value list",
-                             "make it categorical or ordinal, or remove values")
+        raise UserInputError(
+            where,
+            f"{attr.id}.values",
+            f"a {attr.kind} attribute has no value list",
+            "make it categorical or ordinal, or remove values",
+        )
     if attr.kind == "numeric":
         if attr.minimum is None or attr.maximum is None or attr.minimum > attr.maximum:
-            raise UserInputError(where, attr.id, "numeric attribute needs minimum <= maximum",
-                                 "set minimum and maximum")
-        for parent_value, (low, high) in (attr.range_by.ranges.items() if attr.range_by else []):
+            raise UserInputError(
+                where, attr.id, "numeric attribute needs minimum <= maximum", "set minimum and maximum"
+            )
+        for parent_value, (low, high) in attr.range_by.ranges.items() if attr.range_by else []:
             if not attr.minimum <= low <= high <= attr.maximum:
-                raise UserInputError(where, f"{attr.id}.range_by.ranges.{parent_value}",
-                                     f"range [{low}, {high}] is not inside [{attr.minimum}, {attr.maximum}]",
-                                     "keep each range within minimum and maximum, low <= high")
+                raise UserInputError(
+                    where,
+                    f"{attr.id}.range_by.ranges.{parent_value}",
+                    f"range [{low}, {high}] is not inside [{attr.minimum}, {attr.maximum}]",
+                    "keep each range within minimum and maximum, low <= high",
+                )
     elif attr.kind == "text" and not attr.guidance:
-        raise UserInputError(where, f"{attr.id}.guidance", "text attribute without guidance",
-                             "say in one line what the LLM should write")
+        raise UserInputError(
+            where, f"{attr.id}.guidance", "text attribute without guidance", "say in one line what the LLM should write"
+        )
     if attr.provenance.source == "mined" and attr.provenance.support < 1:
-        raise UserInputError(where, f"{attr.id}.provenance.support", "a mined attribute without support",
-                             "record how many conversations revealed it")
+        raise UserInputError(
+            where,
+            f"{attr.id}.provenance.support",
+            "a mined attribute without support",
+            "record how many conversations revealed it",
+        )
 
 
 def _check_references(attr: Attribute, known: dict[str, Attribute], where: str) -> None:
     for parent in sorted(parents_of(attr)):
         if parent not in known:
-            raise UserInputError(where, attr.id, f"refers to unknown attribute '{parent}'",
-                                 "fix the id or add that attribute")
+            raise UserInputError(
+                where, attr.id, f"refers to unknown attribute '{parent}'", "fix the id or add that attribute"
+            )
     for i, condition in enumerate(attr.applicable_when):
         parent = known[condition.attribute]
         field = f"{attr.id}.applicable_when.{i}"
         if condition.op in ("<", "<=", ">", ">=") and parent.kind != "numeric":
-            raise UserInputError(where, field, f"compares {parent.id} ({parent.kind}) with {condition.op}",
-                                 "use ==, !=, in or not_in on categorical attributes")
+            raise UserInputError(
+                where,
+                field,
+                f"compares {parent.id} ({parent.kind}) with {condition.op}",
+                "use ==, !=, in or not_in on categorical attributes",
+            )
         named = condition.value if isinstance(condition.value, list) else [condition.value]
         if parent.kind in ("categorical", "ordinal"):
             unknown = sorted(str(v) for v in named if v not in parent.values)
             if unknown:
-                raise UserInputError(where, field, f"values {unknown} are not in {parent.id}'s domain",
-                                     f"use values from {sorted(parent.values)}")
+                raise UserInputError(
+                    where,
+                    field,
+                    f"values {unknown} are not in {parent.id}'s domain",
+                    f"use values from {sorted(parent.values)}",
+                )
     if attr.depends_on:
         parent = known[attr.depends_on.attribute]
         missing = set(parent.values) - set(attr.depends_on.table)
         if missing:
-            raise UserInputError(where, f"{attr.id}.depends_on.table",
-                                 f"no row for parent values {sorted(missing)}", "add a row for each")
+            raise UserInputError(
+                where,
+                f"{attr.id}.depends_on.table",
+                f"no row for parent values {sorted(missing)}",
+                "add a row for each",
+            )
     if attr.range_by:
         parent = known[attr.range_by.attribute]
         missing = set(parent.values) - set(attr.range_by.ranges)
         if missing:
-            raise UserInputError(where, f"{attr.id}.range_by.ranges",
-                                 f"no range for parent values {sorted(missing)}", "add a range for each")
+            raise UserInputError(
+                where,
+                f"{attr.id}.range_by.ranges",
+                f"no range for parent values {sorted(missing)}",
+                "add a range for each",
+            )

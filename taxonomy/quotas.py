@@ -59,9 +59,12 @@ def allocate(shares: list[float], total: int, min_per_cell: int = 0) -> list[int
     positive = [s > 0 for s in shares]
     reserved = min_per_cell * sum(positive)
     if reserved > total:
-        raise UserInputError("run config", "quotas.min_per_cell",
-                             f"{sum(positive)} cells x {min_per_cell} = {reserved} slots, more than population {total}",
-                             "lower min_per_cell, use fewer strata or raise population")
+        raise UserInputError(
+            "run config",
+            "quotas.min_per_cell",
+            f"{sum(positive)} cells x {min_per_cell} = {reserved} slots, more than population {total}",
+            "lower min_per_cell, use fewer strata or raise population",
+        )
     rest = allocate_largest_remainder(shares, total - reserved)
     return [count + (min_per_cell if pos else 0) for count, pos in zip(rest, positive, strict=True)]
 
@@ -69,11 +72,19 @@ def allocate(shares: list[float], total: int, min_per_cell: int = 0) -> list[int
 def _check_attribute(attr_id: str, taxonomy: Taxonomy, field: str) -> None:
     attr = taxonomy.attributes().get(attr_id)
     if attr is None:
-        raise UserInputError("run config", field, f"'{attr_id}' is not in taxonomy {taxonomy.name}",
-                             "use a categorical or ordinal attribute id from the taxonomy")
+        raise UserInputError(
+            "run config",
+            field,
+            f"'{attr_id}' is not in taxonomy {taxonomy.name}",
+            "use a categorical or ordinal attribute id from the taxonomy",
+        )
     if attr.kind not in ("categorical", "ordinal"):
-        raise UserInputError("run config", field, f"'{attr_id}' is {attr.kind}; strata need categories",
-                             "stratify on a categorical or ordinal attribute (e.g. an age band)")
+        raise UserInputError(
+            "run config",
+            field,
+            f"'{attr_id}' is {attr.kind}; strata need categories",
+            "stratify on a categorical or ordinal attribute (e.g. an age band)",
+        )
 
 
 def collect_marginals(strata: list[StratumVariable], taxonomy: Taxonomy, quotas: QuotaConfig) -> list[Marginal]:
@@ -83,11 +94,13 @@ def collect_marginals(strata: list[StratumVariable], taxonomy: Taxonomy, quotas:
         _check_attribute(variable.attribute, taxonomy, f"strata.{i}.attribute")
         unknown = sorted(set(variable.shares) - set(known[variable.attribute].values))
         if unknown:
-            raise UserInputError("run config", f"strata.{i}.shares",
-                                 f"values {unknown} are not in {variable.attribute}'s domain",
-                                 f"use values from {sorted(known[variable.attribute].values)}")
-        marginals.append(Marginal((variable.attribute,), {(v,): s for v, s in variable.shares.items()},
-                                  f"strata.{i}"))
+            raise UserInputError(
+                "run config",
+                f"strata.{i}.shares",
+                f"values {unknown} are not in {variable.attribute}'s domain",
+                f"use values from {sorted(known[variable.attribute].values)}",
+            )
+        marginals.append(Marginal((variable.attribute,), {(v,): s for v, s in variable.shares.items()}, f"strata.{i}"))
     if quotas.preset:
         preset = load_preset(quotas.preset, taxonomy)
         wanted = set(quotas.variables)
@@ -107,22 +120,29 @@ def collect_marginals(strata: list[StratumVariable], taxonomy: Taxonomy, quotas:
         for i, attr_id in enumerate(quotas.variables):
             _check_attribute(attr_id, taxonomy, f"quotas.variables.{i}")
             if attr_id not in used:
-                raise UserInputError("run config", f"quotas.variables.{i}", f"preset {preset.name} has no table over "
-                                     f"'{attr_id}'", "stratify on attributes the preset has tables for")
+                raise UserInputError(
+                    "run config",
+                    f"quotas.variables.{i}",
+                    f"preset {preset.name} has no table over '{attr_id}'",
+                    "stratify on attributes the preset has tables for",
+                )
     return marginals
 
 
 def _check_consistent(marginals: list[Marginal]) -> None:
     """Two tables that share an attribute must give it the same shares."""
     for i, first in enumerate(marginals):
-        for second in marginals[i + 1:]:
+        for second in marginals[i + 1 :]:
             for attr_id in set(first.attributes) & set(second.attributes):
                 a, b = _collapse(first, attr_id), _collapse(second, attr_id)
                 for value in set(a) | set(b):
                     if abs(a.get(value, 0.0) - b.get(value, 0.0)) > 1e-3:
-                        raise UserInputError("run config", f"{first.source} / {second.source}",
-                                             f"give {attr_id}={value} shares {a.get(value, 0.0):.4f} and "
-                                             f"{b.get(value, 0.0):.4f}", "make the tables agree on shared attributes")
+                        raise UserInputError(
+                            "run config",
+                            f"{first.source} / {second.source}",
+                            f"give {attr_id}={value} shares {a.get(value, 0.0):.4f} and {b.get(value, 0.0):.4f}",
+                            "make the tables agree on shared attributes",
+                        )
 
 
 def _drop_implied(marginals: list[Marginal]) -> list[Marginal]:
@@ -130,9 +150,12 @@ def _drop_implied(marginals: list[Marginal]) -> list[Marginal]:
     would only keep raking from converging exactly)."""
     kept = []
     for i, marginal in enumerate(marginals):
-        covered = any(set(marginal.attributes) < set(other.attributes)
-                      or (set(marginal.attributes) == set(other.attributes) and j < i)
-                      for j, other in enumerate(marginals) if j != i)
+        covered = any(
+            set(marginal.attributes) < set(other.attributes)
+            or (set(marginal.attributes) == set(other.attributes) and j < i)
+            for j, other in enumerate(marginals)
+            if j != i
+        )
         if not covered:
             kept.append(marginal)
     return kept
@@ -158,8 +181,7 @@ def seed_from_taxonomy(variables: list[str], domains: list[list[str]], taxonomy:
         parent = attr.depends_on.attribute if attr.depends_on else None
         if parent in variables:
             p_axis = variables.index(parent)
-            cond = np.array([[attr.depends_on.table[pv].get(v, 0.0) for v in domains[axis]]
-                             for pv in domains[p_axis]])
+            cond = np.array([[attr.depends_on.table[pv].get(v, 0.0) for v in domains[axis]] for pv in domains[p_axis]])
             shape = [1] * table.ndim
             shape[p_axis], shape[axis] = cond.shape
             table = table * (cond.reshape(shape) if p_axis < axis else cond.T.reshape(shape))
@@ -181,34 +203,47 @@ def seed_from_csv(path: str, variables: list[str], domains: list[list[str]]) -> 
         reader = csv.DictReader(handle)
         missing = [c for c in [*variables, "weight"] if c not in (reader.fieldnames or [])]
         if missing:
-            raise UserInputError(path, "header", f"missing columns {missing}",
-                                 "one column per stratum attribute id and a 'weight' column")
+            raise UserInputError(
+                path,
+                "header",
+                f"missing columns {missing}",
+                "one column per stratum attribute id and a 'weight' column",
+            )
         for line, row in enumerate(reader, start=2):
             try:
                 cell = tuple(index[i][row[v]] for i, v in enumerate(variables))
                 table[cell] += float(row["weight"])
             except (KeyError, ValueError) as exc:
-                raise UserInputError(path, f"line {line}", f"unknown value or bad weight ({exc})",
-                                     "use taxonomy values and numeric weights") from exc
+                raise UserInputError(
+                    path,
+                    f"line {line}",
+                    f"unknown value or bad weight ({exc})",
+                    "use taxonomy values and numeric weights",
+                ) from exc
     return table
 
 
-def plan_quotas(strata: list[StratumVariable], taxonomy: Taxonomy, population: int,
-                quotas: QuotaConfig | None = None) -> list[QuotaCell]:
+def plan_quotas(
+    strata: list[StratumVariable], taxonomy: Taxonomy, population: int, quotas: QuotaConfig | None = None
+) -> list[QuotaCell]:
     """Joint cells with exact integer counts: from joint shares, or raked from marginals."""
     quotas = quotas or QuotaConfig()
     if quotas.joint:
         if strata:
-            raise UserInputError("run config", "quotas.joint", "joint cells and strata marginals both given",
-                                 "give one of them")
+            raise UserInputError(
+                "run config", "quotas.joint", "joint cells and strata marginals both given", "give one of them"
+            )
         variables = sorted(quotas.joint[0].values)
         for attr_id in variables:
             _check_attribute(attr_id, taxonomy, f"quotas.joint.0.values.{attr_id}")
             for j, cell in enumerate(quotas.joint):
                 if cell.values[attr_id] not in taxonomy.attributes()[attr_id].values:
-                    raise UserInputError("run config", f"quotas.joint.{j}.values.{attr_id}",
-                                         f"'{cell.values[attr_id]}' is not a value of {attr_id}",
-                                         f"use values from {sorted(taxonomy.attributes()[attr_id].values)}")
+                    raise UserInputError(
+                        "run config",
+                        f"quotas.joint.{j}.values.{attr_id}",
+                        f"'{cell.values[attr_id]}' is not a value of {attr_id}",
+                        f"use values from {sorted(taxonomy.attributes()[attr_id].values)}",
+                    )
         combos = [tuple((a, c.values[a]) for a in variables) for c in quotas.joint]
         shares = [c.share for c in quotas.joint]
     else:
@@ -218,21 +253,32 @@ def plan_quotas(strata: list[StratumVariable], taxonomy: Taxonomy, population: i
         _check_consistent(marginals)
         combos, shares = _rake_marginals(_drop_implied(marginals), taxonomy, quotas)
     counts = allocate(shares, population, quotas.min_per_cell)
-    return [QuotaCell(values=combo, share=share, count=count)
-            for combo, share, count in zip(combos, shares, counts, strict=True) if share > 0 or count > 0]
+    return [
+        QuotaCell(values=combo, share=share, count=count)
+        for combo, share, count in zip(combos, shares, counts, strict=True)
+        if share > 0 or count > 0
+    ]
 
 
-def _rake_marginals(marginals: list[Marginal], taxonomy: Taxonomy,
-                    quotas: QuotaConfig) -> tuple[list[tuple[tuple[str, str], ...]], list[float]]:
+def _rake_marginals(
+    marginals: list[Marginal], taxonomy: Taxonomy, quotas: QuotaConfig
+) -> tuple[list[tuple[tuple[str, str], ...]], list[float]]:
     variables = list(dict.fromkeys(a for m in marginals for a in m.attributes))
     known = taxonomy.attributes()
     domains = [sorted(known[a].values) for a in variables]
     size = math.prod(len(d) for d in domains)
     if size > MAX_JOINT_CELLS:
-        raise UserInputError("run config", "strata", f"{size:,} joint cells is too many",
-                             f"stratify on fewer or coarser attributes (at most {MAX_JOINT_CELLS:,} cells)")
-    seed = (seed_from_csv(quotas.seed_table, variables, domains) if quotas.seed_table
-            else seed_from_taxonomy(variables, domains, taxonomy))
+        raise UserInputError(
+            "run config",
+            "strata",
+            f"{size:,} joint cells is too many",
+            f"stratify on fewer or coarser attributes (at most {MAX_JOINT_CELLS:,} cells)",
+        )
+    seed = (
+        seed_from_csv(quotas.seed_table, variables, domains)
+        if quotas.seed_table
+        else seed_from_taxonomy(variables, domains, taxonomy)
+    )
     targets = []
     for marginal in marginals:
         axes = tuple(variables.index(a) for a in marginal.attributes)
@@ -252,8 +298,9 @@ def _rake_marginals(marginals: list[Marginal], taxonomy: Taxonomy,
 
 def shortfall(cells: list[QuotaCell], kept_per_label: dict[str, int]) -> dict[str, int]:
     """Slots each cell still lacks: its quota minus the personas it has kept."""
-    return {c.label: c.count - kept_per_label.get(c.label, 0) for c in cells
-            if c.count > kept_per_label.get(c.label, 0)}
+    return {
+        c.label: c.count - kept_per_label.get(c.label, 0) for c in cells if c.count > kept_per_label.get(c.label, 0)
+    }
 
 
 def plan_backfill(cells: list[QuotaCell], missing: dict[str, int]) -> list[QuotaCell]:

@@ -14,8 +14,9 @@ from taxonomy.sampling import SkeletonBatch, domain_of
 
 def metrics_scope(taxonomy: Taxonomy, preset: PopulationPreset | None = None) -> MetricsScope:
     tables = tuple((tuple(m.attributes), dict(m.shares), m.citation) for m in (preset.marginals if preset else []))
-    return MetricsScope(leaf_ids=tuple(taxonomy.attributes()), root_ids=tuple(r.id for r in taxonomy.categories),
-                        preset_tables=tables)
+    return MetricsScope(
+        leaf_ids=tuple(taxonomy.attributes()), root_ids=tuple(r.id for r in taxonomy.categories), preset_tables=tables
+    )
 
 
 def _present(values: np.ndarray) -> np.ndarray:

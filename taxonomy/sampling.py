@@ -65,8 +65,14 @@ def condition_holds(condition: Condition, values: dict[str, str]) -> bool:
     if isinstance(expected, str):
         return (actual == expected) if op == "==" else (actual != expected) if op == "!=" else False
     number = float(actual)
-    return {"==": number == expected, "!=": number != expected, ">=": number >= expected,
-            "<=": number <= expected, ">": number > expected, "<": number < expected}[op]
+    return {
+        "==": number == expected,
+        "!=": number != expected,
+        ">=": number >= expected,
+        "<=": number <= expected,
+        ">": number > expected,
+        "<": number < expected,
+    }[op]
 
 
 @dataclass
@@ -100,8 +106,14 @@ def condition_mask(condition: Condition, batch: SkeletonBatch, taxonomy: Taxonom
     if parent.kind == "numeric":
         expected = float(condition.value)
         with np.errstate(invalid="ignore"):
-            result = {"==": values == expected, "!=": values != expected, ">=": values >= expected,
-                      "<=": values <= expected, ">": values > expected, "<": values < expected}[condition.op]
+            result = {
+                "==": values == expected,
+                "!=": values != expected,
+                ">=": values >= expected,
+                "<=": values <= expected,
+                ">": values > expected,
+                "<": values < expected,
+            }[condition.op]
         return present & result
     domain = domain_of(parent)
     named = condition.value if isinstance(condition.value, list) else [condition.value]
@@ -158,12 +170,22 @@ def _empty(attr: Attribute, n: int) -> np.ndarray:
     return np.full(n, np.nan) if attr.kind == "numeric" else np.full(n, -1, dtype=np.int32)
 
 
-def sample_batch(taxonomy: Taxonomy, cells: list[QuotaCell], seed: int, slots: np.ndarray | range,
-                 deep_attributes: int, attempts: np.ndarray | None = None) -> SkeletonBatch:
+def sample_batch(
+    taxonomy: Taxonomy,
+    cells: list[QuotaCell],
+    seed: int,
+    slots: np.ndarray | range,
+    deep_attributes: int,
+    attempts: np.ndarray | None = None,
+) -> SkeletonBatch:
     """Skeletons for `slots`, where cells[i] is the quota cell of slots[i]."""
     slots = np.asarray(slots, dtype=np.int64)
-    batch = SkeletonBatch(seed=seed, slots=slots, cells=list(cells),
-                          attempts=np.zeros(len(slots), dtype=np.int64) if attempts is None else attempts)
+    batch = SkeletonBatch(
+        seed=seed,
+        slots=slots,
+        cells=list(cells),
+        attempts=np.zeros(len(slots), dtype=np.int64) if attempts is None else attempts,
+    )
     known = taxonomy.attributes()
     order = sampling_order(taxonomy)
     fixed = _fixed_codes(cells, taxonomy)
@@ -178,8 +200,14 @@ def sample_batch(taxonomy: Taxonomy, cells: list[QuotaCell], seed: int, slots: n
         _draw_into(batch, known[attr_id], everyone, fixed, taxonomy)
     # 2. K deep attributes per slot, among those that apply to it.
     deep_ids = [a for a in known if a not in core]
-    chosen = select_deep_attributes(taxonomy, deep_ids, deep_attributes, seed, slots,
-                                    lambda attr_id: applicable_mask(known[attr_id], batch, taxonomy))
+    chosen = select_deep_attributes(
+        taxonomy,
+        deep_ids,
+        deep_attributes,
+        seed,
+        slots,
+        lambda attr_id: applicable_mask(known[attr_id], batch, taxonomy),
+    )
     for attr_id in order:
         if attr_id in core:
             continue
@@ -210,14 +238,17 @@ def _fixed_codes(cells: list[QuotaCell], taxonomy: Taxonomy) -> dict[str, np.nda
     fixed = {}
     for attr_id in sorted({a for cell in distinct for a, _ in cell.values}):
         domain = domain_of(known[attr_id])
-        per_cell = np.array([domain.index(dict(c.values)[attr_id]) if attr_id in dict(c.values) else -1
-                             for c in distinct], dtype=np.int32)
+        per_cell = np.array(
+            [domain.index(dict(c.values)[attr_id]) if attr_id in dict(c.values) else -1 for c in distinct],
+            dtype=np.int32,
+        )
         fixed[attr_id] = per_cell[cell_index]
     return fixed
 
 
-def _draw_into(batch: SkeletonBatch, attr: Attribute, rows: np.ndarray, fixed: dict[str, np.ndarray],
-               taxonomy: Taxonomy) -> None:
+def _draw_into(
+    batch: SkeletonBatch, attr: Attribute, rows: np.ndarray, fixed: dict[str, np.ndarray], taxonomy: Taxonomy
+) -> None:
     n = len(batch)
     if attr.kind == "text":
         batch.open_text[attr.id] = applicable_mask(attr, batch, taxonomy)
@@ -237,8 +268,14 @@ def redraw_rows(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy, deep
     if not len(rows):
         return
     batch.attempts[rows] += 1
-    again = sample_batch(taxonomy, [batch.cells[i] for i in rows], batch.seed, batch.slots[rows],
-                         deep_attributes, batch.attempts[rows].copy())
+    again = sample_batch(
+        taxonomy,
+        [batch.cells[i] for i in rows],
+        batch.seed,
+        batch.slots[rows],
+        deep_attributes,
+        batch.attempts[rows].copy(),
+    )
     for attr_id, values in again.codes.items():
         batch.codes[attr_id][rows] = values
     for attr_id, mask in again.open_text.items():
@@ -272,13 +309,21 @@ def to_skeletons(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[Skeleton]:
     for i, slot in enumerate(batch.slots.tolist()):
         facts = {a: columns[a][i] for a in known if a in columns and columns[a][i] is not None}
         open_attrs = [a for a in known if a in open_cols and open_cols[a][i]]
-        skeletons.append(Skeleton(persona_id=persona_id_for(batch.seed, slot), slot=slot,
-                                  stratum=batch.cells[i].label, attributes=facts, open_attributes=open_attrs,
-                                  name=names[i]))
+        skeletons.append(
+            Skeleton(
+                persona_id=persona_id_for(batch.seed, slot),
+                slot=slot,
+                stratum=batch.cells[i].label,
+                attributes=facts,
+                open_attributes=open_attrs,
+                name=names[i],
+            )
+        )
     return skeletons
 
 
-def sample_skeletons(taxonomy: Taxonomy, cells: list[QuotaCell], seed: int, slots: np.ndarray | range,
-                     deep_attributes: int = 0) -> list[Skeleton]:
+def sample_skeletons(
+    taxonomy: Taxonomy, cells: list[QuotaCell], seed: int, slots: np.ndarray | range, deep_attributes: int = 0
+) -> list[Skeleton]:
     """Skeleton rows for `slots` (cells[i] is the cell of slots[i]), without constraint redraws."""
     return to_skeletons(sample_batch(taxonomy, cells, seed, slots, deep_attributes), taxonomy)

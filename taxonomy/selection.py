@@ -51,8 +51,9 @@ def _pools(taxonomy: Taxonomy, deep_ids: list[str], k: int) -> list[tuple[str, l
     return [(root, leaves, counts[root]) for root, leaves in by_root.items() if counts.get(root, 0) > 0]
 
 
-def select_deep_attributes(taxonomy: Taxonomy, deep_ids: list[str], k: int, seed: int, slots: np.ndarray,
-                           applies: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+def select_deep_attributes(
+    taxonomy: Taxonomy, deep_ids: list[str], k: int, seed: int, slots: np.ndarray, applies: Callable[[str], np.ndarray]
+) -> dict[str, np.ndarray]:
     """attribute id -> the row indices (into `slots`) of the personas that get it."""
     from taxonomy.sampling import stream_of, uniforms
 
@@ -80,5 +81,5 @@ def select_deep_attributes(taxonomy: Taxonomy, deep_ids: list[str], k: int, seed
         order = np.argsort(kept_leaves, kind="stable")
         bounds = np.searchsorted(kept_leaves[order], np.arange(size + 1))
         for i, attr_id in enumerate(leaves):
-            chosen[attr_id] = np.sort(kept_rows[order[bounds[i]:bounds[i + 1]]])
+            chosen[attr_id] = np.sort(kept_rows[order[bounds[i] : bounds[i + 1]]])
     return chosen

@@ -69,22 +69,28 @@ def batch_to_table(batch: SkeletonBatch, taxonomy: Taxonomy, redraws: dict[str, 
     key_names = pa.array(names, pa.string())
     offsets, keys, values = _row_major(facts, n)
     attributes = pa.MapArray.from_arrays(
-        pa.array(offsets), pa.DictionaryArray.from_arrays(pa.array(keys), key_names),
-        pa.DictionaryArray.from_arrays(pa.array(values), pa.array(strings, pa.string())))
+        pa.array(offsets),
+        pa.DictionaryArray.from_arrays(pa.array(keys), key_names),
+        pa.DictionaryArray.from_arrays(pa.array(values), pa.array(strings, pa.string())),
+    )
     open_offsets, open_keys, _ = _row_major(open_text, n)
     open_attributes = pa.ListArray.from_arrays(
-        pa.array(open_offsets), pa.DictionaryArray.from_arrays(pa.array(open_keys), key_names).cast(pa.string()))
+        pa.array(open_offsets), pa.DictionaryArray.from_arrays(pa.array(open_keys), key_names).cast(pa.string())
+    )
     ids = [persona_id_for(batch.seed, slot) for slot in batch.slots.tolist()]
-    return pa.table({
-        "persona_id": pa.array(ids, pa.string()),
-        "slot": pa.array(batch.slots, pa.int64()),
-        "shard": pa.array(np.full(n, shard), pa.int64()),
-        "stratum": stratum_column(batch),
-        "name": pa.array(names_for_batch(batch, taxonomy), pa.string()),
-        "attributes": attributes,
-        "open_attributes": open_attributes,
-        "redraws": pa.array([redraws.get(pid, []) for pid in ids] if redraws else [[]] * n, pa.list_(pa.string())),
-    }, schema=SKELETONS)
+    return pa.table(
+        {
+            "persona_id": pa.array(ids, pa.string()),
+            "slot": pa.array(batch.slots, pa.int64()),
+            "shard": pa.array(np.full(n, shard), pa.int64()),
+            "stratum": stratum_column(batch),
+            "name": pa.array(names_for_batch(batch, taxonomy), pa.string()),
+            "attributes": attributes,
+            "open_attributes": open_attributes,
+            "redraws": pa.array([redraws.get(pid, []) for pid in ids] if redraws else [[]] * n, pa.list_(pa.string())),
+        },
+        schema=SKELETONS,
+    )
 
 
 # Columns worth min/max statistics in skeleton shards (slot ranges prune reads; the map does not).
@@ -104,11 +110,25 @@ def skeletons_of_table(table: pa.Table) -> list[Skeleton]:
     columns = table.select([c for c in table.column_names if c != "attributes"]).to_pydict()
     names = columns.get("name") or [""] * table.num_rows
     opened = columns.get("open_attributes") or [None] * table.num_rows
-    return [Skeleton.model_construct(persona_id=pid, slot=slot, stratum=stratum, name=name or "",
-                                     attributes=attributes, open_attributes=open_attributes or [])
-            for pid, slot, stratum, name, attributes, open_attributes in zip(
-                columns["persona_id"], columns["slot"], columns["stratum"], names,
-                attribute_maps(table.column("attributes")), opened, strict=True)]
+    return [
+        Skeleton.model_construct(
+            persona_id=pid,
+            slot=slot,
+            stratum=stratum,
+            name=name or "",
+            attributes=attributes,
+            open_attributes=open_attributes or [],
+        )
+        for pid, slot, stratum, name, attributes, open_attributes in zip(
+            columns["persona_id"],
+            columns["slot"],
+            columns["stratum"],
+            names,
+            attribute_maps(table.column("attributes")),
+            opened,
+            strict=True,
+        )
+    ]
 
 
 def _strings(array: pa.Array) -> list:
@@ -130,6 +150,8 @@ def attribute_maps(column: pa.ChunkedArray) -> list[dict[str, str]]:
         first, last = offsets[0], offsets[-1]
         keys = _strings(chunk.keys.slice(first, last - first))
         values = _strings(chunk.items.slice(first, last - first))
-        maps += [dict(zip(keys[start - first:end - first], values[start - first:end - first], strict=True))
-                 for start, end in itertools.pairwise(offsets)]
+        maps += [
+            dict(zip(keys[start - first : end - first], values[start - first : end - first], strict=True))
+            for start, end in itertools.pairwise(offsets)
+        ]
     return maps

@@ -94,11 +94,26 @@ def start_llama_server(*extra: str):
     from workers.models import resolve_model_path
 
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2-135m-instruct")),
-               "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--model_alias", "smollm2", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(resolve_model_path("smollm2-135m-instruct")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        "2",
+        "--model_alias",
+        "smollm2",
+        *extra,
+    ]
     base = f"http://127.0.0.1:{port}/v1"
-    with serving(command, f"{base}/models", 120, "the llama.cpp server", stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL):
+    with serving(
+        command, f"{base}/models", 120, "the llama.cpp server", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ):
         yield base
 
 

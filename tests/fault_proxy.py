@@ -18,8 +18,15 @@ import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: list[str] | None = None, slow_s: float = 3.0, rate: float = 0.0,
-                 kinds: tuple[str, ...] = ("429", "500", "reset", "garbage", "hang"), seed: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        faults: list[str] | None = None,
+        slow_s: float = 3.0,
+        rate: float = 0.0,
+        kinds: tuple[str, ...] = ("429", "500", "reset", "garbage", "hang"),
+        seed: int = 0,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = deque(faults or [])
         self.slow_s = slow_s
@@ -57,9 +64,12 @@ class FaultProxy:
                 elif fault == "garbage":
                     self._answer(200, b"<html>not json at all")
                 elif fault == "refusal":  # a well-formed answer in which the model declines
-                    self._answer(200, b'{"choices": [{"message": {"content": "I am sorry, but I cannot help '
-                                      b'with that."}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, '
-                                      b'"completion_tokens": 9}}')
+                    self._answer(
+                        200,
+                        b'{"choices": [{"message": {"content": "I am sorry, but I cannot help '
+                        b'with that."}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, '
+                        b'"completion_tokens": 9}}',
+                    )
                 elif fault == "truncated":
                     self._answer(200, b'{"choices": [{"message": {"content": "{\\"name\\": \\"Ana')
                 else:
@@ -79,8 +89,13 @@ class FaultProxy:
 
             def _forward(self, method: str, body: bytes) -> None:
                 path = self.path.removeprefix("/v1")
-                response = httpx.request(method, f"{proxy.upstream}{path}", content=body,
-                                         headers={"Content-Type": "application/json"}, timeout=300)
+                response = httpx.request(
+                    method,
+                    f"{proxy.upstream}{path}",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=300,
+                )
                 self._answer(response.status_code, response.content)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -60,25 +60,48 @@ def planted_answer(skeleton: Skeleton) -> str:
     return orjson.dumps({"narrative": story.format(first=skeleton.name.split(" ")[0])}).decode()
 
 
-def plant_shard(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shard: int, slots: range,
-                cells: Sequence[QuotaCell], accept: Sequence[bool]) -> list[Skeleton]:
+def plant_shard(
+    run: RunFolder,
+    cfg: RunConfig,
+    taxonomy: Taxonomy,
+    shard: int,
+    slots: range,
+    cells: Sequence[QuotaCell],
+    accept: Sequence[bool],
+) -> list[Skeleton]:
     """One shard of slots through sample -> (planted) propose -> validate -> settle, as round 0 of a build.
 
     Slot i gets a persona answer where accept[i], else UNREADABLE; the real checks decide, and a planted
     persona the checks refuse stops the test here rather than later and obscurely."""
-    batch, redraws = sample_constrained(taxonomy, list(cells), cfg.seed, slots, cfg.deep_attributes,
-                                        facts_constraints(load_rule_pack()))
+    batch, redraws = sample_constrained(
+        taxonomy, list(cells), cfg.seed, slots, cfg.deep_attributes, facts_constraints(load_rule_pack())
+    )
     skeletons_path = run.stage_shard("skeletons", shard)
     write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), skeletons_path, SKELETON_STATISTICS)
     skeletons = read_skeletons(skeletons_path)
-    outputs = {s.persona_id: planted_answer(s) if keep else UNREADABLE for s, keep in zip(skeletons, accept,
-                                                                                          strict=True)}
-    proposals = [{"persona_id": pid, "round": 0, "raw_output": text, "error": None, "finish_reason": "stop",
-                  "prompt_tokens": 0, "completion_tokens": 0, "retries": 0} for pid, text in sorted(outputs.items())]
+    outputs = {
+        s.persona_id: planted_answer(s) if keep else UNREADABLE for s, keep in zip(skeletons, accept, strict=True)
+    }
+    proposals = [
+        {
+            "persona_id": pid,
+            "round": 0,
+            "raw_output": text,
+            "error": None,
+            "finish_reason": "stop",
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "retries": 0,
+        }
+        for pid, text in sorted(outputs.items())
+    ]
     _, verdicts = validate_batch([(s, outputs[s.persona_id]) for s in skeletons], taxonomy, load_rule_pack(), 0)
     settled = settle_slots(skeletons, {0: {p["persona_id"]: p for p in proposals}}, {0: verdicts})
-    refused = [(r["persona_id"], r["reason"], r["detail"]) for r, keep in zip(settled.to_pylist(), accept,
-                                                                                strict=True) if r["accepted"] != keep]
+    refused = [
+        (r["persona_id"], r["reason"], r["detail"])
+        for r, keep in zip(settled.to_pylist(), accept, strict=True)
+        if r["accepted"] != keep
+    ]
     assert not refused, f"a planted answer did not settle as planted: {refused}"
     write_table_atomically(pa.Table.from_pylist(proposals, schema=PROPOSALS), run.round_shard("proposals", 0, shard))
     write_table_atomically(pa.Table.from_pylist(verdicts, schema=VERDICTS), run.round_shard("verdicts", 0, shard))
@@ -99,7 +122,7 @@ def plant_run(root: Path, cfg: RunConfig, accept: Sequence[bool] | None = None) 
     cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
     ranges = shard_ranges(0, cfg.population, cfg.shard_size)
     for shard, slots in enumerate(ranges):
-        plant_shard(run, cfg, taxonomy, shard, slots, cells[slots.start:slots.stop], accept[slots.start:slots.stop])
+        plant_shard(run, cfg, taxonomy, shard, slots, cells[slots.start : slots.stop], accept[slots.start : slots.stop])
     manifest = run.read_manifest()
     manifest.update({"requested": cfg.population, "slots": cfg.population, "shards": len(ranges)})
     run.write_manifest(manifest)
@@ -119,13 +142,16 @@ def plant_slots(run_dir: Path, personas: int = 1, rejects: int = 1) -> dict[str,
     first, shard = manifest["slots"], manifest["shards"]
     accept = [True] * personas + [False] * rejects
     slots = range(first, first + len(accept))
-    skeletons = plant_shard(run, cfg, taxonomy, shard, slots, [cells[i % len(cells)] for i in range(len(accept))],
-                            accept)
+    skeletons = plant_shard(
+        run, cfg, taxonomy, shard, slots, [cells[i % len(cells)] for i in range(len(accept))], accept
+    )
     manifest.update({"slots": slots.stop, "shards": shard + 1, "backfilled": slots.stop - cfg.population})
     run.write_manifest(manifest)
     publish_run(run.root)
-    return {"personas": [s.persona_id for s, keep in zip(skeletons, accept, strict=True) if keep],
-            "rejects": [s.persona_id for s, keep in zip(skeletons, accept, strict=True) if not keep]}
+    return {
+        "personas": [s.persona_id for s, keep in zip(skeletons, accept, strict=True) if keep],
+        "rejects": [s.persona_id for s, keep in zip(skeletons, accept, strict=True) if not keep],
+    }
 
 
 def publish_run(run_dir: Path) -> None:
@@ -138,19 +164,28 @@ def publish_run(run_dir: Path) -> None:
     cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
     manifest = run.read_manifest()
     waves = sorted((run.root / "dedup").glob("wave-*/clusters.parquet"), key=lambda p: int(p.parent.name[5:]))
-    clusters = waves[-1] if waves else write_table_atomically(CLUSTERS.empty_table(),
-                                                               run.root / "dedup" / "wave-0" / "clusters.parquet")
+    clusters = (
+        waves[-1]
+        if waves
+        else write_table_atomically(CLUSTERS.empty_table(), run.root / "dedup" / "wave-0" / "clusters.parquet")
+    )
     lineage = lineage_for(run, cfg, taxonomy)
     write_records.fn(run, lineage, list(range(manifest["shards"])), clusters)  # skips shards a build wrote
     build_catalog(run)
     counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})
     produced = {label: stratum["produced"] for label, stratum in counts["strata"].items()}
-    manifest.update({**counts, "run_id": run.root.name, "fingerprint": cfg.fingerprint(),
-                     "short_by_stratum": shortfall(cells, produced),
-                     "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
-                     "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
-                     "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
-                     "prompt_template_hash": lineage["prompt_template_hash"]})
+    manifest.update(
+        {
+            **counts,
+            "run_id": run.root.name,
+            "fingerprint": cfg.fingerprint(),
+            "short_by_stratum": shortfall(cells, produced),
+            "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
+            "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
+            "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
+            "prompt_template_hash": lineage["prompt_template_hash"],
+        }
+    )
     run.write_manifest(manifest)
     write_dataset_card(run.root, cfg.license)
     write_report(run.root, leaf_counts(taxonomy))

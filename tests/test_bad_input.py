@@ -26,8 +26,7 @@ def preset(tables: list[dict]) -> str:
     return yaml.safe_dump({"name": "p", "marginals": tables})
 
 
-AGE_TABLE = {"attributes": ["demographics.age_band"], "citation": "t",
-             "shares": {"18-24": 0.5, "25-34": 0.5}}
+AGE_TABLE = {"attributes": ["demographics.age_band"], "citation": "t", "shares": {"18-24": 0.5, "25-34": 0.5}}
 
 # name -> (what to write as the input file (bytes, str or dict), command after `populace`, the field named)
 CONFIGS = {
@@ -46,37 +45,81 @@ CONFIGS = {
     "negative seed": (config_case(seed=-1), "sample", "seed"),
     "deep attributes too many": (config_case(deep_attributes=500), "sample", "deep_attributes"),
     "name escapes the output folder": (config_case(name="../../etc"), "sample", "name"),
-    "shares do not sum": (config_case(strata=[{"attribute": "demographics.sex",
-                                                "shares": {"female": 0.7, "male": 0.7}}]), "sample", "strata"),
-    "stratum attribute unknown": (config_case(strata=[{"attribute": "demographics.shoe_size",
-                                                        "shares": {"a": 1.0}}]), "sample", "demographics.shoe_size"),
-    "stratum value outside the domain": (config_case(strata=[{"attribute": "demographics.sex",
-                                                              "shares": {"robot": 1.0}}]), "sample", "robot"),
-    "strata repeat an attribute": (config_case(strata=[{"attribute": "demographics.sex", "shares": {"female": 1.0}},
-                                                       {"attribute": "demographics.sex", "shares": {"male": 1.0}}]),
-                                   "sample", "strata"),
+    "shares do not sum": (
+        config_case(strata=[{"attribute": "demographics.sex", "shares": {"female": 0.7, "male": 0.7}}]),
+        "sample",
+        "strata",
+    ),
+    "stratum attribute unknown": (
+        config_case(strata=[{"attribute": "demographics.shoe_size", "shares": {"a": 1.0}}]),
+        "sample",
+        "demographics.shoe_size",
+    ),
+    "stratum value outside the domain": (
+        config_case(strata=[{"attribute": "demographics.sex", "shares": {"robot": 1.0}}]),
+        "sample",
+        "robot",
+    ),
+    "strata repeat an attribute": (
+        config_case(
+            strata=[
+                {"attribute": "demographics.sex", "shares": {"female": 1.0}},
+                {"attribute": "demographics.sex", "shares": {"male": 1.0}},
+            ]
+        ),
+        "sample",
+        "strata",
+    ),
     "unknown seed taxonomy": (config_case(taxonomy="seed:nope"), "sample", "taxonomy"),
     "taxonomy file missing": (config_case(taxonomy="/nonexistent/taxonomy.yaml"), "sample", "taxonomy"),
-    "unknown preset": (config_case(quotas={"preset": "mars_adults", "variables": ["demographics.sex"]}),
-                       "sample", "quotas.preset"),
-    "preset variable not in the preset": (config_case(quotas={"preset": "us_adults",
-                                                              "variables": ["hobbies.main_hobby"]}),
-                                          "sample", "quotas"),
-    "joint shares do not sum": (config_case(quotas={"joint": [{"values": {"demographics.sex": "female"},
-                                                               "share": 0.2}]}), "sample", "quotas"),
-    "impossible minimum per cell": (config_case(population=3, quotas={"preset": "us_adults", "variables": [
-        "demographics.region"], "min_per_cell": 2}), "sample", "min_per_cell"),
+    "unknown preset": (
+        config_case(quotas={"preset": "mars_adults", "variables": ["demographics.sex"]}),
+        "sample",
+        "quotas.preset",
+    ),
+    "preset variable not in the preset": (
+        config_case(quotas={"preset": "us_adults", "variables": ["hobbies.main_hobby"]}),
+        "sample",
+        "quotas",
+    ),
+    "joint shares do not sum": (
+        config_case(quotas={"joint": [{"values": {"demographics.sex": "female"}, "share": 0.2}]}),
+        "sample",
+        "quotas",
+    ),
+    "impossible minimum per cell": (
+        config_case(
+            population=3, quotas={"preset": "us_adults", "variables": ["demographics.region"], "min_per_cell": 2}
+        ),
+        "sample",
+        "min_per_cell",
+    ),
     "unknown backend": (config_case(backend={"kind": "telepathy"}), "sample", "backend.kind"),
     "openai backend without url": (config_case(backend={"kind": "openai", "model": "m"}), "sample", "backend"),
     "bad dedup threshold": (config_case(dedup={"minhash_threshold": 1.5}), "sample", "dedup"),
-    "llama.cpp model file missing": (config_case(backend={"model": "/nonexistent/model.gguf"}), "build",
-                                     "backend.model"),
-    "vllm model folder without config.json": (config_case(backend={"kind": "vllm", "model": "/"}), "build",
-                                              "backend.model"),
+    "llama.cpp model file missing": (
+        config_case(backend={"model": "/nonexistent/model.gguf"}),
+        "build",
+        "backend.model",
+    ),
+    "vllm model folder without config.json": (
+        config_case(backend={"kind": "vllm", "model": "/"}),
+        "build",
+        "backend.model",
+    ),
 }
 
-TAXONOMY_OK = {"name": "t", "version": "1", "categories": [{"id": "a", "label": "A", "attributes": [
-    {"id": "a.x", "label": "X", "kind": "categorical", "values": {"p": 0.5, "q": 0.5}}]}]}
+TAXONOMY_OK = {
+    "name": "t",
+    "version": "1",
+    "categories": [
+        {
+            "id": "a",
+            "label": "A",
+            "attributes": [{"id": "a.x", "label": "X", "kind": "categorical", "values": {"p": 0.5, "q": 0.5}}],
+        }
+    ],
+}
 
 
 def taxonomy_case(**attribute_changes) -> dict:
@@ -92,26 +135,47 @@ TAXONOMIES = {
     "taxonomy weights do not sum": (taxonomy_case(values={"p": 0.5, "q": 0.6}), "taxonomy validate", "a.x.values"),
     "taxonomy empty domain": (taxonomy_case(values={}), "taxonomy validate", "a.x"),
     "taxonomy unknown key": (taxonomy_case(colour="red"), "taxonomy validate", "colour"),
-    "taxonomy unknown reference": (taxonomy_case(applicable_when=[{"attribute": "a.nope", "op": "==",
-                                                                    "value": "p"}]), "taxonomy validate", "a.x"),
-    "taxonomy depends on itself": (taxonomy_case(depends_on={"attribute": "a.x", "table": {
-        "p": {"p": 1.0}, "q": {"q": 1.0}}}), "taxonomy validate", "a.x"),
-    "taxonomy without version": ({k: v for k, v in TAXONOMY_OK.items() if k != "version"}, "taxonomy validate",
-                                 "version"),
+    "taxonomy unknown reference": (
+        taxonomy_case(applicable_when=[{"attribute": "a.nope", "op": "==", "value": "p"}]),
+        "taxonomy validate",
+        "a.x",
+    ),
+    "taxonomy depends on itself": (
+        taxonomy_case(depends_on={"attribute": "a.x", "table": {"p": {"p": 1.0}, "q": {"q": 1.0}}}),
+        "taxonomy validate",
+        "a.x",
+    ),
+    "taxonomy without version": (
+        {k: v for k, v in TAXONOMY_OK.items() if k != "version"},
+        "taxonomy validate",
+        "version",
+    ),
 }
 
 PRESETS = {
     "preset empty": (b"", "sample --preset", "is empty"),
     "preset only whitespace": (b"\n \n", "sample --preset", "is empty"),
     "preset not YAML": ("marginals: [\n", "sample --preset", "<file>"),
-    "preset unknown attribute": (preset([{"attributes": ["demographics.shoe_size"], "citation": "t",
-                                          "shares": {"a": 1.0}}]), "sample --preset", "attributes"),
-    "preset shares do not sum": (preset([{**AGE_TABLE, "shares": {"18-24": 0.5, "25-34": 0.7}}]),
-                                 "sample --preset", "shares"),
-    "preset value outside the domain": (preset([{**AGE_TABLE, "shares": {"18-24": 0.5, "7-9": 0.5}}]),
-                                        "sample --preset", "7-9"),
-    "preset unknown key": (yaml.safe_dump({"name": "p", "marginals": [AGE_TABLE], "extra": 1}),
-                           "sample --preset", "extra"),
+    "preset unknown attribute": (
+        preset([{"attributes": ["demographics.shoe_size"], "citation": "t", "shares": {"a": 1.0}}]),
+        "sample --preset",
+        "attributes",
+    ),
+    "preset shares do not sum": (
+        preset([{**AGE_TABLE, "shares": {"18-24": 0.5, "25-34": 0.7}}]),
+        "sample --preset",
+        "shares",
+    ),
+    "preset value outside the domain": (
+        preset([{**AGE_TABLE, "shares": {"18-24": 0.5, "7-9": 0.5}}]),
+        "sample --preset",
+        "7-9",
+    ),
+    "preset unknown key": (
+        yaml.safe_dump({"name": "p", "marginals": [AGE_TABLE], "extra": 1}),
+        "sample --preset",
+        "extra",
+    ),
 }
 
 CONVERSATIONS = {
@@ -144,8 +208,9 @@ def argv_for(command: str, source: Path, out: Path, tmp_path: Path) -> list[str]
         return ["build", "--config", str(source), "--out", str(out)]
     if command == "sample --preset":
         config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump(config_case(quotas={"preset": str(source),
-                                                             "variables": ["demographics.age_band"]})))
+        config.write_text(
+            yaml.safe_dump(config_case(quotas={"preset": str(source), "variables": ["demographics.age_band"]}))
+        )
         return ["sample", "--config", str(config), "--out", str(out)]
     if command == "taxonomy validate":
         return ["taxonomy", "validate", str(source)]
@@ -159,8 +224,9 @@ def test_there_are_at_least_forty_kinds_of_bad_input():
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_gets_one_line_with_file_field_and_fix_exit_2_and_nothing_written(case, tmp_path, monkeypatch,
-                                                                                    capsys):
+def test_bad_input_gets_one_line_with_file_field_and_fix_exit_2_and_nothing_written(
+    case, tmp_path, monkeypatch, capsys
+):
     content, command, field = CASES[case]
     source = tmp_path / ("input.jsonl" if command.startswith("mine") else "input.yaml")
     write_input(source, content)
@@ -174,8 +240,9 @@ def test_bad_input_gets_one_line_with_file_field_and_fix_exit_2_and_nothing_writ
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and "(fix: " in lines[0] and field in lines[0], lines[0]
     assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, *(["config.yaml"] if "preset" in command
-                                                                            else [])])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*before, *(["config.yaml"] if "preset" in command else [])]
+    )
 
 
 def test_our_errors_cross_process_boundaries_whole():
@@ -188,7 +255,12 @@ def test_our_errors_cross_process_boundaries_whole():
     error = UserInputError("run.yaml", "backend.model", "'x' is neither a packaged model nor a file", "use a path")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.file, copy.field, copy.problem, copy.fix, str(copy)) == (
-        error.file, error.field, error.problem, error.fix, str(error))
+        error.file,
+        error.field,
+        error.problem,
+        error.fix,
+        str(error),
+    )
     crash = WorkerCrashError("propose round 1", "SIGILL", 2, "actor died")
     copy = pickle.loads(pickle.dumps(crash))
     assert (copy.stage, copy.signal_name, copy.restarts, str(copy)) == ("propose round 1", "SIGILL", 2, str(crash))

@@ -19,8 +19,20 @@ from tests.planting import UNREADABLE, plant_run, plant_slots, publish_run
 
 pytestmark = pytest.mark.llm
 
-LINEAGE = ["run_id", "taxonomy_name", "taxonomy_version", "taxonomy_hash", "seed", "backend", "model",
-           "prompt_template_hash", "verdict_summary", "rounds", "duplicate_cluster_id", "created_at"]
+LINEAGE = [
+    "run_id",
+    "taxonomy_name",
+    "taxonomy_version",
+    "taxonomy_hash",
+    "seed",
+    "backend",
+    "model",
+    "prompt_template_hash",
+    "verdict_summary",
+    "rounds",
+    "duplicate_cluster_id",
+    "created_at",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +95,15 @@ def test_every_slot_is_a_persona_or_a_reject(built):
     schema_rows = [r for r in manifest["rule_violations"] if r["check"] == "schema" and r["round"] == 0]
     assert schema_rows and schema_rows[0]["checked"] == manifest["slots"]  # every slot is proposed in round 0
     assert 0 <= manifest["acceptance_rate"] <= 1
-    assert {"sample:wave-0", "propose:wave-0:round-0", "propose:wave-0:round-1", "validate:wave-0:round-1",
-            "settle:wave-0", "dedup:wave-0", "write"} <= set(manifest["stages"])
+    assert {
+        "sample:wave-0",
+        "propose:wave-0:round-0",
+        "propose:wave-0:round-1",
+        "validate:wave-0:round-1",
+        "settle:wave-0",
+        "dedup:wave-0",
+        "write",
+    } <= set(manifest["stages"])
     # One model worker, loaded once for both rounds and every backfill wave.
     assert manifest["last_run_engines"]["starts"] == cfg.backend.workers == 1
     assert manifest["last_run_engines"]["start_seconds"] > 0
@@ -111,12 +130,18 @@ def test_lineage_is_filled_and_facts_are_copied(planted):
 def test_rerun_resumes_without_regenerating(built):
     cfg, out, _ = built
     before = shard_files(out)
-    ids_before = sorted(query_run(out, "select persona_id from personas union all select persona_id from rejects")
-                        .column("persona_id").to_pylist())
+    ids_before = sorted(
+        query_run(out, "select persona_id from personas union all select persona_id from rejects")
+        .column("persona_id")
+        .to_pylist()
+    )
     build_corpus(cfg, str(out))
     assert shard_files(out) == before
-    ids_after = sorted(query_run(out, "select persona_id from personas union all select persona_id from rejects")
-                       .column("persona_id").to_pylist())
+    ids_after = sorted(
+        query_run(out, "select persona_id from personas union all select persona_id from rejects")
+        .column("persona_id")
+        .to_pylist()
+    )
     assert ids_after == ids_before
 
 
@@ -143,19 +168,26 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
     first_wave = {persona_id_for(cfg.seed, slot) for slot in range(cfg.population)}
     ours = facts_by_id(out, SKELETONS)
     assert set(theirs) == first_wave and {pid: ours[pid] for pid in theirs} == theirs  # the premise
-    passed = query_run(out, f"select persona_id from read_parquet('settled/part-*.parquet') "
-                            f"where accepted and slot < {cfg.population}").column("persona_id").to_pylist()
-    dupes = query_run(out, f"select persona_id, duplicate_of from rejects where stage = 'dedup' "
-                           f"and slot < {cfg.population}").to_pylist()
+    passed = (
+        query_run(
+            out,
+            f"select persona_id from read_parquet('settled/part-*.parquet') where accepted and slot < {cfg.population}",
+        )
+        .column("persona_id")
+        .to_pylist()
+    )
+    dupes = query_run(
+        out, f"select persona_id, duplicate_of from rejects where stage = 'dedup' and slot < {cfg.population}"
+    ).to_pylist()
     assert {d["persona_id"] for d in dupes} == set(passed)
     assert {d["duplicate_of"] for d in dupes} <= {f"{earlier.name}:{pid}" for pid in first_wave}
-    assert query_run(out, f"select count(*) as n from personas where slot < {cfg.population}").to_pylist() == [
-        {"n": 0}]
+    assert query_run(out, f"select count(*) as n from personas where slot < {cfg.population}").to_pylist() == [{"n": 0}]
     # 3 slots at 50/50: largest remainder gives the tie's extra slot to the first cell.
     requested = {label: stratum["requested"] for label, stratum in manifest["strata"].items()}
     assert requested == {"gender=man": 2, "gender=woman": 1}
-    stratum_of_slot = {r["slot"]: r["stratum"] for r in query_run(out, f"select slot, stratum from {SKELETONS}")
-                       .to_pylist()}
+    stratum_of_slot = {
+        r["slot"]: r["stratum"] for r in query_run(out, f"select slot, stratum from {SKELETONS}").to_pylist()
+    }
     stratum_of_id = {persona_id_for(cfg.seed, slot): stratum for slot, stratum in stratum_of_slot.items()}
     start, wanted, wave = 0, dict(requested), 0
     while True:
@@ -173,8 +205,9 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
     assert manifest["short_by_stratum"] == short
     assert manifest["backfill_stopped_by"] == ("max_backfill_waves" if short else "quotas_met")
     produced = query_run(out, "select stratum, count(*) as n from personas group by 1").to_pylist()
-    assert {r["stratum"]: r["n"] for r in produced} == {label: n - short.get(label, 0)
-                                                        for label, n in requested.items() if n > short.get(label, 0)}
+    assert {r["stratum"]: r["n"] for r in produced} == {
+        label: n - short.get(label, 0) for label, n in requested.items() if n > short.get(label, 0)
+    }
     assert manifest["tokens_spent"] > 0 and (out / "dedup" / "index" / "meta.json").is_file()
     assert wave > 0 and manifest["last_run_engines"]["starts"] == 1  # every wave and round on one model load
 
@@ -197,13 +230,37 @@ def test_evaluate_beside_a_reference_corpus(planted, tmp_path):
     reference file: JSON, plot and table."""
     _, out, _ = planted
     reference = tmp_path / "ref.jsonl"
-    rows = [{"id": i, "record": {"persona": {"text": f"Person {i} is a careful baker who walks the dog at dawn "
-                                             f"and reads history books late into the night, every single day.",
-                                             "age": 30 + i}}} for i in range(4)]
+    rows = [
+        {
+            "id": i,
+            "record": {
+                "persona": {
+                    "text": f"Person {i} is a careful baker who walks the dog at dawn "
+                    f"and reads history books late into the night, every single day.",
+                    "age": 30 + i,
+                }
+            },
+        }
+        for i in range(4)
+    ]
     reference.write_text("".join(orjson.dumps(r).decode() + "\n" for r in rows))
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference),
-                           "--text-field", "record.persona.text", "--json"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "evaluate",
+            str(out),
+            "--reference",
+            str(reference),
+            "--text-field",
+            "record.persona.text",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     ours, ref = result["corpora"][f"populace:{out.name}"], result["corpora"]["ref"]
@@ -215,8 +272,12 @@ def test_evaluate_beside_a_reference_corpus(planted, tmp_path):
     assert "cosine_0.9" in "".join(ours) and result["ours"]["joint"]["tvd"] >= 0
     assert (out / "evaluation" / "evaluation.json").is_file()
     assert (out / "evaluation" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
-    table = subprocess.run([sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference)],
-                           capture_output=True, text=True, cwd=REPO)
+    table = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert table.returncode == 2 and "--text-field" in table.stderr
 
 
@@ -233,11 +294,27 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(built, tmp_pa
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     shot = tmp_path / "report.png"
-    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                           "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1200,3000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.is_file() and shot.stat().st_size > 20_000, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert console == [], console
@@ -265,15 +342,18 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(plante
     rejects = load_dataset(str(out), "rejects", split="train", cache_dir=str(tmp_path / "hf"))
     assert rejects.num_rows == rejected and "reason" in rejects.column_names
     planted_rejects = [r for r in rejects if r["persona_id"] in ids["rejects"]]
-    assert [(r["stage"], r["reason"], r["raw_output"]) for r in planted_rejects] == [("validate", "schema",
-                                                                                      UNREADABLE)]
+    assert [(r["stage"], r["reason"], r["raw_output"]) for r in planted_rejects] == [("validate", "schema", UNREADABLE)]
     files = [str(p) for p in sorted((out / "personas").glob("part-*.parquet"))]
     plain = load_dataset("parquet", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
     assert sorted(plain["persona_id"]) == sorted(personas["persona_id"])
     for fmt in ("jsonl", "csv"):
         target = tmp_path / f"personas.{fmt}"
-        proc = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", fmt,
-                               "--out", str(target)], capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "export", str(out), "--format", fmt, "--out", str(target)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stderr[-1500:]
         if fmt == "jsonl":
             rows = [json.loads(line) for line in target.read_text().splitlines()]
@@ -282,37 +362,59 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(plante
             rows = list(csv.DictReader(target.open()))
             assert json.loads(rows[0]["attributes"])
         assert len(rows) == produced and sorted(r["persona_id"] for r in rows) == sorted(personas["persona_id"])
-    bad = subprocess.run([sys.executable, "-m", "flows.cli", "export", str(out), "--format", "xml",
-                          "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "export", str(out), "--format", "xml", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert bad.returncode == 2 and not (tmp_path / "x").exists()
 
 
 def test_cli_query_formats(built):
     _, out, _ = built
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "query", str(out),
-                           "select count(*) as n from personas", "--format", "csv"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "query", str(out), "select count(*) as n from personas", "--format", "csv"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == "n"
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "query", str(out), "drop view personas"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "query", str(out), "drop view personas"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
 
 
 def test_preview_prints_and_writes_nothing(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config(output_dir=str(tmp_path / "runs")).to_yaml())
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "preview", "--config", str(config), "--n", "1"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "preview", "--config", str(config), "--n", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert persona_id_for(11, 0) in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
-def test_build_on_the_openai_backend_against_a_local_server(prefect_harness, local_ray, llama_chat_server,
-                                                            tmp_path, monkeypatch):
+def test_build_on_the_openai_backend_against_a_local_server(
+    prefect_harness, local_ray, llama_chat_server, tmp_path, monkeypatch
+):
     monkeypatch.setenv("POPULACE_E2E_KEY", "sk-e2e-secret")
-    backend = {"kind": "openai", "base_url": llama_chat_server, "model": "smollm2", "max_tokens": 160,
-               "api_key_env": "POPULACE_E2E_KEY", "batch_size": 2}
+    backend = {
+        "kind": "openai",
+        "base_url": llama_chat_server,
+        "model": "smollm2",
+        "max_tokens": 160,
+        "api_key_env": "POPULACE_E2E_KEY",
+        "batch_size": 2,
+    }
     cfg = tiny_config(name="tiny-http", population=2, backend=backend, max_revise_rounds=0, max_backfill_waves=0)
     out = tmp_path / "http"
     build_corpus(cfg, str(out))
@@ -320,8 +422,11 @@ def test_build_on_the_openai_backend_against_a_local_server(prefect_harness, loc
     assert manifest["backend"]["kind"] == "openai" and manifest["produced"] + manifest["rejected"] == 2
     personas = query_run(out, "select backend, model from personas").to_pylist()
     assert all(p == {"backend": "openai", "model": "smollm2"} for p in personas)
-    answered = query_run(out, "select persona_id from read_parquet('proposals/round-0/part-*.parquet') "
-                              "where error is null and completion_tokens > 0")
+    answered = query_run(
+        out,
+        "select persona_id from read_parquet('proposals/round-0/part-*.parquet') "
+        "where error is null and completion_tokens > 0",
+    )
     assert answered.num_rows == 2  # the server answered every slot, whatever it wrote
     written = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert b"sk-e2e-secret" not in written
@@ -334,10 +439,17 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
 
     faults = ["garbage", "500", "truncated", "refusal", "reset", "429", "garbage", "500", "refusal"]
     with FaultProxy(llama_chat_server, faults) as proxy:
-        backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
-                   "batch_size": 2, "max_retries": 2, "concurrency": 1, "structured_output": "json_object"}
-        cfg = tiny_config(name="tiny-faults", population=3, backend=backend, max_revise_rounds=1,
-                          max_backfill_waves=0)
+        backend = {
+            "kind": "openai",
+            "base_url": proxy.base_url,
+            "model": "smollm2",
+            "max_tokens": 160,
+            "batch_size": 2,
+            "max_retries": 2,
+            "concurrency": 1,
+            "structured_output": "json_object",
+        }
+        cfg = tiny_config(name="tiny-faults", population=3, backend=backend, max_revise_rounds=1, max_backfill_waves=0)
         out = tmp_path / "faults"
         build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
@@ -349,8 +461,7 @@ def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat
     assert proposals.to_pylist() == [{"n": 3}]
 
 
-def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local_ray, llama_chat_server,
-                                                          tmp_path):
+def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local_ray, llama_chat_server, tmp_path):
     """429, 500, timeouts, dropped connections and garbage bodies on ~25% of calls: every call is
     retried until it gets an answer, so no slot is lost to the endpoint; the run counts its retries,
     loses or doubles no slot, and backfills every stratum the checks left short (whether the waves
@@ -361,17 +472,27 @@ def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local
     # The first three calls fail for certain (how many calls a build makes depends on what the model
     # writes), then a quarter of the rest at random.
     with FaultProxy(llama_chat_server, faults=["500", "garbage", "hang"], rate=0.25, seed=26, slow_s=25) as proxy:
-        backend = {"kind": "openai", "base_url": proxy.base_url, "model": "smollm2", "max_tokens": 160,
-                   "batch_size": 2, "max_retries": 8, "concurrency": 1, "timeout_s": 20,
-                   "structured_output": "json_object", "temperature": 0}
+        backend = {
+            "kind": "openai",
+            "base_url": proxy.base_url,
+            "model": "smollm2",
+            "max_tokens": 160,
+            "batch_size": 2,
+            "max_retries": 8,
+            "concurrency": 1,
+            "timeout_s": 20,
+            "structured_output": "json_object",
+            "temperature": 0,
+        }
         cfg = tiny_config(name="tiny-flaky", population=3, backend=backend, max_backfill_waves=4)
         out = tmp_path / "flaky"
         build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     print(f"faults injected {dict(proxy.injected)}, backend retries {manifest['backend_retries']}")
     assert sum(proxy.injected.values()) >= 3 and manifest["backend_retries"] >= sum(proxy.injected.values()) - 1
-    failed = query_run(out, "select count(*) as n from read_parquet('proposals/round-*/part-*.parquet') "
-                            "where error is not null").to_pylist()
+    failed = query_run(
+        out, "select count(*) as n from read_parquet('proposals/round-*/part-*.parquet') where error is not null"
+    ).to_pylist()
     assert failed == [{"n": 0}] and "backend" not in manifest["rejected_by_reason"]
     short = manifest["short_by_stratum"]
     assert manifest["produced"] == cfg.population - sum(short.values())
@@ -413,8 +534,13 @@ def test_a_ray_worker_killed_mid_batch_loses_nothing(prefect_harness, local_ray,
 
     killer = threading.Thread(target=kill_first_worker, daemon=True)
     killer.start()
-    cfg = tiny_config(name="tiny-worker-death", population=4, shard_size=2, max_revise_rounds=0,
-                      backend=BackendConfig(max_tokens=160, batch_size=1, temperature=0).model_dump())
+    cfg = tiny_config(
+        name="tiny-worker-death",
+        population=4,
+        shard_size=2,
+        max_revise_rounds=0,
+        backend=BackendConfig(max_tokens=160, batch_size=1, temperature=0).model_dump(),
+    )
     out = tmp_path / "worker-death"
     build_corpus(cfg, str(out))
     killer.join(timeout=5)
@@ -435,8 +561,12 @@ def test_a_build_whose_model_workers_hold_every_cpu_validates_in_the_driver(pref
     from workers.cpu_tasks import tasks_can_run
 
     assert not tasks_can_run(2.0)
-    cfg = tiny_config(name="tiny-all-cpus", population=2, max_backfill_waves=0,
-                      backend=BackendConfig(max_tokens=160, batch_size=1, workers=2, cpus_per_worker=1).model_dump())
+    cfg = tiny_config(
+        name="tiny-all-cpus",
+        population=2,
+        max_backfill_waves=0,
+        backend=BackendConfig(max_tokens=160, batch_size=1, workers=2, cpus_per_worker=1).model_dump(),
+    )
     out = tmp_path / "all-cpus"
     build_corpus(cfg, str(out))
     manifest = orjson.loads((out / "manifest.json").read_bytes())
@@ -450,11 +580,16 @@ def test_a_build_whose_model_workers_hold_every_cpu_validates_in_the_driver(pref
 
 def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
     config = tmp_path / "one.yaml"
-    config.write_text(tiny_config(name="one", population=1, max_revise_rounds=0, max_backfill_waves=0,
-                                  strata=[]).to_yaml())
+    config.write_text(
+        tiny_config(name="one", population=1, max_revise_rounds=0, max_backfill_waves=0, strata=[]).to_yaml()
+    )
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"corpus: {out}" in proc.stdout and f"populace query {out}" in proc.stdout
     count = query_run(out, "select (select count(*) from personas) + (select count(*) from rejects) as n")
@@ -484,16 +619,25 @@ def judge_run(tmp_path, name: str, judge: dict):
 def test_judge_scores_become_columns_and_thresholds_gate(prefect_harness, local_ray, tmp_path):
     """The real 135M judge scores two planted personas; whatever it scores, the scores become columns and
     the 5/5 thresholds alone decide which stay and why the others go."""
-    out, judged, rejects = judge_run(tmp_path, "tiny-judge", {"enabled": True, "min_plausibility": 5,
-                                                              "min_consistency": 5})
-    gated = {r["persona_id"]: r for r in query_run(out, "select * from read_parquet('gated/part-*.parquet')")
-             .to_pylist()}
+    out, judged, rejects = judge_run(
+        tmp_path, "tiny-judge", {"enabled": True, "min_plausibility": 5, "min_consistency": 5}
+    )
+    gated = {
+        r["persona_id"]: r for r in query_run(out, "select * from read_parquet('gated/part-*.parquet')").to_pylist()
+    }
     passed = set()
     for pid, j in judged.items():
         scores = (j["plausibility"], j["consistency"])
         assert (gated[pid]["judge_plausibility"], gated[pid]["judge_consistency"]) == scores
-        reason = ("judge:unscored" if scores[0] is None else "judge:plausibility" if scores[0] < 5
-                  else "judge:consistency" if scores[1] < 5 else None)
+        reason = (
+            "judge:unscored"
+            if scores[0] is None
+            else "judge:plausibility"
+            if scores[0] < 5
+            else "judge:consistency"
+            if scores[1] < 5
+            else None
+        )
         assert (gated[pid]["accepted"], gated[pid]["reason"]) == (reason is None, reason), scores
         if reason is None:
             passed.add(pid)
@@ -505,15 +649,25 @@ def test_judge_scores_become_columns_and_thresholds_gate(prefect_harness, local_
 
 
 def test_an_unreachable_judge_scores_nothing_and_the_gate_rejects_what_it_did_not_score(
-        prefect_harness, local_ray, tmp_path):
+    prefect_harness, local_ray, tmp_path
+):
     """A judge endpoint that refuses every connection: no persona gets a score, so every judged one is
     a judge:unscored reject."""
-    judge = {"enabled": True, "backend": {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
-                                          "model": "judge", "max_retries": 0, "timeout_s": 10}}
+    judge = {
+        "enabled": True,
+        "backend": {
+            "kind": "openai",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "model": "judge",
+            "max_retries": 0,
+            "timeout_s": 10,
+        },
+    }
     out, judged, rejects = judge_run(tmp_path, "tiny-judge-down", judge)
     assert all(j["plausibility"] is None and j["consistency"] is None and j["error"] for j in judged.values())
     assert {pid: (rejects[pid]["stage"], rejects[pid]["reason"]) for pid in judged} == {
-        pid: ("judge", "judge:unscored") for pid in judged}
+        pid: ("judge", "judge:unscored") for pid in judged
+    }
     assert query_run(out, "select count(*) as n from personas").to_pylist() == [{"n": 0}]
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["rejected_by_reason"] == {"judge:unscored": 2, "schema": 1} and manifest["produced"] == 0

@@ -47,8 +47,9 @@ def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("population: 10\nseeed: 3\n")
     out = tmp_path / "run"
-    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [*POPULACE, "build", "--config", str(path), "--out", str(out)], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 2
     assert "seeed" in proc.stderr and str(path) in proc.stderr
     assert not out.exists()
@@ -57,8 +58,9 @@ def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path):
 def test_cli_unknown_stratum_value_exits_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("strata:\n  - attribute: demographics.gender\n    shares: {woman: 0.5, robot: 0.5}\n")
-    proc = subprocess.run([*POPULACE, "preview", "--config", str(path), "--n", "1"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [*POPULACE, "preview", "--config", str(path), "--n", "1"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 2
     assert "robot" in proc.stderr
 
@@ -67,8 +69,9 @@ def test_cli_missing_taxonomy_exits_2_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(f"taxonomy: {tmp_path / 'nope.yaml'}\n")
     out = tmp_path / "run"
-    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [*POPULACE, "build", "--config", str(path), "--out", str(out)], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 2 and "nope.yaml" in proc.stderr
     assert not out.exists()
 
@@ -89,16 +92,20 @@ def test_config_reference_in_docs_is_current():
     assert "`max_backfill_tokens`" in committed and "### MiningConfig" in committed
 
 
-@pytest.mark.parametrize(("embedder", "problem"), [
-    ("{kind: static, model: /nonexistent/static-model}", "not a static embedder folder"),
-    ("{kind: transformer, model: /nonexistent/minilm}", "no such model folder"),
-])
+@pytest.mark.parametrize(
+    ("embedder", "problem"),
+    [
+        ("{kind: static, model: /nonexistent/static-model}", "not a static embedder folder"),
+        ("{kind: transformer, model: /nonexistent/minilm}", "no such model folder"),
+    ],
+)
 def test_cli_missing_embedder_folder_exits_2_and_writes_nothing(tmp_path, embedder, problem):
     path = tmp_path / "bad.yaml"
     path.write_text(f"population: 4\ndedup:\n  embedder: {embedder}\n")
     out = tmp_path / "run"
-    proc = subprocess.run([*POPULACE, "build", "--config", str(path), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [*POPULACE, "build", "--config", str(path), "--out", str(out)], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "dedup.embedder.model" in proc.stderr and problem in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 3  # one message (wrapped at most), not a traceback
@@ -111,13 +118,27 @@ def test_cli_missing_option_is_a_usage_error_not_a_traceback():
     assert "Missing option '--config'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("address", "problem"), [("127.0.0.1:{port}", "nothing answers at"),
-                                                  ("no-port-here", "is not host:port")])
+@pytest.mark.parametrize(
+    ("address", "problem"), [("127.0.0.1:{port}", "nothing answers at"), ("no-port-here", "is not host:port")]
+)
 def test_cli_unreachable_ray_address_exits_2_at_once_and_writes_nothing(tmp_path, address, problem):
     out = tmp_path / "run"
-    proc = subprocess.run([*POPULACE, "build", "--config", str(REPO / "configs/demo.yaml"), "--out", str(out),
-                           "--ray-address", address.format(port=free_port())],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)  # ray.init alone retries for minutes
+    proc = subprocess.run(
+        [
+            *POPULACE,
+            "build",
+            "--config",
+            str(REPO / "configs/demo.yaml"),
+            "--out",
+            str(out),
+            "--ray-address",
+            address.format(port=free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )  # ray.init alone retries for minutes
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--ray-address" in proc.stderr and problem in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()

@@ -39,14 +39,23 @@ def test_catalog_views_answer_and_refuse_writes(tmp_path, folder):
         query_run(tmp_path, "create table t as select 1")
     con = duckdb.connect(str(run.catalog), read_only=True)
     assert {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()} == {
-        "personas", "rejects", "attributes"}
+        "personas",
+        "rejects",
+        "attributes",
+    }
     con.close()
 
 
 def one_persona_run(root) -> RunFolder:
     run = RunFolder(root)
-    row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x",
-           "attributes": [("demographics.age", "40")]}
+    row = {
+        "persona_id": "p-1",
+        "slot": 0,
+        "stratum": "all",
+        "name": "Ana Ruiz",
+        "narrative": "x",
+        "attributes": [("demographics.age", "40")],
+    }
     write_table_atomically(pa.Table.from_pylist([row], schema=PERSONAS), run.stage_shard("personas", 0))
     write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
     build_catalog(run)
@@ -100,25 +109,34 @@ def test_the_catalog_opens_from_anywhere_and_follows_the_run_folder_when_it_move
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
-@pytest.mark.parametrize("sql", [
-    "select * from read_csv('/etc/passwd')",
-    "select * from read_text('/etc/hostname')",
-    "select * from read_parquet('{root}/../outside/part-0.parquet')",
-    "select * from read_parquet('personas/../../outside/part-0.parquet')",
-    "copy (select * from personas) to '{root}/stolen.csv'",
-    "attach '{root}/../other.duckdb' as other",
-    "set enable_external_access = true",
-    "install httpfs",
-    "select 1; select 2",
-    "pragma database_list",
-    "create table t as select 1",
-    "drop view personas",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select * from read_csv('/etc/passwd')",
+        "select * from read_text('/etc/hostname')",
+        "select * from read_parquet('{root}/../outside/part-0.parquet')",
+        "select * from read_parquet('personas/../../outside/part-0.parquet')",
+        "copy (select * from personas) to '{root}/stolen.csv'",
+        "attach '{root}/../other.duckdb' as other",
+        "set enable_external_access = true",
+        "install httpfs",
+        "select 1; select 2",
+        "pragma database_list",
+        "create table t as select 1",
+        "drop view personas",
+    ],
+)
 def test_query_cannot_write_attach_or_read_outside_the_run_folder(tmp_path, sql):
     root = tmp_path / "run"
     run = RunFolder(root)
-    row = {"persona_id": "p-1", "slot": 0, "stratum": "all", "name": "Ana Ruiz", "narrative": "x",
-           "attributes": [("demographics.age", "40")]}
+    row = {
+        "persona_id": "p-1",
+        "slot": 0,
+        "stratum": "all",
+        "name": "Ana Ruiz",
+        "narrative": "x",
+        "attributes": [("demographics.age", "40")],
+    }
     write_table_atomically(pa.Table.from_pylist([row], schema=PERSONAS), run.stage_shard("personas", 0))
     write_table_atomically(REJECTS.empty_table(), run.stage_shard("rejects", 0))
     write_table_atomically(pa.table({"secret": [1]}), tmp_path / "outside" / "part-0.parquet")
@@ -137,8 +155,17 @@ def test_query_on_a_folder_without_catalog_is_a_user_error(tmp_path):
 
 
 def test_rejects_contract_catches_bad_rows():
-    bad = pa.table({"persona_id": ["p-1", "p-1"], "slot": [0, 1], "stage": ["dedup", "nowhere"],
-                    "reason": ["x", ""], "detail": [None, None], "round": [0, 0], "run_id": ["r", "r"]})
+    bad = pa.table(
+        {
+            "persona_id": ["p-1", "p-1"],
+            "slot": [0, 1],
+            "stage": ["dedup", "nowhere"],
+            "reason": ["x", ""],
+            "detail": [None, None],
+            "round": [0, 0],
+            "run_id": ["r", "r"],
+        }
+    )
     with pytest.raises(PopulaceError, match="rejects"):
         check_table(bad, REJECTS_CHECK, "rejects shard 0")
 
@@ -147,8 +174,10 @@ def test_dataset_card_declares_the_rejects_config_only_when_there_are_rejects():
     from corpus.dataset_card import card_header, dataset_card
 
     def configs(rejected: int) -> list[str]:
-        return [c["config_name"] for c in card_header({"run_id": "r", "produced": 3, "rejected": rejected},
-                                                       "cc-by-4.0")["configs"]]
+        return [
+            c["config_name"]
+            for c in card_header({"run_id": "r", "produced": 3, "rejected": rejected}, "cc-by-4.0")["configs"]
+        ]
 
     assert configs(2) == ["personas", "rejects"]
     assert configs(0) == ["personas"]  # `datasets` cannot load a config whose files hold no rows

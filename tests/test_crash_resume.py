@@ -32,8 +32,13 @@ def build_command(config: Path, out: Path) -> list[str]:
 
 def kill_build_after(config: Path, out: Path, seconds: float) -> bool:
     """Start the build, SIGKILL it and everything it started after `seconds`; True if it was still running."""
-    proc = subprocess.Popen(build_command(config, out), cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        build_command(config, out),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         proc.wait(timeout=seconds)
         return False
@@ -47,10 +52,16 @@ def kill_build_after(config: Path, out: Path, seconds: float) -> bool:
 
 
 def slots_of(out: Path) -> tuple[list[str], list[str]]:
-    personas = [i for p in sorted((out / "personas").glob("part-*.parquet"))
-                for i in pq.read_table(p, columns=["persona_id"]).column("persona_id").to_pylist()]
-    rejects = [i for p in sorted((out / "rejects").glob("part-*.parquet"))
-               for i in pq.read_table(p, columns=["persona_id"]).column("persona_id").to_pylist()]
+    personas = [
+        i
+        for p in sorted((out / "personas").glob("part-*.parquet"))
+        for i in pq.read_table(p, columns=["persona_id"]).column("persona_id").to_pylist()
+    ]
+    rejects = [
+        i
+        for p in sorted((out / "rejects").glob("part-*.parquet"))
+        for i in pq.read_table(p, columns=["persona_id"]).column("persona_id").to_pylist()
+    ]
     return personas, rejects
 
 
@@ -62,8 +73,13 @@ def every_shard_is_whole(out: Path) -> int:
 
 
 def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_corpus(tmp_path):
-    cfg = tiny_config(name="crash", population=4, shard_size=1, max_backfill_waves=1,
-                      backend=BackendConfig(temperature=0.0, max_tokens=160, batch_size=1).model_dump())
+    cfg = tiny_config(
+        name="crash",
+        population=4,
+        shard_size=1,
+        max_backfill_waves=1,
+        backend=BackendConfig(temperature=0.0, max_tokens=160, batch_size=1).model_dump(),
+    )
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
 
@@ -92,6 +108,8 @@ def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_corpus(tmp_
     assert sorted(personas) == sorted(expected_personas)
     assert sorted(rejects) == sorted(expected_rejects)  # nothing lost: every slot ends in one of the two
     assert every_shard_is_whole(crashed) > 0
-    print(f"kills survived {killed} of {KILLS} at {[round(m, 1) for m in moments]} s; personas {len(personas)}, "
-          f"rejects {len(rejects)}, lost 0, duplicated 0")
+    print(
+        f"kills survived {killed} of {KILLS} at {[round(m, 1) for m in moments]} s; personas {len(personas)}, "
+        f"rejects {len(rejects)}, lost 0, duplicated 0"
+    )
     assert not list(crashed.rglob(".*.tmp"))  # temporaries of killed writes are swept on resume

@@ -8,11 +8,15 @@ from dedup.normalize import char_shingles, normalize_text, word_shingles
 from dedup.semantic import semantic_pairs
 from schemas.config import DedupConfig, EmbedderConfig
 
-BASE = ("Maria Lopez teaches third grade in a small town outside Tucson and spends her weekends "
-        "restoring an old pickup truck with her brother while planning a trip to Oaxaca next spring.")
+BASE = (
+    "Maria Lopez teaches third grade in a small town outside Tucson and spends her weekends "
+    "restoring an old pickup truck with her brother while planning a trip to Oaxaca next spring."
+)
 OTHER = "Tom Becker drives a delivery van across Ohio, listens to baseball on the radio and coaches little league."
-PARAPHRASE = ("Maria Lopez is a third-grade teacher in a little town near Tucson; on weekends she fixes up an "
-              "old pickup with her brother and plans a spring trip to Oaxaca.")
+PARAPHRASE = (
+    "Maria Lopez is a third-grade teacher in a little town near Tucson; on weekends she fixes up an "
+    "old pickup with her brother and plans a spring trip to Oaxaca."
+)
 ONLY_TEXT = DedupConfig(semantic=False, facts=False)
 
 
@@ -72,8 +76,11 @@ def test_semantic_pairs_on_planted_vectors():
 
 
 def test_facts_layer_catches_identical_skeletons_with_different_prose():
-    facts = [fact_set({"age": "40", "job": "nurse", "city": "Tucson"}), fact_set({"age": "40", "job": "nurse",
-             "city": "Tucson"}), fact_set({"age": "22", "job": "cook", "city": "Reno"})]
+    facts = [
+        fact_set({"age": "40", "job": "nurse", "city": "Tucson"}),
+        fact_set({"age": "40", "job": "nurse", "city": "Tucson"}),
+        fact_set({"age": "22", "job": "cook", "city": "Reno"}),
+    ]
     cfg = DedupConfig(semantic=False, facts_threshold=0.99)
     rows = by_id(find_duplicates(items([BASE, OTHER, PARAPHRASE], facts=facts), cfg))
     assert rows["p-1"]["duplicate_of"] == "p-0" and rows["p-1"]["layer"] == "facts"
@@ -101,7 +108,12 @@ def test_band_choice_is_steep_around_the_threshold():
 def test_personahub_preset():
     cfg = DedupConfig(preset="personahub")
     assert (cfg.shingles.unit, cfg.shingles.size, cfg.num_perm, cfg.minhash_threshold, cfg.cosine_threshold) == (
-        "word", 1, 128, 0.9, 0.9)
+        "word",
+        1,
+        128,
+        0.9,
+        0.9,
+    )
     assert DedupConfig(preset="personahub", minhash_threshold=0.8).minhash_threshold == 0.8
 
 
@@ -129,8 +141,9 @@ def test_faiss_gpu_index_finds_the_pairs_exact_search_finds():
     import faiss
 
     if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
-        pytest.skip("this FAISS build has no GPU support: use faiss-gpu-cu12 in place of faiss-cpu "
-                    "(README, Deduplication)")
+        pytest.skip(
+            "this FAISS build has no GPU support: use faiss-gpu-cu12 in place of faiss-cpu (README, Deduplication)"
+        )
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(2000, 64)).astype(np.float32)
     vectors[1500:1510] = vectors[:10] + 0.01 * rng.normal(size=(10, 64)).astype(np.float32)
@@ -151,17 +164,28 @@ def test_shard_features_give_the_clusters_of_computing_everything_at_once():
     near = BASE.replace("next spring", "next summer")
     texts = [BASE, OTHER, BASE, near, PARAPHRASE, OTHER + " He also bakes bread."]
     facts = [[("age", str(30 + i % 3)), ("job", "teacher" if i % 2 else "nurse")] for i in range(len(texts))]
-    settled = pa.table({"persona_id": [f"p-{i}" for i in range(len(texts))], "slot": list(range(len(texts))),
-                        "warnings": [1, 0, 0, 2, 0, 0], "rounds": [1, 1, 2, 1, 1, 1],
-                        "accepted": [True, True, True, True, True, False], "narrative": texts,
-                        "attributes": [[{"key": k, "value": v} for k, v in f] for f in facts]})
+    settled = pa.table(
+        {
+            "persona_id": [f"p-{i}" for i in range(len(texts))],
+            "slot": list(range(len(texts))),
+            "warnings": [1, 0, 0, 2, 0, 0],
+            "rounds": [1, 1, 2, 1, 1, 1],
+            "accepted": [True, True, True, True, True, False],
+            "narrative": texts,
+            "attributes": [[{"key": k, "value": v} for k, v in f] for f in facts],
+        }
+    )
     shards = [shard_features(settled.slice(0, 3), cfg), shard_features(settled.slice(3), cfg)]
     assembled = items_of_features(pa.concat_tables(shards, promote_options="default"))
     assert assembled.ids == ["p-1", "p-4", "p-2", "p-0", "p-3"]  # fewest warnings, rounds, then slot; p-5 refused
 
     order = [1, 4, 2, 0, 3]
-    direct = DedupItems(ids=[f"p-{i}" for i in order], texts=[texts[i] for i in order],
-                        ranks=[float(r) for r in range(len(order))], facts=[fact_set(facts[i]) for i in order])
+    direct = DedupItems(
+        ids=[f"p-{i}" for i in order],
+        texts=[texts[i] for i in order],
+        ranks=[float(r) for r in range(len(order))],
+        facts=[fact_set(facts[i]) for i in order],
+    )
     embedder = create_embedder(cfg.embedder)
     assert by_id(find_duplicates(assembled, cfg, embedder)) == by_id(find_duplicates(direct, cfg, embedder))
     clusters = by_id(find_duplicates(assembled, cfg, embedder))

@@ -80,10 +80,12 @@ def test_endpoint_batches_keep_order(llama_embedding_server):
     """Each row answers its own text. A chat model's vectors move a little with the batch, by an amount
     that depends on the CPU's kernels, so each row is matched to the nearest single-text vector rather
     than compared with a tolerance."""
-    batched = create_embedder(EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2",
-                                             batch_size=2))
-    single = create_embedder(EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2",
-                                            batch_size=1))
+    batched = create_embedder(
+        EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2", batch_size=2)
+    )
+    single = create_embedder(
+        EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model="smollm2", batch_size=1)
+    )
     rows = batched.embed(ORDER_TEXTS)
     alone = np.vstack([single.embed([text]) for text in ORDER_TEXTS])
     assert rows.shape == (3, batched.dimension)
@@ -108,19 +110,23 @@ def test_static_model_refuses_tampered_weights(tmp_path):
 
 
 def test_static_embedder_does_not_need_torch():
-    code = ("import sys; from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig; "
-            "create_embedder(EmbedderConfig()).embed(['x']); print('torch' in sys.modules)")
+    code = (
+        "import sys; from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig; "
+        "create_embedder(EmbedderConfig()).embed(['x']); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
 
 def test_transformer_without_the_extra_says_how_to_enable_it():
     # None in sys.modules is Python's documented way to make an import fail, as if absent.
-    code = ("import sys; sys.modules['sentence_transformers'] = None\n"
-            "from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig\n"
-            "from schemas.errors import UserInputError\n"
-            "try:\n    create_embedder(EmbedderConfig(kind='transformer'))\n"
-            "except UserInputError as exc:\n    print(exc)")
+    code = (
+        "import sys; sys.modules['sentence_transformers'] = None\n"
+        "from dedup.embedders import create_embedder; from schemas.config import EmbedderConfig\n"
+        "from schemas.errors import UserInputError\n"
+        "try:\n    create_embedder(EmbedderConfig(kind='transformer'))\n"
+        "except UserInputError as exc:\n    print(exc)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "embed-accurate" in out and "embedder.kind" in out
 

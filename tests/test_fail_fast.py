@@ -38,8 +38,15 @@ def build_command(config: Path, out: Path) -> list[str]:
 
 def start_build(config: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # the plugin backends live in tests/
-    return subprocess.Popen(build_command(config, out), cwd=REPO, start_new_session=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        build_command(config, out),
+        cwd=REPO,
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def processes_of(build: subprocess.Popen) -> list:
@@ -86,8 +93,12 @@ def nothing_left(build: subprocess.Popen, timeout_s: float = 15.0) -> list:
 
 
 def slots_of(out: Path) -> list[str]:
-    return sorted(i for table in ("personas", "rejects") for part in sorted((out / table).glob("part-*.parquet"))
-                  for i in pq.read_table(part, columns=["persona_id"]).column("persona_id").to_pylist())
+    return sorted(
+        i
+        for table in ("personas", "rejects")
+        for part in sorted((out / table).glob("part-*.parquet"))
+        for i in pq.read_table(part, columns=["persona_id"]).column("persona_id").to_pylist()
+    )
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 feature check")
@@ -106,9 +117,18 @@ def test_the_llama_cpp_build_is_portable():
 
 def test_a_worker_killed_by_sigill_on_every_request_stops_the_build_with_one_clear_message(tmp_path):
     deaths = tmp_path / "deaths.log"
-    config = write_config(tmp_path / "config.yaml", name="sigill", population=2, backend=BackendConfig(
-        kind="plugin", factory="tests.crashing_backends:SigillOnEveryRequest", options={"deaths": str(deaths)},
-        max_worker_restarts=2, batch_size=2).model_dump())
+    config = write_config(
+        tmp_path / "config.yaml",
+        name="sigill",
+        population=2,
+        backend=BackendConfig(
+            kind="plugin",
+            factory="tests.crashing_backends:SigillOnEveryRequest",
+            options={"deaths": str(deaths)},
+            max_worker_restarts=2,
+            batch_size=2,
+        ).model_dump(),
+    )
     out = tmp_path / "run"
     build = start_build(config, out)
     wait_for(deaths.exists, 300, "the first SIGILL")
@@ -130,10 +150,20 @@ def test_a_worker_killed_by_sigill_on_every_request_stops_the_build_with_one_cle
 
 def test_a_worker_that_dies_on_its_first_request_is_restarted_and_nothing_is_lost(tmp_path):
     marker = tmp_path / "died"
-    config = write_config(tmp_path / "config.yaml", name="dies-once", population=3, max_revise_rounds=0,
-                          backend=BackendConfig(kind="plugin", factory="tests.crashing_backends:DiesOnFirstRequest",
-                                                options={"marker": str(marker), "signal": "SIGKILL"},
-                                                max_tokens=160, batch_size=1, temperature=0).model_dump())
+    config = write_config(
+        tmp_path / "config.yaml",
+        name="dies-once",
+        population=3,
+        max_revise_rounds=0,
+        backend=BackendConfig(
+            kind="plugin",
+            factory="tests.crashing_backends:DiesOnFirstRequest",
+            options={"marker": str(marker), "signal": "SIGKILL"},
+            max_tokens=160,
+            batch_size=1,
+            temperature=0,
+        ).model_dump(),
+    )
     out = tmp_path / "run"
     build = start_build(config, out)
     _, stderr = build.communicate(timeout=600)
@@ -147,8 +177,14 @@ def test_a_worker_that_dies_on_its_first_request_is_restarted_and_nothing_is_los
 
 
 def test_sigint_and_sigterm_stop_a_real_build_quickly_and_the_rerun_resumes(tmp_path):
-    config = write_config(tmp_path / "config.yaml", name="stop", population=4, shard_size=1, max_revise_rounds=0,
-                          backend=BackendConfig(max_tokens=160, batch_size=1, temperature=0).model_dump())
+    config = write_config(
+        tmp_path / "config.yaml",
+        name="stop",
+        population=4,
+        shard_size=1,
+        max_revise_rounds=0,
+        backend=BackendConfig(max_tokens=160, batch_size=1, temperature=0).model_dump(),
+    )
     out = tmp_path / "run"
     # SIGINT (Ctrl-C) while the model answers; SIGTERM early, while Prefect's API starts.
     for signum, moment, expected in ((signal.SIGINT, "propose", 130), (signal.SIGTERM, "prefect start", 143)):
@@ -179,8 +215,13 @@ def test_sigint_and_sigterm_stop_a_real_build_quickly_and_the_rerun_resumes(tmp_
 
 
 def test_a_build_killed_with_sigkill_leaves_no_process_running(tmp_path):
-    config = write_config(tmp_path / "config.yaml", name="killed", population=2, max_revise_rounds=0,
-                          backend=BackendConfig(max_tokens=160, batch_size=1).model_dump())
+    config = write_config(
+        tmp_path / "config.yaml",
+        name="killed",
+        population=2,
+        max_revise_rounds=0,
+        backend=BackendConfig(max_tokens=160, batch_size=1).model_dump(),
+    )
     build = start_build(config, tmp_path / "run")
     wait_for(lambda: model_worker_running(build), 300, "the model worker")
     started = {(p.pid, p.name) for p in processes_of(build)}
@@ -191,8 +232,9 @@ def test_a_build_killed_with_sigkill_leaves_no_process_running(tmp_path):
 
 
 def test_doctor_passes_here_and_names_a_broken_model_with_a_fix(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "doctor", "--json"], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "doctor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     checks = {c["name"]: c for c in orjson.loads(done.stdout)}
     assert done.returncode == 0, checks
     assert set(checks) == {"python", "llama.cpp build vs this CPU", "model", "disk", "ray", "prefect", "embedder"}
@@ -202,8 +244,13 @@ def test_doctor_passes_here_and_names_a_broken_model_with_a_fix(tmp_path):
     not_a_model = tmp_path / "model.gguf"
     not_a_model.write_bytes(b"<html>not found</html>")
     config = write_config(tmp_path / "config.yaml", backend=BackendConfig(model=str(not_a_model)).model_dump())
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "doctor", "--config", str(config)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "doctor", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 1
     line = next(line for line in done.stdout.splitlines() if "model:" in line)
     assert line.lstrip().startswith("fail") and "not a GGUF file" in line and "fix:" in line

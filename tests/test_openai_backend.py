@@ -27,8 +27,15 @@ def requests_for(cfg: BackendConfig, count: int):
 
 
 def config(base_url: str, **overrides) -> BackendConfig:
-    values = {"kind": "openai", "base_url": base_url, "model": "smollm2", "max_tokens": 160, "temperature": 0.0,
-              "concurrency": 2, "timeout_s": 60}
+    values = {
+        "kind": "openai",
+        "base_url": base_url,
+        "model": "smollm2",
+        "max_tokens": 160,
+        "temperature": 0.0,
+        "concurrency": 2,
+        "timeout_s": 60,
+    }
     values.update(overrides)
     return BackendConfig(**values)
 
@@ -52,11 +59,19 @@ def short_request() -> GenerationRequest:
 
     The schema bounds the answer far below max_tokens, so it always ends as whole JSON, whatever
     city the model picks."""
-    return GenerationRequest(request_id="r-1", messages=[{"role": "user", "content": "Name a city as JSON."}],
-                             json_schema={"type": "object", "properties": {"city": {"type": "string",
-                                                                                    "pattern": "^[A-Za-z ]{1,20}$"}},
-                                          "required": ["city"], "additionalProperties": False},
-                             max_tokens=64, temperature=0.0, seed=1)
+    return GenerationRequest(
+        request_id="r-1",
+        messages=[{"role": "user", "content": "Name a city as JSON."}],
+        json_schema={
+            "type": "object",
+            "properties": {"city": {"type": "string", "pattern": "^[A-Za-z ]{1,20}$"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        max_tokens=64,
+        temperature=0.0,
+        seed=1,
+    )
 
 
 def test_retries_through_injected_faults(llama_chat_server):
@@ -72,7 +87,8 @@ def test_retries_through_injected_faults(llama_chat_server):
 def test_giving_up_is_a_result_not_a_crash(llama_chat_server):
     with FaultProxy(llama_chat_server, ["503", "503"]) as proxy:
         result = create_backend(config(proxy.base_url, max_retries=1, structured_output="json_object")).generate(
-            [short_request()])[0]
+            [short_request()]
+        )[0]
     assert result.text == "" and "503" in result.error and result.retries == 1
 
 
@@ -80,8 +96,9 @@ def test_api_key_comes_from_the_environment(llama_chat_server, monkeypatch):
     monkeypatch.setenv("POPULACE_TEST_KEY", "sk-test-123")
     cfg = config(llama_chat_server, api_key_env="POPULACE_TEST_KEY", structured_output="json_object")
     with FaultProxy(llama_chat_server) as proxy:
-        backend = create_backend(config(proxy.base_url, api_key_env="POPULACE_TEST_KEY",
-                                        structured_output="json_object"))
+        backend = create_backend(
+            config(proxy.base_url, api_key_env="POPULACE_TEST_KEY", structured_output="json_object")
+        )
         backend.generate([short_request()])
     assert proxy.seen_headers[0]["Authorization"] == "Bearer sk-test-123"
     assert "sk-test-123" not in cfg.model_dump_json()

@@ -36,13 +36,28 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "2",
-           "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+    }
     env.pop("PREFECT_API_KEY", None)
-    with (home / "server.log").open("wb") as log, serving(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], f"{api}/health", 180,
-            "prefect server", env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True):
+    with (
+        (home / "server.log").open("wb") as log,
+        serving(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            f"{api}/health",
+            180,
+            "prefect server",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    ):
         yield env
 
 
@@ -50,8 +65,21 @@ def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_s
     env = prefect_server
     project = tmp_path / "operator folder"  # not the checkout: what `populace init` gives a user
     run([POPULACE, "init", str(project)], tmp_path, env)
-    run([PREFECT, "work-pool", "create", "populace-cpu", "--type", "process", "--overwrite",
-         "--base-job-template", "infra/prefect/process-work-pool.json"], project, env)
+    run(
+        [
+            PREFECT,
+            "work-pool",
+            "create",
+            "populace-cpu",
+            "--type",
+            "process",
+            "--overwrite",
+            "--base-job-template",
+            "infra/prefect/process-work-pool.json",
+        ],
+        project,
+        env,
+    )
     run([PREFECT, "--no-prompt", "deploy", "--all"], project, env, timeout=600)
 
     expected = {d["name"]: d for d in yaml.safe_load((project / "prefect.yaml").read_text())["deployments"]}
@@ -62,13 +90,32 @@ def test_a_deployment_run_with_overrides_completes_on_a_process_worker(prefect_s
         assert sorted(listed[name]["crons"]) == sorted(s["cron"] for s in spec.get("schedules", []))
 
     worker_log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "populace-cpu", "--type", "process"],
-                              cwd=tmp_path, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "populace-cpu", "--type", "process"],
+        cwd=tmp_path,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     out = tmp_path / "runs" / "from the worker"
     try:
-        started = run([PREFECT, "deployment", "run", "build_from_config/nightly-demo-build",
-                       "-p", "population=2", "-p", f"out={out}", "-p", "seed=3"], project, env)
+        started = run(
+            [
+                PREFECT,
+                "deployment",
+                "run",
+                "build_from_config/nightly-demo-build",
+                "-p",
+                "population=2",
+                "-p",
+                f"out={out}",
+                "-p",
+                "seed=3",
+            ],
+            project,
+            env,
+        )
         flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started.stdout).group(1)
         state = wait_for_final_state(flow_run_id, env, timeout=600)
         assert state == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-4000:])
@@ -115,8 +162,9 @@ def wait_for_final_state(flow_run_id: str, env: dict, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     state = "unknown"
     while time.monotonic() < deadline:
-        state = subprocess.run([sys.executable, "-c", STATE_OF_RUN, flow_run_id], env=env, capture_output=True,
-                               text=True, timeout=120).stdout.strip()
+        state = subprocess.run(
+            [sys.executable, "-c", STATE_OF_RUN, flow_run_id], env=env, capture_output=True, text=True, timeout=120
+        ).stdout.strip()
         if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return state
         time.sleep(3)

@@ -47,11 +47,18 @@ def test_self_bleu2_equals_sacrebleus_sentence_bleu_against_all_the_others():
     """Counting each text once gives sacrebleu's own per-sentence scores (ties, repeats, lengths)."""
     from sacrebleu.metrics import BLEU
 
-    texts = ["The cat sat on the mat.", "the cat sat on a mat", "A dog ran in the park, and the cat sat.",
-             "The cat sat on the mat.", "Nothing in common here!", "mat mat mat the the", "Short.",
-             "She keeps a small garden behind the house and trades seedlings every spring."]
+    texts = [
+        "The cat sat on the mat.",
+        "the cat sat on a mat",
+        "A dog ran in the park, and the cat sat.",
+        "The cat sat on the mat.",
+        "Nothing in common here!",
+        "mat mat mat the the",
+        "Short.",
+        "She keeps a small garden behind the house and trades seedlings every spring.",
+    ]
     bleu = BLEU(max_ngram_order=2, effective_order=True)
-    expected = np.mean([bleu.sentence_score(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)])
+    expected = np.mean([bleu.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)])
     assert self_bleu2(texts) == pytest.approx(expected, abs=1e-9)
 
 
@@ -65,8 +72,9 @@ def test_template_flags_mark_records_sharing_a_common_six_gram():
 def test_template_overlap_between_long_fields_of_one_record():
     text = "Dana works nights at the clinic and grows tomatoes for the whole street every summer."
     assert template_overlap({"background": text, "personality": text + " Truly."})
-    assert not template_overlap({"background": text, "personality": "Quiet, careful and fond of long walks by "
-                                 "the river with her old dog."})
+    assert not template_overlap(
+        {"background": text, "personality": "Quiet, careful and fond of long walks by the river with her old dog."}
+    )
     assert not template_overlap({"a": "short", "b": "short"})
 
 
@@ -106,9 +114,12 @@ def test_cramers_v():
 
 def test_hard_errors_and_the_evaluated_row():
     sample = CorpusSample(
-        "toy", texts=["Dana Reyes nurses at night and grows tomatoes for the whole street in summer time.", "x"],
+        "toy",
+        texts=["Dana Reyes nurses at night and grows tomatoes for the whole street in summer time.", "x"],
         records=[{"name": "Dana Reyes", "gender": "woman"}, {"name": "", "gender": "robot"}],
-        required=("name",), enums={"gender": {"woman", "man"}})
+        required=("name",),
+        enums={"gender": {"woman", "man"}},
+    )
     assert hard_errors(sample) == [False, True]
     row = evaluate_sample(sample, lambda texts: np.eye(len(texts), 4, dtype=np.float32), {"cosine_0.9": 0.0})
     assert row["records"] == 2 and row["hard_error_rate"] == 0.5
@@ -116,5 +127,7 @@ def test_hard_errors_and_the_evaluated_row():
     assert row["attributes_per_record"] == 1.5 and row["duplicates_cosine_0.9"] == 0.0
     assert row["nearest_neighbour_distance"] == pytest.approx(1.0) and row["vendi_score"] == pytest.approx(2.0)
     uncontracted = CorpusSample("ref", texts=sample.texts, records=sample.records)
-    assert evaluate_sample(uncontracted, lambda texts: np.eye(len(texts), 4, dtype=np.float32),
-                           {})["hard_error_rate"] is None  # nothing declared, nothing to break: n/a
+    assert (
+        evaluate_sample(uncontracted, lambda texts: np.eye(len(texts), 4, dtype=np.float32), {})["hard_error_rate"]
+        is None
+    )  # nothing declared, nothing to break: n/a

@@ -40,36 +40,57 @@ class LocalCluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Clusters started with `ray start` use token authentication: every node and driver needs the token.
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                    "PREFECT_HOME": str(root / "prefect")}
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "PREFECT_HOME": str(root / "prefect"),
+        }
         self.nodes: dict[str, subprocess.Popen] = {}
 
     def start_node(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.root / f"{name}.log").open("wb")
-        node = subprocess.Popen([RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
-                                 *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        node = subprocess.Popen(
+            [RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.nodes[name] = node
         return node
 
     def start_head(self) -> None:
         # Short temp dir: Ray's socket paths must stay under the OS limit. Fast failure detection, so
         # a killed node is declared dead in seconds rather than tens of seconds.
-        self.start_node("head", "--head", "--port", str(self.port), "--num-cpus", "1",
-                        "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp"),
-                        "--system-config", json.dumps({"health_check_period_ms": 1000,
-                                                       "health_check_failure_threshold": 3}))
+        self.start_node(
+            "head",
+            "--head",
+            "--port",
+            str(self.port),
+            "--num-cpus",
+            "1",
+            "--temp-dir",
+            tempfile.mkdtemp(prefix="ray", dir="/tmp"),
+            "--system-config",
+            json.dumps({"health_check_period_ms": 1000, "health_check_failure_threshold": 3}),
+        )
         self.wait_for_new_node(set())
 
     def start_model_node(self, name: str) -> None:
         known = {n["node_id"] for n in self.live_nodes()}
-        self.start_node(name, "--address", self.address, "--num-cpus", "2", "--resources",
-                        json.dumps({MODEL_NODE: 1}))
+        self.start_node(name, "--address", self.address, "--num-cpus", "2", "--resources", json.dumps({MODEL_NODE: 1}))
         self.wait_for_new_node(known)
 
     def live_nodes(self) -> list[dict]:
         """`ray list nodes` (the state API, served by the dashboard of ray[default])."""
-        listed = subprocess.run([RAY, "list", "nodes", "--address", self.address, "--format", "json", "--detail"],
-                                env=self.env, capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            [RAY, "list", "nodes", "--address", self.address, "--format", "json", "--detail"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if listed.returncode != 0 or not listed.stdout.lstrip().startswith("["):  # "No resource in the cluster"
             return []
         return [n for n in json.loads(listed.stdout) if n["state"] == "ALIVE"]
@@ -117,11 +138,22 @@ def cluster(tmp_path_factory):
 
 def cluster_config(tmp_path: Path, population: int, placement_timeout_s: float) -> Path:
     config = {
-        "name": "cluster-test", "population": population, "seed": 21, "deep_attributes": 4, "shard_size": 2,
-        "max_revise_rounds": 1, "max_backfill_waves": 1,
+        "name": "cluster-test",
+        "population": population,
+        "seed": 21,
+        "deep_attributes": 4,
+        "shard_size": 2,
+        "max_revise_rounds": 1,
+        "max_backfill_waves": 1,
         "strata": [{"attribute": "demographics.gender", "shares": {"woman": 0.5, "man": 0.5}}],
-        "backend": {"kind": "llama_cpp", "model": "smollm2-135m-instruct", "max_tokens": 160, "batch_size": 1,
-                    "resources": {MODEL_NODE: 1}, "placement_timeout_s": placement_timeout_s},
+        "backend": {
+            "kind": "llama_cpp",
+            "model": "smollm2-135m-instruct",
+            "max_tokens": 160,
+            "batch_size": 1,
+            "resources": {MODEL_NODE: 1},
+            "placement_timeout_s": placement_timeout_s,
+        },
     }
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -129,9 +161,14 @@ def cluster_config(tmp_path: Path, population: int, placement_timeout_s: float) 
 
 
 def start_build(cluster: LocalCluster, config: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([POPULACE, "build", "--config", str(config), "--ray-address", cluster.address,
-                             "--out", str(out)], env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [POPULACE, "build", "--config", str(config), "--ray-address", cluster.address, "--out", str(out)],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def kill_when_proposing(cluster: LocalCluster, node: str, build: subprocess.Popen, timeout: float = 300) -> None:

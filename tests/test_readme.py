@@ -30,8 +30,13 @@ def shown_commands() -> list[list[str]]:
 
 @cache
 def help_text(*sub: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", *sub, "--help"], capture_output=True, text=True,
-                          cwd=REPO, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *sub, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "TERM": "dumb"},
+    )
     assert proc.returncode == 0, (sub, proc.stderr[-500:])
     return proc.stdout
 
@@ -49,13 +54,19 @@ def test_every_command_the_readme_shows_exists_with_its_options():
 
 
 def test_the_readme_offline_commands_run():
-    stats = subprocess.run([sys.executable, "-m", "flows.cli", "taxonomy", "stats", "seed:core", "--json"],
-                           capture_output=True, text=True, cwd=REPO)
+    stats = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "taxonomy", "stats", "seed:core", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     numbers = json.loads(stats.stdout)
     assert numbers["roots"] >= 12 and numbers["leaves"] >= 400 and numbers["share_with_priors"] >= 0.6
-    schema = subprocess.run([sys.executable, "-m", "flows.cli", "config", "schema", "--mining"],
-                            capture_output=True, text=True, cwd=REPO)
+    schema = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "config", "schema", "--mining"], capture_output=True, text=True, cwd=REPO
+    )
     assert "merge_threshold" in json.loads(schema.stdout)["properties"]
-    rules = subprocess.run([sys.executable, "-m", "flows.cli", "rules", "list", "--json"],
-                           capture_output=True, text=True, cwd=REPO)
+    rules = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "rules", "list", "--json"], capture_output=True, text=True, cwd=REPO
+    )
     assert len(json.loads(rules.stdout)) >= 25 + 8

@@ -14,8 +14,10 @@ from corpus.run_lock import LOCK_NAME, run_lock
 from schemas.errors import UserInputError
 from tests.conftest import REPO, tiny_config
 
-HOLD = "import sys, time; from pathlib import Path; from corpus.run_lock import run_lock\n" \
-       "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n"
+HOLD = (
+    "import sys, time; from pathlib import Path; from corpus.run_lock import run_lock\n"
+    "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n"
+)
 
 
 def hold_lock_in_child(root) -> subprocess.Popen:
@@ -46,8 +48,13 @@ def test_a_second_build_into_a_folder_in_use_exits_2_and_writes_nothing(tmp_path
     config.write_text(yaml.safe_dump(tiny_config().model_dump(mode="json")))
     child = hold_lock_in_child(root)
     try:
-        proc = subprocess.run([sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(root)],
-                              capture_output=True, text=True, cwd=REPO, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(root)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()

@@ -17,10 +17,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def test_sample_writes_skeletons_plan_and_metrics_without_an_llm(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "sample", "population": 5, "seed": 3, "deep_attributes": 20,
-        "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.sex"]},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sample",
+                "population": 5,
+                "seed": 3,
+                "deep_attributes": 20,
+                "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.sex"]},
+            }
+        )
+    )
     out = tmp_path / "out"
     result = run("sample", "--config", str(config), "--out", str(out), "--n", "3000")
     assert result.returncode == 0, result.stderr
@@ -30,8 +37,10 @@ def test_sample_writes_skeletons_plan_and_metrics_without_an_llm(tmp_path):
     assert metrics["personas"] == 3000 and metrics["joint"]["count_mismatches"] == 0
     assert metrics["preset_fit"]["demographics.age_band x demographics.sex"]["tvd"] < 0.01
     con = duckdb.connect()
-    rows = con.sql(f"SELECT persona_id, stratum, attributes['demographics.age'] AS age, "
-                   f"cardinality(attributes) AS n FROM read_parquet('{out}/skeletons/*.parquet')").fetchall()
+    rows = con.sql(
+        f"SELECT persona_id, stratum, attributes['demographics.age'] AS age, "
+        f"cardinality(attributes) AS n FROM read_parquet('{out}/skeletons/*.parquet')"
+    ).fetchall()
     assert len(rows) == 3000 == len({r[0] for r in rows})
     assert all(r[2] is not None and 18 <= int(r[2]) <= 90 for r in rows)
     assert "Sampling: 3,000 personas" in result.stdout
@@ -61,10 +70,15 @@ def test_sample_in_worker_processes_writes_the_same_files_as_one_process(tmp_pat
     from flows.sample_only import write_sample
     from schemas.config import RunConfig
 
-    cfg = RunConfig.model_validate({
-        "name": "parallel", "population": 2_500, "seed": 8, "deep_attributes": 12,
-        "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.region"]},
-    })
+    cfg = RunConfig.model_validate(
+        {
+            "name": "parallel",
+            "population": 2_500,
+            "seed": 8,
+            "deep_attributes": 12,
+            "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.region"]},
+        }
+    )
     one = write_sample(cfg, tmp_path / "one", chunk_rows=600, workers=1)
     two = write_sample(cfg, tmp_path / "two", chunk_rows=600, workers=2)
     assert one == two

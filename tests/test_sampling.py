@@ -22,8 +22,10 @@ def test_largest_remainder_sums_exactly_and_matches_hand_computed():
 
 
 def test_plan_is_joint_over_strata_and_exact():
-    strata = [StratumVariable(attribute="demographics.gender", shares={"woman": 0.5, "man": 0.5}),
-              StratumVariable(attribute="demographics.region", shares={"South": 0.6, "West": 0.4})]
+    strata = [
+        StratumVariable(attribute="demographics.gender", shares={"woman": 0.5, "man": 0.5}),
+        StratumVariable(attribute="demographics.region", shares={"South": 0.6, "West": 0.4}),
+    ]
     cells = plan_quotas(strata, TAXONOMY, 10)
     assert sum(c.count for c in cells) == 10 and len(cells) == 4
     assert {c.label: c.count for c in cells}["gender=woman;region=South"] == 3
@@ -107,13 +109,28 @@ def test_quotas_are_exact_for_random_plans(seed):
 
 
 def test_raking_reproduces_given_marginals():
-    quotas = QuotaConfig(preset="us_adults", variables=["demographics.age_band", "demographics.sex",
-                                                        "demographics.region", "demographics.state"])
-    cells = plan_quotas([StratumVariable(attribute="education.highest_level",
-                                         shares={"high school or less": 0.4, "some college": 0.2,
-                                                 "associate degree": 0.1, "bachelor's degree": 0.2,
-                                                 "master's degree": 0.07, "doctorate": 0.03})],
-                        TAXONOMY, 100_000, quotas)
+    quotas = QuotaConfig(
+        preset="us_adults",
+        variables=["demographics.age_band", "demographics.sex", "demographics.region", "demographics.state"],
+    )
+    cells = plan_quotas(
+        [
+            StratumVariable(
+                attribute="education.highest_level",
+                shares={
+                    "high school or less": 0.4,
+                    "some college": 0.2,
+                    "associate degree": 0.1,
+                    "bachelor's degree": 0.2,
+                    "master's degree": 0.07,
+                    "doctorate": 0.03,
+                },
+            )
+        ],
+        TAXONOMY,
+        100_000,
+        quotas,
+    )
     preset = load_preset("us_adults", TAXONOMY)
     for table in preset.marginals:
         if not set(table.attributes) <= set(quotas.variables) or table.attributes == ["demographics.region"]:
@@ -132,44 +149,67 @@ def test_raking_reproduces_given_marginals():
     assert abs(education["doctorate"] - 0.03) < 1e-6
     # the seed table's structure survives: no state outside its census region
     region_of = {s.split("|")[1]: s.split("|")[0] for s in preset.marginals[2].shares}
-    assert all(region_of[dict(c.values)["demographics.state"]] == dict(c.values)["demographics.region"]
-               for c in cells)
+    assert all(region_of[dict(c.values)["demographics.state"]] == dict(c.values)["demographics.region"] for c in cells)
 
 
 def test_raking_starts_from_depends_on_tables():
-    strata = [StratumVariable(attribute="demographics.age_band", shares={"18-24": 0.5, "65+": 0.5}),
-              StratumVariable(attribute="work.employment_status",
-                              shares={"student": 0.2, "retired": 0.3, "employed full-time": 0.5})]
+    strata = [
+        StratumVariable(attribute="demographics.age_band", shares={"18-24": 0.5, "65+": 0.5}),
+        StratumVariable(
+            attribute="work.employment_status", shares={"student": 0.2, "retired": 0.3, "employed full-time": 0.5}
+        ),
+    ]
     cells = {c.label: c for c in plan_quotas(strata, TAXONOMY, 1000)}
     # the seed says no 18-24 retirees and no 65+ students, so raking puts none there
     assert "age_band=18-24;employment_status=retired" not in cells
     assert "age_band=65+;employment_status=student" not in cells
 
 
-@pytest.mark.parametrize(("strata", "quotas", "needle"), [
-    ([StratumVariable(attribute="demographics.age", shares={"30": 1.0})], QuotaConfig(), "numeric"),
-    ([], QuotaConfig(preset="us_adults", variables=["hobbies.main_hobby"]), "no table"),
-    ([], QuotaConfig(preset="nowhere"), "no such population preset"),
-    ([StratumVariable(attribute="demographics.region", shares={"South": 0.9, "West": 0.1})],
-     QuotaConfig(preset="us_adults", variables=["demographics.region"]), "make the tables agree"),
-    ([StratumVariable(attribute="demographics.age_band", shares={"18-24": 1.0}),
-      StratumVariable(attribute="work.employment_status", shares={"retired": 1.0})], QuotaConfig(),
-     "did not converge"),
-    ([StratumVariable(attribute="demographics.region", shares={"South": 0.5, "West": 0.5})],
-     QuotaConfig(min_per_cell=6), "more than population"),
-])
+@pytest.mark.parametrize(
+    ("strata", "quotas", "needle"),
+    [
+        ([StratumVariable(attribute="demographics.age", shares={"30": 1.0})], QuotaConfig(), "numeric"),
+        ([], QuotaConfig(preset="us_adults", variables=["hobbies.main_hobby"]), "no table"),
+        ([], QuotaConfig(preset="nowhere"), "no such population preset"),
+        (
+            [StratumVariable(attribute="demographics.region", shares={"South": 0.9, "West": 0.1})],
+            QuotaConfig(preset="us_adults", variables=["demographics.region"]),
+            "make the tables agree",
+        ),
+        (
+            [
+                StratumVariable(attribute="demographics.age_band", shares={"18-24": 1.0}),
+                StratumVariable(attribute="work.employment_status", shares={"retired": 1.0}),
+            ],
+            QuotaConfig(),
+            "did not converge",
+        ),
+        (
+            [StratumVariable(attribute="demographics.region", shares={"South": 0.5, "West": 0.5})],
+            QuotaConfig(min_per_cell=6),
+            "more than population",
+        ),
+    ],
+)
 def test_infeasible_or_inconsistent_targets_are_refused(strata, quotas, needle):
     with pytest.raises(UserInputError, match=needle):
         plan_quotas(strata, TAXONOMY, 10, quotas)
 
 
 def test_min_per_cell_and_joint_cells():
-    strata = [StratumVariable(attribute="demographics.region",
-                              shares={"Northeast": 0.01, "Midwest": 0.01, "South": 0.49, "West": 0.49})]
+    strata = [
+        StratumVariable(
+            attribute="demographics.region", shares={"Northeast": 0.01, "Midwest": 0.01, "South": 0.49, "West": 0.49}
+        )
+    ]
     counts = {c.label: c.count for c in plan_quotas(strata, TAXONOMY, 100, QuotaConfig(min_per_cell=5))}
     assert 5 <= counts["region=Northeast"] <= 6 and sum(counts.values()) == 100
-    joint = QuotaConfig(joint=[{"values": {"demographics.sex": "female", "demographics.region": "South"}, "share": 0.7},
-                               {"values": {"demographics.sex": "male", "demographics.region": "West"}, "share": 0.3}])
+    joint = QuotaConfig(
+        joint=[
+            {"values": {"demographics.sex": "female", "demographics.region": "South"}, "share": 0.7},
+            {"values": {"demographics.sex": "male", "demographics.region": "West"}, "share": 0.3},
+        ]
+    )
     assert sorted(c.count for c in plan_quotas([], TAXONOMY, 10, joint)) == [3, 7]
 
 
@@ -183,8 +223,9 @@ def test_deep_selection_covers_the_taxonomy_and_spreads_over_roots(tmp_path):
     cells = assign_slots(plan_quotas([], TAXONOMY, 1000), 4)
     batch = sample_batch(TAXONOMY, cells, 4, range(1000), 50)
     pq.write_table(batch_to_table(batch, TAXONOMY, {}, 0), tmp_path / "part-0.parquet")
-    metrics = sampling_metrics(str(tmp_path / "*.parquet"), [{"values": [], "share": 1.0, "count": 1000}],
-                               metrics_scope(TAXONOMY))
+    metrics = sampling_metrics(
+        str(tmp_path / "*.parquet"), [{"values": [], "share": 1.0, "count": 1000}], metrics_scope(TAXONOMY)
+    )
     assert metrics["leaf_coverage"] >= 0.95
     assert metrics["joint"]["tvd"] == 0 and metrics["joint"]["count_mismatches"] == 0
     core = len(TAXONOMY.core_ids())
@@ -217,7 +258,7 @@ def test_metrics_tallied_from_codes_equal_metrics_read_back_from_parquet(tmp_pat
     slot_cells = assign_slots(cells, 9)
     counts = SampleCounts()
     for part, start in enumerate(range(0, 3000, 1000)):  # three chunks, as write_sample does
-        batch = sample_batch(TAXONOMY, slot_cells[start:start + 1000], 9, range(start, start + 1000), 30)
+        batch = sample_batch(TAXONOMY, slot_cells[start : start + 1000], 9, range(start, start + 1000), 30)
         counts.add(tally_batch(batch, TAXONOMY, stratum_variables(planned), scope))
         pq.write_table(batch_to_table(batch, TAXONOMY, {}, part), tmp_path / f"part-{part}.parquet")
     tallied = metrics_from_counts(counts, planned, scope)
@@ -254,5 +295,6 @@ def test_skeletons_read_from_a_shard_table_match_its_rows():
         got = skeletons_of_table(part)
         assert [s.attributes for s in got] == [dict(r["attributes"]) for r in expected]
         assert [(s.persona_id, s.slot, s.stratum, s.name) for s in got] == [
-            (r["persona_id"], r["slot"], r["stratum"], r["name"]) for r in expected]
+            (r["persona_id"], r["slot"], r["stratum"], r["name"]) for r in expected
+        ]
     assert len({s.persona_id for s in skeletons_of_table(table)}) == len(rows) == 40

@@ -33,19 +33,39 @@ GOOD = {"id": "demo.a", "label": "A", "kind": "categorical", "values": {"x": 0.5
         ([{**GOOD, "values": {}}], "empty value domain"),
         ([{**GOOD, "depends_on": {"attribute": "demo.missing", "table": {}}}], "unknown attribute"),
         ([{**GOOD, "colour": "red"}], "Extra inputs"),
-        ([{**GOOD, "applicable_when": [{"attribute": "demo.b", "op": "==", "value": "x"}]},
-          {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "==", "value": "x"}]}],
-         "cycle"),
+        (
+            [
+                {**GOOD, "applicable_when": [{"attribute": "demo.b", "op": "==", "value": "x"}]},
+                {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "==", "value": "x"}]},
+            ],
+            "cycle",
+        ),
         ([{"id": "demo.n", "label": "N", "kind": "numeric", "minimum": 5, "maximum": 1}], "minimum <= maximum"),
         ([{**GOOD, "id": "other.a"}], "does not start with its category"),
         ([{**GOOD, "values": {}, "scale": "nope"}], "unknown scale"),
         ([{"id": "demo.t", "label": "T", "kind": "text"}], "text attribute without guidance"),
-        ([GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "==", "value": "z"}]}],
-         "not in demo.a's domain"),
-        ([GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": ">=", "value": 3}]}],
-         "use ==, !=, in or not_in"),
-        ([{"id": "demo.n", "label": "N", "kind": "numeric", "minimum": 0, "maximum": 10,
-           "range_by": {"attribute": "demo.a", "ranges": {"x": [0, 5], "y": [5, 20]}}}, GOOD], "is not inside"),
+        (
+            [GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "==", "value": "z"}]}],
+            "not in demo.a's domain",
+        ),
+        (
+            [GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": ">=", "value": 3}]}],
+            "use ==, !=, in or not_in",
+        ),
+        (
+            [
+                {
+                    "id": "demo.n",
+                    "label": "N",
+                    "kind": "numeric",
+                    "minimum": 0,
+                    "maximum": 10,
+                    "range_by": {"attribute": "demo.a", "ranges": {"x": [0, 5], "y": [5, 20]}},
+                },
+                GOOD,
+            ],
+            "is not inside",
+        ),
         ([{**GOOD, "provenance": {"source": "mined"}}], "a mined attribute without support"),
         ([{**GOOD, "values": {"x": -0.5, "y": 1.5}}], "negative"),
         ([{**GOOD, "id": "demo.Bad Id"}], "String should match pattern"),
@@ -74,15 +94,36 @@ def _write_doc(tmp_path, doc):
     ("doc", "needle"),
     [
         ({"name": "t", "version": "1", "categories": []}, "is empty"),
-        ({"name": "t", "version": "1", "categories": [
-            {"id": "demo", "label": "D", "subcategories": [{"id": "elsewhere.sub", "label": "S"}]}]},
-         "does not start with its parent category"),
-        ({"name": "t", "version": "1", "categories": [{"id": "demo", "label": "D"}, {"id": "demo", "label": "E"}]},
-         "duplicate category id"),
-        ({"name": "t", "version": "1", "categories": [{"id": "demo", "label": "D", "attributes": [GOOD]}],
-          "content_hash": "0" * 64}, "does not match the content"),
-        ({"name": "t", "version": "1", "categories": [{"id": "demo", "label": "D", "attributes": [GOOD]}],
-          "colour": "red"}, "Extra inputs"),
+        (
+            {
+                "name": "t",
+                "version": "1",
+                "categories": [{"id": "demo", "label": "D", "subcategories": [{"id": "elsewhere.sub", "label": "S"}]}],
+            },
+            "does not start with its parent category",
+        ),
+        (
+            {"name": "t", "version": "1", "categories": [{"id": "demo", "label": "D"}, {"id": "demo", "label": "E"}]},
+            "duplicate category id",
+        ),
+        (
+            {
+                "name": "t",
+                "version": "1",
+                "categories": [{"id": "demo", "label": "D", "attributes": [GOOD]}],
+                "content_hash": "0" * 64,
+            },
+            "does not match the content",
+        ),
+        (
+            {
+                "name": "t",
+                "version": "1",
+                "categories": [{"id": "demo", "label": "D", "attributes": [GOOD]}],
+                "colour": "red",
+            },
+            "Extra inputs",
+        ),
         ({"name": "t", "categories": [{"id": "demo", "label": "D", "attributes": [GOOD]}]}, "version"),
     ],
 )

@@ -18,13 +18,18 @@ from validators.settle import settle_slots
 
 TAXONOMY = load_taxonomy("seed:core")
 RULES = load_rule_pack()
-NARRATIVE = ("Dana spends her mornings at the clinic and her evenings in the garden. "
-             "She grows tomatoes for the whole street.")
+NARRATIVE = (
+    "Dana spends her mornings at the clinic and her evenings in the garden. She grows tomatoes for the whole street."
+)
 
 
 def skeleton(pid="p-1", name="Dana Reyes", **attrs) -> Skeleton:
-    base = {"demographics.age": "45", "work.employment_status": "employed full-time", "work.occupation": "nurse",
-            "education.highest_level": "bachelor's degree"}
+    base = {
+        "demographics.age": "45",
+        "work.employment_status": "employed full-time",
+        "work.occupation": "nurse",
+        "education.highest_level": "bachelor's degree",
+    }
     base.update(attrs)
     return Skeleton(persona_id=pid, slot=int(pid.split("-")[1]), stratum="all", attributes=base, name=name)
 
@@ -52,8 +57,10 @@ def test_each_failure_is_named_with_feedback():
         (skeleton("p-5"), answer(narrative=NARRATIVE + " She works as a truck driver at night.")),
         (skeleton("p-6"), answer(narrative="Dana likes tea.")),
         (skeleton("p-7", **{"demographics.gender": "man"}), answer()),
-        (skeleton("p-8", **{"demographics.region": "South", "demographics.state": "Georgia"}),
-         answer(narrative=NARRATIVE + " She lives in Miami, Florida.")),
+        (
+            skeleton("p-8", **{"demographics.region": "South", "demographics.state": "Georgia"}),
+            answer(narrative=NARRATIVE + " She lives in Miami, Florida."),
+        ),
         (skeleton("p-9"), answer(narrative=NARRATIVE + " I love my patients and my dog.")),
         (skeleton("p-10"), answer(narrative=NARRATIVE + " She is <b>proud</b> of it.")),
         (skeleton("p-11"), answer(narrative=NARRATIVE + " This persona is fictional.")),
@@ -86,12 +93,17 @@ def test_each_failure_is_named_with_feedback():
 
 
 def test_ages_of_other_people_are_not_the_persons_age():
-    for other in ("Her 8-year-old grandson visits on Sundays.", "Her son Tom, 12, plays soccer.",
-                  "She has a 3-year-old dog named Max.", "Her daughter, aged 19, studies in town."):
+    for other in (
+        "Her 8-year-old grandson visits on Sundays.",
+        "Her son Tom, 12, plays soccer.",
+        "She has a 3-year-old dog named Max.",
+        "Her daughter, aged 19, studies in town.",
+    ):
         outcomes, _ = validate_batch([(skeleton(), answer(narrative=f"{NARRATIVE} {other}"))], TAXONOMY, RULES, 0)
         assert outcomes[0].passed, (other, outcomes[0].feedback)
-    outcomes, _ = validate_batch([(skeleton(), answer(narrative=f"{NARRATIVE} Dana, 52, feels young."))],
-                                 TAXONOMY, RULES, 0)
+    outcomes, _ = validate_batch(
+        [(skeleton(), answer(narrative=f"{NARRATIVE} Dana, 52, feels young."))], TAXONOMY, RULES, 0
+    )
     assert outcomes[0].failed == ["fidelity:age"]
 
 
@@ -138,12 +150,21 @@ def test_rule_with_bad_sql_is_a_user_error():
 def test_settle_takes_the_last_round_and_keeps_reason():
     sks = [skeleton("p-1"), skeleton("p-2")]
     proposals = {
-        0: {"p-1": {"raw_output": "{bad", "prompt_tokens": 5, "completion_tokens": 2},
-            "p-2": {"raw_output": answer(), "prompt_tokens": 5, "completion_tokens": 3}},
+        0: {
+            "p-1": {"raw_output": "{bad", "prompt_tokens": 5, "completion_tokens": 2},
+            "p-2": {"raw_output": answer(), "prompt_tokens": 5, "completion_tokens": 3},
+        },
         1: {"p-1": {"raw_output": "{still bad", "prompt_tokens": 6, "completion_tokens": 2}},
     }
-    verdicts = {r: validate_batch([(s, proposals[r][s.persona_id]["raw_output"]) for s in sks
-                                   if s.persona_id in proposals[r]], TAXONOMY, RULES, r)[1] for r in (0, 1)}
+    verdicts = {
+        r: validate_batch(
+            [(s, proposals[r][s.persona_id]["raw_output"]) for s in sks if s.persona_id in proposals[r]],
+            TAXONOMY,
+            RULES,
+            r,
+        )[1]
+        for r in (0, 1)
+    }
     rows = {r["persona_id"]: r for r in settle_slots(sks, proposals, verdicts).to_pylist()}
     assert rows["p-1"]["accepted"] is False and rows["p-1"]["reason"] == "schema" and rows["p-1"]["rounds"] == 2
     assert rows["p-1"]["prompt_tokens"] == 11
@@ -155,25 +176,33 @@ def test_judge_thresholds_are_a_separate_step():
     from validators.judge import apply_thresholds, parse_judgement
     from workers.backend import GenerationResult
 
-    good = parse_judgement(GenerationResult(request_id="p-1", text='{"plausibility": 4, "consistency": 5, '
-                                            '"reason": "fine"}'))
-    low = parse_judgement(GenerationResult(request_id="p-2", text='{"plausibility": 4, "consistency": 2, '
-                                           '"reason": "age differs"}'))
+    good = parse_judgement(
+        GenerationResult(request_id="p-1", text='{"plausibility": 4, "consistency": 5, "reason": "fine"}')
+    )
+    low = parse_judgement(
+        GenerationResult(request_id="p-2", text='{"plausibility": 4, "consistency": 2, "reason": "age differs"}')
+    )
     broken = parse_judgement(GenerationResult(request_id="p-3", text="{oops"))
     assert (good["plausibility"], good["consistency"]) == (4, 5) and broken["plausibility"] is None
-    settled = [{"persona_id": pid, "accepted": True, "reason": None, "detail": None, "name": "A B",
-                "narrative": "x"} for pid in ("p-1", "p-2", "p-3")]
+    settled = [
+        {"persona_id": pid, "accepted": True, "reason": None, "detail": None, "name": "A B", "narrative": "x"}
+        for pid in ("p-1", "p-2", "p-3")
+    ]
     rows = apply_thresholds(settled, {j["persona_id"]: j for j in (good, low, broken)}, JudgeConfig(enabled=True))
     assert [(r["accepted"], r["reason"]) for r in rows] == [
-        (True, None), (False, "judge:consistency"), (False, "judge:unscored")]
+        (True, None),
+        (False, "judge:consistency"),
+        (False, "judge:unscored"),
+    ]
     assert rows[0]["judge_consistency"] == 5 and rows[1]["judge_consistency"] == 2
 
 
 def test_feedback_names_the_field_and_the_revise_prompt_carries_it():
     from workers.prompts import render_proposal_messages
 
-    outcomes, _ = validate_batch([(skeleton("p-1"), answer(narrative=NARRATIVE + " At 31 years old she feels young."))],
-                                 TAXONOMY, RULES, 0)
+    outcomes, _ = validate_batch(
+        [(skeleton("p-1"), answer(narrative=NARRATIVE + " At 31 years old she feels young."))], TAXONOMY, RULES, 0
+    )
     feedback = outcomes[0].feedback
     assert feedback[0].startswith("narrative: ")
     user = render_proposal_messages(skeleton("p-1"), TAXONOMY, feedback)[-1]["content"]
@@ -185,15 +214,26 @@ def test_feedback_names_the_field_and_the_revise_prompt_carries_it():
 def test_the_opening_sentence_states_the_facts_in_the_third_person():
     from taxonomy.opening import write_opening
 
-    assert write_opening("Joann Jackson", {"demographics.age": "76", "work.employment_status": "retired",
-                                           "demographics.state": "Colorado"}) == \
-        "Joann Jackson is a 76-year-old retiree in Colorado."
-    assert write_opening("Ed Park", {"demographics.age": "81", "work.occupation": "electrician",
-                                     "demographics.region": "West"}) == \
-        "Ed Park is an 81-year-old electrician in the West."
-    assert write_opening("Ana Ruiz", {"demographics.age": "33", "work.employment_status": "unemployed",
-                                      "demographics.gender": "woman"}) == \
-        "Ana Ruiz is a 33-year-old woman looking for work."
+    assert (
+        write_opening(
+            "Joann Jackson",
+            {"demographics.age": "76", "work.employment_status": "retired", "demographics.state": "Colorado"},
+        )
+        == "Joann Jackson is a 76-year-old retiree in Colorado."
+    )
+    assert (
+        write_opening(
+            "Ed Park", {"demographics.age": "81", "work.occupation": "electrician", "demographics.region": "West"}
+        )
+        == "Ed Park is an 81-year-old electrician in the West."
+    )
+    assert (
+        write_opening(
+            "Ana Ruiz",
+            {"demographics.age": "33", "work.employment_status": "unemployed", "demographics.gender": "woman"},
+        )
+        == "Ana Ruiz is a 33-year-old woman looking for work."
+    )
 
 
 def test_rules_evaluated_in_one_query_match_one_query_per_rule():
@@ -202,9 +242,14 @@ def test_rules_evaluated_in_one_query_match_one_query_per_rule():
     import duckdb
     import pyarrow as pa
 
-    table = pa.table({"persona_id": ["a", "b", "c"], "name": ["John Doe", "Ann Lee", None],
-                      "narrative": ["As an AI I cannot help.", "She walks her dog. She reads. She cooks.", None],
-                      "age": [20.0, 70.0, 30.0]})
+    table = pa.table(
+        {
+            "persona_id": ["a", "b", "c"],
+            "name": ["John Doe", "Ann Lee", None],
+            "narrative": ["As an AI I cannot help.", "She walks her dog. She reads. She cooks.", None],
+            "age": [20.0, 70.0, 30.0],
+        }
+    )
     usable, alone = [], []
     with duckdb.connect() as con:
         con.register("candidates", table)

@@ -17,8 +17,15 @@ SCHEMA = {"type": "object", "properties": {"word": {"type": "string", "maxLength
 
 
 def request(request_id: str, content: str) -> GenerationRequest:
-    return GenerationRequest(request_id=request_id, messages=[{"role": "user", "content": content}],
-                             json_schema=SCHEMA, max_tokens=40, temperature=0.5, seed=7, repeat_penalty=1.1)
+    return GenerationRequest(
+        request_id=request_id,
+        messages=[{"role": "user", "content": content}],
+        json_schema=SCHEMA,
+        max_tokens=40,
+        temperature=0.5,
+        seed=7,
+        repeat_penalty=1.1,
+    )
 
 
 def test_engine_arguments_take_the_config_then_its_engine_options():
@@ -55,8 +62,9 @@ def test_a_batch_with_a_prompt_the_engine_refuses_answers_the_others():
     from workers.vllm_backend import VLLMBackend
 
     backend = VLLMBackend(BackendConfig(kind="vllm", context_size=512, engine_options=CPU_ENGINE_OPTIONS))
-    results = backend.generate([request("ok-1", "Name a fruit."), request("long", "word " * 1000),
-                                request("ok-2", "Name a tree.")])
+    results = backend.generate(
+        [request("ok-1", "Name a fruit."), request("long", "word " * 1000), request("ok-2", "Name a tree.")]
+    )
     assert [r.request_id for r in results] == ["ok-1", "long", "ok-2"]
     assert results[1].error and "maximum context length" in results[1].error and results[1].text == ""
     for ok in (results[0], results[2]):
@@ -72,8 +80,9 @@ def test_length_bounds_fold_into_the_pattern_for_llguidance():
     from workers.proposer import continuation_schema
     from workers.vllm_backend import guidance_schema
 
-    skeleton = Skeleton(persona_id="p", slot=0, stratum="s", name="Ann Lee",
-                        attributes={"demographics.gender": "woman"})
+    skeleton = Skeleton(
+        persona_id="p", slot=0, stratum="s", name="Ann Lee", attributes={"demographics.gender": "woman"}
+    )
     original = continuation_schema(skeleton)["properties"]["narrative"]
     folded = guidance_schema(continuation_schema(skeleton))["properties"]["narrative"]
     assert "minLength" not in folded and "maxLength" not in folded

@@ -31,8 +31,16 @@ def run(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> subproc
 
 def tracked_tree(destination: Path) -> Path:
     """The working tree's files git knows (tracked or not ignored), symlinks kept: what a clone would hold."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source, target = REPO / name, destination / name
         if not source.exists() and not source.is_symlink():
@@ -50,8 +58,9 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("wheel")
     source = tracked_tree(root / "source")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "dist"), str(source)],
-        root, env)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "dist"), str(source)], root, env
+    )
     wheel = next((root / "dist").glob("populace-*.whl"))
     venv = root / "env"
     run([sys.executable, "-m", "venv", str(venv)], root, env)
@@ -59,8 +68,12 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     # The checkout's portable llama.cpp wheel (compiled once per machine), then populace and its dependencies.
     run([str(python), str(REPO / "scripts" / "install_llama_cpp.py")], root, env, timeout=1800)
     run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], root, env, timeout=1800)
-    env = {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}", "PREFECT_HOME": str(root / "prefect"),
-           "POPULACE_CACHE": str(root / "cache")}
+    env = {
+        **env,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        "PREFECT_HOME": str(root / "prefect"),
+        "POPULACE_CACHE": str(root / "cache"),
+    }
     work = root / "work"
     work.mkdir()
     return work, env
@@ -68,9 +81,17 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_the_wheel_imports_from_its_environment_and_ships_its_data(installed):
     work, env = installed
-    where = run(["python", "-c", "import flows, taxonomy.presets as p, taxonomy.names as n, "
-                 "dedup.embedders.static as s; print(flows.__file__); print(p.PRESET_DIR); print(n.NAMES_DIR); "
-                 "print(s.DEFAULT_MODEL_DIR)"], work, env).stdout.split()
+    where = run(
+        [
+            "python",
+            "-c",
+            "import flows, taxonomy.presets as p, taxonomy.names as n, "
+            "dedup.embedders.static as s; print(flows.__file__); print(p.PRESET_DIR); print(n.NAMES_DIR); "
+            "print(s.DEFAULT_MODEL_DIR)",
+        ],
+        work,
+        env,
+    ).stdout.split()
     assert all("site-packages" in line and not line.startswith(str(REPO)) for line in where), where
 
 
@@ -90,8 +111,9 @@ def test_a_user_folder_runs_every_command_from_the_installed_wheel(installed, tm
     assert manifest["requested"] == 2 and 1 <= manifest["produced"] <= 2  # (backfill may replace a reject)
 
     # Every dedup layer on a corpus with an exact copy and a near copy of the first narrative.
-    narrative = run(["populace", "query", "runs/two", "select narrative from personas limit 1", "--format", "json"],
-                    work, env).stdout
+    narrative = run(
+        ["populace", "query", "runs/two", "select narrative from personas limit 1", "--format", "json"], work, env
+    ).stdout
     text = json.loads(narrative)[0]["narrative"]
     rows = [text, text, text.replace(".", ";", 1) + " Indeed.", "A completely different short text about boats."]
     (work / "texts.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in rows))
@@ -106,12 +128,12 @@ def test_a_user_folder_runs_every_command_from_the_installed_wheel(installed, tm
     evaluation = json.loads(run(["populace", "evaluate", "runs/two", "--json"], work, env).stdout)
     assert evaluation["corpora"] and (work / "runs/two/evaluation/evaluation.json").is_file()
 
-    count = run(["populace", "query", "runs/two", "select count(*) as n from personas", "--format", "csv"],
-                work, env)
+    count = run(["populace", "query", "runs/two", "select count(*) as n from personas", "--format", "csv"], work, env)
     assert count.stdout.splitlines()[1] == str(manifest["produced"])
 
     card = yaml.safe_load((work / "runs/two/README.md").read_text().split("---")[1])
     for config in card["configs"]:
-        rows = load_dataset(str(work / "runs/two"), config["config_name"], split="train",
-                            cache_dir=str(tmp_path / "hf"))
+        rows = load_dataset(
+            str(work / "runs/two"), config["config_name"], split="train", cache_dir=str(tmp_path / "hf")
+        )
         assert len(rows) == manifest["produced" if config["config_name"] == "personas" else "rejected"]

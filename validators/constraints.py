@@ -25,12 +25,16 @@ def referenced_columns(rules: list[Rule]) -> set[str]:
     return {word for rule in rules for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule.when)}
 
 
-def batch_rule_table(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy,
-                     only: set[str] | None = None) -> pa.Table:
+def batch_rule_table(
+    batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy, only: set[str] | None = None
+) -> pa.Table:
     """The rule-pack table (one column per attribute, NULL where absent) for some rows of a batch."""
     known = taxonomy.attributes()
-    data = {"persona_id": pa.array(rows, type=pa.int64()),
-            "name": pa.nulls(len(rows), pa.string()), "narrative": pa.nulls(len(rows), pa.string())}
+    data = {
+        "persona_id": pa.array(rows, type=pa.int64()),
+        "name": pa.nulls(len(rows), pa.string()),
+        "narrative": pa.nulls(len(rows), pa.string()),
+    }
     for attr_id, (column, dtype) in attribute_columns(taxonomy).items():
         if only is not None and column not in only:
             continue
@@ -44,8 +48,9 @@ def batch_rule_table(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy,
     return pa.table(data)
 
 
-def enforce_constraints(batch: SkeletonBatch, taxonomy: Taxonomy, constraints: list[Rule],
-                        deep_attributes: int) -> dict[str, list[str]]:
+def enforce_constraints(
+    batch: SkeletonBatch, taxonomy: Taxonomy, constraints: list[Rule], deep_attributes: int
+) -> dict[str, list[str]]:
     """Redraw violating rows (attempt 1, 2, ...) until no constraint fires; in place.
 
     Returns, per persona id that was redrawn, the rule ids that forced each redraw. A slot still
@@ -68,17 +73,20 @@ def enforce_constraints(batch: SkeletonBatch, taxonomy: Taxonomy, constraints: l
     return {persona_id_for(batch.seed, int(batch.slots[row])): rules for row, rules in redraws.items()}
 
 
-def sample_constrained(taxonomy: Taxonomy, cells: list, seed: int, slots: range | np.ndarray,
-                       deep_attributes: int, constraints: list[Rule]) -> tuple[SkeletonBatch, dict[str, list[str]]]:
+def sample_constrained(
+    taxonomy: Taxonomy, cells: list, seed: int, slots: range | np.ndarray, deep_attributes: int, constraints: list[Rule]
+) -> tuple[SkeletonBatch, dict[str, list[str]]]:
     """Skeletons for the slots with every facts constraint honoured, and the redraw report."""
     batch = sample_batch(taxonomy, cells, seed, slots, deep_attributes)
     redraws = enforce_constraints(batch, taxonomy, constraints, deep_attributes)
     return batch, redraws
 
 
-def sample_shard_table(taxonomy: Taxonomy, cells: list, seed: int, slots: range, deep_attributes: int,
-                       shard: int) -> pa.Table:
+def sample_shard_table(
+    taxonomy: Taxonomy, cells: list, seed: int, slots: range, deep_attributes: int, shard: int
+) -> pa.Table:
     """One skeletons shard: constrained sampling (the shipped facts rules) in the shard's table form."""
-    batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes,
-                                        facts_constraints(load_rule_pack()))
+    batch, redraws = sample_constrained(
+        taxonomy, cells, seed, slots, deep_attributes, facts_constraints(load_rule_pack())
+    )
     return batch_to_table(batch, taxonomy, redraws, shard)

@@ -70,10 +70,13 @@ def parse_proposal(text: str, skeleton: Skeleton) -> tuple[Proposal | None, str 
 def compose_proposal(skeleton: Skeleton, continuation: str) -> Proposal:
     """The sampled name, and a narrative that opens with the facts (written by code) and goes on in the LLM's words."""
     if not skeleton.name:
-        raise PopulaceError(f"slot {skeleton.slot} has no sampled name: its skeleton shard was written by an older "
-                            "populace; build into a new run folder")
-    return Proposal(name=skeleton.name, narrative=f"{write_opening(skeleton.name, skeleton.attributes)} "
-                                                  f"{continuation.strip()}")
+        raise PopulaceError(
+            f"slot {skeleton.slot} has no sampled name: its skeleton shard was written by an older "
+            "populace; build into a new run folder"
+        )
+    return Proposal(
+        name=skeleton.name, narrative=f"{write_opening(skeleton.name, skeleton.attributes)} {continuation.strip()}"
+    )
 
 
 def attribute_columns(taxonomy: Taxonomy) -> dict[str, tuple[str, pa.DataType]]:
@@ -97,13 +100,15 @@ def referenced_columns(rules: list[Rule]) -> set[str]:
     return {word for rule in rules for word in re.findall(r"\w+", f"{rule.when} {rule.message}")}
 
 
-def build_rule_table(parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy,
-                     wanted: set[str] | None = None) -> pa.Table:
+def build_rule_table(
+    parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy, wanted: set[str] | None = None
+) -> pa.Table:
     """One row per record for the rule packs; without a proposal, name and narrative are NULL.
 
     `wanted` limits the attribute columns to those the rules can mention (a taxonomy has hundreds)."""
-    columns = {attr_id: spec for attr_id, spec in attribute_columns(taxonomy).items()
-               if wanted is None or spec[0] in wanted}
+    columns = {
+        attr_id: spec for attr_id, spec in attribute_columns(taxonomy).items() if wanted is None or spec[0] in wanted
+    }
     data: dict[str, pa.Array] = {
         "persona_id": pa.array([s.persona_id for s, _ in parsed], type=pa.string()),
         "name": pa.array([p.name if p else None for _, p in parsed], type=pa.string()),
@@ -118,7 +123,10 @@ def build_rule_table(parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: T
 
 
 def validate_batch(
-    items: list[tuple[Skeleton, str]], taxonomy: Taxonomy, rules: list[Rule], round_no: int,
+    items: list[tuple[Skeleton, str]],
+    taxonomy: Taxonomy,
+    rules: list[Rule],
+    round_no: int,
     backend_errors: dict[str, str] | None = None,
 ) -> tuple[list[Outcome], list[dict]]:
     """Check (skeleton, raw LLM text) pairs; return outcomes and one verdict row per check.
@@ -133,8 +141,16 @@ def validate_batch(
 
     def record(pid: str, check: str, severity: str, message: str | None, fields: tuple[str, ...] = ()) -> None:
         message = field_message(fields, message)
-        verdicts.append({"persona_id": pid, "round": round_no, "check": check, "severity": severity,
-                         "passed": message is None, "message": message or ""})
+        verdicts.append(
+            {
+                "persona_id": pid,
+                "round": round_no,
+                "check": check,
+                "severity": severity,
+                "passed": message is None,
+                "message": message or "",
+            }
+        )
         if message is not None:
             failed[pid].append((check, severity, message))
 
@@ -142,11 +158,19 @@ def validate_batch(
     known_occupations = set(occupation_attr.values) if occupation_attr else set()
     for skeleton, text in items:
         if skeleton.persona_id in backend_errors:
-            record(skeleton.persona_id, "backend", "error",
-                   f"The model call failed ({backend_errors[skeleton.persona_id]}); answer again.")
+            record(
+                skeleton.persona_id,
+                "backend",
+                "error",
+                f"The model call failed ({backend_errors[skeleton.persona_id]}); answer again.",
+            )
             continue
-        record(skeleton.persona_id, "taxonomy:applicable_when", "error",
-               find_inapplicable_facts(skeleton.attributes, taxonomy))
+        record(
+            skeleton.persona_id,
+            "taxonomy:applicable_when",
+            "error",
+            find_inapplicable_facts(skeleton.attributes, taxonomy),
+        )
         proposal, problem = parse_proposal(text, skeleton)
         record(skeleton.persona_id, "schema", "error", problem)
         if proposal is None:
@@ -159,45 +183,55 @@ def validate_batch(
         for check, severity, message in (
             ("fidelity:age", "error", find_age_contradiction(prose, facts.get(AGE_ID), skeleton.name.split(" ")[0])),
             ("fidelity:name", "error", find_name_contradiction(continuation, skeleton.name, known_first_names())),
-            ("fidelity:occupation", "error",
-             find_occupation_contradiction(prose, facts.get(OCCUPATION_ID), known_occupations)),
+            (
+                "fidelity:occupation",
+                "error",
+                find_occupation_contradiction(prose, facts.get(OCCUPATION_ID), known_occupations),
+            ),
             ("fidelity:place", "error", find_place_contradiction(prose, facts.get(REGION_ID), facts.get(STATE_ID))),
             ("fidelity:gender", "error", find_gender_contradiction(proposal.narrative, facts.get(GENDER_ID))),
             ("fidelity:traits", "error", find_trait_contradiction(prose, facts)),
-            ("fidelity:reflects", "error",
-             find_unreflected_facts(proposal.narrative, facts.get(AGE_ID), facts.get(OCCUPATION_ID))),
+            (
+                "fidelity:reflects",
+                "error",
+                find_unreflected_facts(proposal.narrative, facts.get(AGE_ID), facts.get(OCCUPATION_ID)),
+            ),
         ):
             record(skeleton.persona_id, check, severity, message, ("narrative",))
 
     if parsed:
         violations: dict[tuple[str, str], str] = {
-            (pid, rule.id): msg for pid, rule, msg in
-            evaluate_rules(build_rule_table(parsed, taxonomy, referenced_columns(rules)), rules)
+            (pid, rule.id): msg
+            for pid, rule, msg in evaluate_rules(build_rule_table(parsed, taxonomy, referenced_columns(rules)), rules)
         }
         concerns = [(rule, f"rule:{rule.id}", rule.concerns()) for rule in rules]
         for skeleton, _ in parsed:
             for rule, check, fields in concerns:
-                record(skeleton.persona_id, check, rule.severity, violations.get((skeleton.persona_id, rule.id)),
-                       fields)
+                record(
+                    skeleton.persona_id, check, rule.severity, violations.get((skeleton.persona_id, rule.id)), fields
+                )
 
     outcomes = []
     for skeleton, _ in items:
         problems = failed[skeleton.persona_id]
-        outcomes.append(Outcome(
-            persona_id=skeleton.persona_id,
-            proposal=proposals.get(skeleton.persona_id),
-            failed=[c for c, sev, _ in problems if sev == "error"],
-            feedback=[m for _, sev, m in problems if sev == "error"],
-            warnings=[c for c, sev, _ in problems if sev == "warning"],
-        ))
+        outcomes.append(
+            Outcome(
+                persona_id=skeleton.persona_id,
+                proposal=proposals.get(skeleton.persona_id),
+                failed=[c for c, sev, _ in problems if sev == "error"],
+                feedback=[m for _, sev, m in problems if sev == "error"],
+                warnings=[c for c, sev, _ in problems if sev == "warning"],
+            )
+        )
     return outcomes, verdicts
 
 
 def validate_shard_table(skeletons: pa.Table, proposals: pa.Table, taxonomy: Taxonomy, round_no: int) -> pa.Table:
     """A shard's verdicts for one round: one row per (slot proposed in that round, check)."""
     by_id = {r["persona_id"]: r for r in proposals.select(["persona_id", "raw_output", "error"]).to_pylist()}
-    items = [(s, by_id[s.persona_id]["raw_output"] or "") for s in skeletons_of_table(skeletons)
-             if s.persona_id in by_id]
+    items = [
+        (s, by_id[s.persona_id]["raw_output"] or "") for s in skeletons_of_table(skeletons) if s.persona_id in by_id
+    ]
     errors = {pid: r["error"] for pid, r in by_id.items() if r["error"]}
     _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
     return pa.Table.from_pylist(verdicts, schema=VERDICTS)

@@ -19,15 +19,64 @@ JOB_CLAIM = re.compile(
 
 
 STATE_REGIONS = {
-    "Northeast": ["Connecticut", "Maine", "Massachusetts", "New Hampshire", "Rhode Island", "Vermont", "New Jersey",
-                  "New York", "Pennsylvania"],
-    "Midwest": ["Illinois", "Indiana", "Michigan", "Ohio", "Wisconsin", "Iowa", "Kansas", "Minnesota", "Missouri",
-                "Nebraska", "North Dakota", "South Dakota"],
-    "South": ["Delaware", "Florida", "Georgia", "Maryland", "North Carolina", "South Carolina", "Virginia",
-              "West Virginia", "Alabama", "Kentucky", "Mississippi", "Tennessee", "Arkansas", "Louisiana",
-              "Oklahoma", "Texas"],
-    "West": ["Arizona", "Colorado", "Idaho", "Montana", "Nevada", "New Mexico", "Utah", "Wyoming", "Alaska",
-             "California", "Hawaii", "Oregon", "Washington"],
+    "Northeast": [
+        "Connecticut",
+        "Maine",
+        "Massachusetts",
+        "New Hampshire",
+        "Rhode Island",
+        "Vermont",
+        "New Jersey",
+        "New York",
+        "Pennsylvania",
+    ],
+    "Midwest": [
+        "Illinois",
+        "Indiana",
+        "Michigan",
+        "Ohio",
+        "Wisconsin",
+        "Iowa",
+        "Kansas",
+        "Minnesota",
+        "Missouri",
+        "Nebraska",
+        "North Dakota",
+        "South Dakota",
+    ],
+    "South": [
+        "Delaware",
+        "Florida",
+        "Georgia",
+        "Maryland",
+        "North Carolina",
+        "South Carolina",
+        "Virginia",
+        "West Virginia",
+        "Alabama",
+        "Kentucky",
+        "Mississippi",
+        "Tennessee",
+        "Arkansas",
+        "Louisiana",
+        "Oklahoma",
+        "Texas",
+    ],
+    "West": [
+        "Arizona",
+        "Colorado",
+        "Idaho",
+        "Montana",
+        "Nevada",
+        "New Mexico",
+        "Utah",
+        "Wyoming",
+        "Alaska",
+        "California",
+        "Hawaii",
+        "Oregon",
+        "Washington",
+    ],
 }
 REGION_OF_STATE = {state: region for region, states in STATE_REGIONS.items() for state in states}
 # "New York" would also match inside "New York City", which is in the Northeast all the same.
@@ -46,12 +95,18 @@ TRAIT_CONTRADICTIONS = {
 
 
 # A claim about where the person lives now (not where they grew up or travel to).
-RESIDENCE = re.compile(r"\b(?:lives|living|resides|residing|is based|based|settled|calls home|home) in "
-                       rf"(?:[A-Z][a-z]+(?: [A-Z][a-z]+)*, )?({STATE_NAMES})\b")
-PRONOUNS = {"man": re.compile(r"\b(?:he|him|his|himself)\b", re.IGNORECASE),
-            "woman": re.compile(r"\b(?:she|her|hers|herself)\b", re.IGNORECASE)}
-SELF_NOUNS = {"man": r"man|gentleman|guy|father of|husband to|grandfather|businessman",
-              "woman": r"woman|lady|mother of|wife to|grandmother|businesswoman"}
+RESIDENCE = re.compile(
+    r"\b(?:lives|living|resides|residing|is based|based|settled|calls home|home) in "
+    rf"(?:[A-Z][a-z]+(?: [A-Z][a-z]+)*, )?({STATE_NAMES})\b"
+)
+PRONOUNS = {
+    "man": re.compile(r"\b(?:he|him|his|himself)\b", re.IGNORECASE),
+    "woman": re.compile(r"\b(?:she|her|hers|herself)\b", re.IGNORECASE),
+}
+SELF_NOUNS = {
+    "man": r"man|gentleman|guy|father of|husband to|grandfather|businessman",
+    "woman": r"woman|lady|mother of|wife to|grandmother|businesswoman",
+}
 
 
 def find_place_contradiction(text: str, region: str | None, state: str | None = None) -> str | None:
@@ -59,14 +114,18 @@ def find_place_contradiction(text: str, region: str | None, state: str | None = 
     if state:
         for match in RESIDENCE.finditer(text):
             if match.group(1) != state:
-                return (f"The narrative says the person lives in {match.group(1)}, but they live in {state}; "
-                        f"place them in {state} or name no state.")
+                return (
+                    f"The narrative says the person lives in {match.group(1)}, but they live in {state}; "
+                    f"place them in {state} or name no state."
+                )
     if not region:
         return None
     for match in STATE_PATTERN.finditer(text):
         if REGION_OF_STATE[match.group(1)] != region:
-            return (f"The narrative places the person in {match.group(1)}, but they live in the {region}; "
-                    f"pick a place in the {region} or none.")
+            return (
+                f"The narrative places the person in {match.group(1)}, but they live in the {region}; "
+                f"pick a place in the {region} or none."
+            )
     return None
 
 
@@ -104,10 +163,13 @@ OTHER_PEOPLE = re.compile(
     r"\s*(?:son|sons|daughter|daughters|child|children|kid|kids|boy|girl|baby|grandson|granddaughter|grandchild"
     r"|grandchildren|twins?|nephew|niece|brother|sister|sibling|mother|father|mom|dad|husband|wife|partner"
     r"|friend|neighbou?r|student|students|patient|patients|dog|cat|puppy|kitten|horse|car|truck|house|home)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 POSSESSIVE_BEFORE = re.compile(r"\b(?:her|his|their|my|whose)\s+(?:[a-z]+\s+)?$", re.IGNORECASE)
-RELATION_BEFORE = re.compile(r"\b(?:son|daughter|child|grandson|granddaughter|nephew|niece|brother|sister|friend"
-                             r"|husband|wife|partner|mother|father),?\s+(?:[A-Z][a-z]+,?\s+)?(?:aged?\s+)?$")
+RELATION_BEFORE = re.compile(
+    r"\b(?:son|daughter|child|grandson|granddaughter|nephew|niece|brother|sister|friend"
+    r"|husband|wife|partner|mother|father),?\s+(?:[A-Z][a-z]+,?\s+)?(?:aged?\s+)?$"
+)
 
 
 def stated_ages(text: str, first_name: str | None = None) -> set[int]:
@@ -115,7 +177,7 @@ def stated_ages(text: str, first_name: str | None = None) -> set[int]:
     ages = set()
     for pattern in AGE_PATTERNS:
         for match in pattern.finditer(text):
-            before, after = text[:match.start()], text[match.end():]
+            before, after = text[: match.start()], text[match.end() :]
             if pattern is AGE_PATTERNS[0] and (OTHER_PEOPLE.match(after) or POSSESSIVE_BEFORE.search(before)):
                 continue
             if RELATION_BEFORE.search(before + match.group(0).split(match.group(1))[0]):
@@ -158,8 +220,10 @@ def find_occupation_contradiction(text: str, occupation: str | None, known_occup
     for match in JOB_CLAIM.finditer(text):
         claimed = match.group(1).strip()
         if occupation is None:
-            return (f"The narrative says the person works as a {claimed}, but they have no job; "
-                    "describe what they do instead of work.")
+            return (
+                f"The narrative says the person works as a {claimed}, but they have no job; "
+                "describe what they do instead of work."
+            )
         if not _same_job(claimed, occupation):
             return f"The narrative says '{match.group(0).strip()}', but the person is a {occupation}."
     if occupation:
@@ -170,10 +234,14 @@ def find_occupation_contradiction(text: str, occupation: str | None, known_occup
     return None
 
 
-SENTENCE_SUBJECT = re.compile(r"(?:^|[.!?]\s+)([A-Z][a-z]+)\s+(?:is|was|has|works|lives|loves|enjoys|spends|likes|"
-                              r"starts|begins|wakes|runs|finds|keeps|takes|cares|values|hopes|wants)\b")
-NAMED = re.compile(r"\b(?:(?:[Hh]er|[Hh]is|[Tt]heir) (?:first )?name is|(?:[Ss]he|[Hh]e|[Tt]hey) (?:goes|go) by"
-                   r"|(?:[Ss]he|[Hh]e|[Tt]hey) (?:is|are) called)\s+([A-Z][a-z]+)")
+SENTENCE_SUBJECT = re.compile(
+    r"(?:^|[.!?]\s+)([A-Z][a-z]+)\s+(?:is|was|has|works|lives|loves|enjoys|spends|likes|"
+    r"starts|begins|wakes|runs|finds|keeps|takes|cares|values|hopes|wants)\b"
+)
+NAMED = re.compile(
+    r"\b(?:(?:[Hh]er|[Hh]is|[Tt]heir) (?:first )?name is|(?:[Ss]he|[Hh]e|[Tt]hey) (?:goes|go) by"
+    r"|(?:[Ss]he|[Hh]e|[Tt]hey) (?:is|are) called)\s+([A-Z][a-z]+)"
+)
 
 
 def find_name_contradiction(continuation: str, name: str, known_first_names: frozenset[str]) -> str | None:

@@ -19,7 +19,10 @@ def judge_requests(rows: list[dict], taxonomy: Taxonomy, cfg: BackendConfig, see
         GenerationRequest(
             request_id=row["persona_id"],
             messages=render_judge_messages(dict(row["attributes"]), row["name"], row["narrative"], taxonomy),
-            json_schema=schema, max_tokens=96, temperature=0.0, seed=seed + row["slot"],
+            json_schema=schema,
+            max_tokens=96,
+            temperature=0.0,
+            seed=seed + row["slot"],
             repeat_penalty=cfg.repeat_penalty,
         )
         for row in rows
@@ -28,8 +31,14 @@ def judge_requests(rows: list[dict], taxonomy: Taxonomy, cfg: BackendConfig, see
 
 def parse_judgement(result: GenerationResult) -> dict:
     """Scores as columns; an unreadable answer leaves them NULL and says why."""
-    row = {"persona_id": result.request_id, "plausibility": None, "consistency": None, "reason": None,
-           "raw_output": result.text, "error": result.error}
+    row = {
+        "persona_id": result.request_id,
+        "plausibility": None,
+        "consistency": None,
+        "reason": None,
+        "raw_output": result.text,
+        "error": result.error,
+    }
     if result.error:
         return row
     try:
@@ -51,9 +60,11 @@ def apply_thresholds(settled: list[dict], judgements: dict[str, dict], cfg: Judg
         if judged["plausibility"] is None:
             reason, detail = "judge:unscored", judged["error"]
         else:
-            below = [(name, judged[name], floor) for name, floor in
-                     (("plausibility", cfg.min_plausibility), ("consistency", cfg.min_consistency))
-                     if judged[name] < floor]
+            below = [
+                (name, judged[name], floor)
+                for name, floor in (("plausibility", cfg.min_plausibility), ("consistency", cfg.min_consistency))
+                if judged[name] < floor
+            ]
             if not below:
                 out.append(row)
                 continue

@@ -38,13 +38,11 @@ class Rule(BaseModel):
         "redrawn) rather than sent to the LLM, which cannot change facts.",
     )
 
-
     def concerns(self) -> tuple[str, ...]:
         if self.fields:
             return tuple(self.fields)
         named = tuple(f for f in PROPOSAL_FIELDS if re.search(rf"\b{f}\b", self.when))
         return named or ("narrative",)
-
 
 
 def concerned_fields(message: str) -> set[str]:
@@ -61,26 +59,62 @@ def field_message(fields: tuple[str, ...], message: str | None) -> str | None:
 
 # Checks implemented in code rather than SQL; listed beside the packs by `populace rules list`.
 BUILTIN_CHECKS = [
-    {"id": "schema", "severity": "error", "pack": "builtin",
-     "what": "the output is one JSON object matching the Proposal schema"},
+    {
+        "id": "schema",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the output is one JSON object matching the Proposal schema",
+    },
     {"id": "backend", "severity": "error", "pack": "builtin", "what": "the backend answered at all"},
-    {"id": "taxonomy:applicable_when", "severity": "error", "pack": "builtin",
-     "what": "every fact applies under the taxonomy's applicable_when conditions"},
-    {"id": "fidelity:age", "severity": "error", "pack": "builtin",
-     "what": "no age stated in the prose differs from the sampled age"},
-    {"id": "fidelity:occupation", "severity": "error", "pack": "builtin",
-     "what": "no present-tense job in the prose differs from the sampled occupation"},
-    {"id": "fidelity:place", "severity": "error", "pack": "builtin",
-     "what": "the prose places the person in no other state than the sampled one, and names no US state "
-             "outside the sampled census region"},
-    {"id": "fidelity:gender", "severity": "error", "pack": "builtin",
-     "what": "the prose does not refer to the person with the other gender's pronouns or nouns"},
-    {"id": "fidelity:traits", "severity": "error", "pack": "builtin",
-     "what": "the prose does not describe the person against a sampled Big Five level"},
-    {"id": "fidelity:reflects", "severity": "error", "pack": "builtin",
-     "what": "the prose states the sampled age and occupation (the opening sentence written from the facts does)"},
-    {"id": "fidelity:name", "severity": "error", "pack": "builtin",
-     "what": "the prose calls the person by their sampled name, not another first name"},
+    {
+        "id": "taxonomy:applicable_when",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "every fact applies under the taxonomy's applicable_when conditions",
+    },
+    {
+        "id": "fidelity:age",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "no age stated in the prose differs from the sampled age",
+    },
+    {
+        "id": "fidelity:occupation",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "no present-tense job in the prose differs from the sampled occupation",
+    },
+    {
+        "id": "fidelity:place",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the prose places the person in no other state than the sampled one, and names no US state "
+        "outside the sampled census region",
+    },
+    {
+        "id": "fidelity:gender",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the prose does not refer to the person with the other gender's pronouns or nouns",
+    },
+    {
+        "id": "fidelity:traits",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the prose does not describe the person against a sampled Big Five level",
+    },
+    {
+        "id": "fidelity:reflects",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the prose states the sampled age and occupation (the opening sentence written from the facts does)",
+    },
+    {
+        "id": "fidelity:name",
+        "severity": "error",
+        "pack": "builtin",
+        "what": "the prose calls the person by their sampled name, not another first name",
+    },
 ]
 
 
@@ -89,11 +123,16 @@ def _read_pack(where: str, text: str, pack: str) -> list[Rule]:
         raise UserInputError(where, "<rules>", "is empty", "write a YAML list of rules (id, severity, when, message)")
     try:
         raw = yaml.safe_load(text)
-        rules = TypeAdapter(list[Rule]).validate_python([{**r, "pack": pack} if isinstance(r, dict) else r
-                                                         for r in raw or []])
+        rules = TypeAdapter(list[Rule]).validate_python(
+            [{**r, "pack": pack} if isinstance(r, dict) else r for r in raw or []]
+        )
     except (yaml.YAMLError, ValidationError, TypeError) as exc:
-        raise UserInputError(where, "<rules>", f"not a valid rule pack ({exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]})", "each rule needs id, severity, when, message") from exc
+        raise UserInputError(
+            where,
+            "<rules>",
+            f"not a valid rule pack ({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
+            "each rule needs id, severity, when, message",
+        ) from exc
     return rules
 
 
@@ -112,8 +151,11 @@ def _shipped_rules() -> tuple[Rule, ...]:
 def _read_rules(path: Path | None) -> list[Rule]:
     if path is None:
         folder = resources.files("validators").joinpath("rules")
-        sources = [(f"validators/rules/{f.name}", f.read_text(encoding="utf-8"), f.name.removesuffix(".yaml"))
-                   for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".yaml")]
+        sources = [
+            (f"validators/rules/{f.name}", f.read_text(encoding="utf-8"), f.name.removesuffix(".yaml"))
+            for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yaml")
+        ]
     else:
         files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
         if not files or not all(f.is_file() for f in files):
@@ -123,8 +165,12 @@ def _read_rules(path: Path | None) -> list[Rule]:
     ids = [r.id for r in rules]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise UserInputError(str(path or "validators/rules"), "id", f"duplicate rule ids {duplicates}",
-                             "give each rule a unique id across packs")
+        raise UserInputError(
+            str(path or "validators/rules"),
+            "id",
+            f"duplicate rule ids {duplicates}",
+            "give each rule a unique id across packs",
+        )
     return rules
 
 
@@ -164,17 +210,27 @@ def _raise_for_broken_rule(con: duckdb.DuckDBPyConnection, rules: list[Rule]) ->
         try:
             con.sql(f"SELECT coalesce(({rule.when}), false) FROM candidates LIMIT 0").fetchall()
         except duckdb.Error as exc:
-            raise UserInputError("rule pack", f"{rule.id}.when", f"SQL error: {exc}",
-                                 "refer only to columns listed at the top of the rule pack") from exc
+            raise UserInputError(
+                "rule pack",
+                f"{rule.id}.when",
+                f"SQL error: {exc}",
+                "refer only to columns listed at the top of the rule pack",
+            ) from exc
 
 
 def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, str]]:
     """Return (persona_id, rule, filled message) for every violation, one query per rule."""
-    return [(row["persona_id"], rule, fill_message(rule.message, row))
-            for rule, rows in _matching_rows(table, rules, "*") for row in rows.to_pylist()]
+    return [
+        (row["persona_id"], rule, fill_message(rule.message, row))
+        for rule, rows in _matching_rows(table, rules, "*")
+        for row in rows.to_pylist()
+    ]
 
 
 def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[object, Rule]]:
     """(persona_id, rule) for every violation, without filling messages (for large batches)."""
-    return [(pid, rule) for rule, rows in _matching_rows(table, rules, "persona_id")
-            for pid in rows.column("persona_id").to_pylist()]
+    return [
+        (pid, rule)
+        for rule, rows in _matching_rows(table, rules, "persona_id")
+        for pid in rows.column("persona_id").to_pylist()
+    ]

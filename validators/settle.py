@@ -29,8 +29,9 @@ def summarize_verdicts(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]],
-                 verdicts: dict[int, list[dict]]) -> pa.Table:
+def settle_slots(
+    skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]], verdicts: dict[int, list[dict]]
+) -> pa.Table:
     """proposals/verdicts are keyed by round; each slot is judged on its last round."""
     # Grouped once: scanning a round's verdicts per slot made settling quadratic in the shard size.
     verdicts_of: dict[int, dict[str, list[dict]]] = {}
@@ -48,26 +49,32 @@ def settle_slots(skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]
         errors = failed_checks(mine).get(pid, [])
         parsed, _ = parse_proposal(proposal_row["raw_output"] or "", skeleton)
         accepted = not errors and parsed is not None
-        rows.append({
-            "persona_id": pid, "slot": skeleton.slot, "stratum": skeleton.stratum,
-            "attributes": list(skeleton.attributes.items()),
-            "name": parsed.name if accepted else None,
-            "narrative": parsed.narrative if accepted else None,
-            "accepted": accepted,
-            "reason": None if accepted else (errors[0]["check"] if errors else "schema"),
-            "detail": None if accepted else " | ".join(e["message"] for e in errors),
-            "rounds": len(rounds),
-            "warnings": sum(1 for v in mine if not v["passed"] and v["severity"] == "warning"),
-            "verdict_summary": summarize_verdicts(mine),
-            "raw_output": proposal_row["raw_output"],
-            "prompt_tokens": sum(proposals[r][pid]["prompt_tokens"] for r in rounds),
-            "completion_tokens": sum(proposals[r][pid]["completion_tokens"] for r in rounds),
-        })
+        rows.append(
+            {
+                "persona_id": pid,
+                "slot": skeleton.slot,
+                "stratum": skeleton.stratum,
+                "attributes": list(skeleton.attributes.items()),
+                "name": parsed.name if accepted else None,
+                "narrative": parsed.narrative if accepted else None,
+                "accepted": accepted,
+                "reason": None if accepted else (errors[0]["check"] if errors else "schema"),
+                "detail": None if accepted else " | ".join(e["message"] for e in errors),
+                "rounds": len(rounds),
+                "warnings": sum(1 for v in mine if not v["passed"] and v["severity"] == "warning"),
+                "verdict_summary": summarize_verdicts(mine),
+                "raw_output": proposal_row["raw_output"],
+                "prompt_tokens": sum(proposals[r][pid]["prompt_tokens"] for r in rounds),
+                "completion_tokens": sum(proposals[r][pid]["completion_tokens"] for r in rounds),
+            }
+        )
     return pa.Table.from_pylist(rows, schema=SETTLED)
 
 
 def settle_shard_table(skeletons: pa.Table, proposals: dict[int, pa.Table], verdicts: dict[int, pa.Table]) -> pa.Table:
     """settle_slots over a shard's tables (per round): what a Ray task runs."""
-    return settle_slots(skeletons_of_table(skeletons),
-                        {r: {row["persona_id"]: row for row in table.to_pylist()} for r, table in proposals.items()},
-                        {r: table.to_pylist() for r, table in verdicts.items()})
+    return settle_slots(
+        skeletons_of_table(skeletons),
+        {r: {row["persona_id"]: row for row in table.to_pylist()} for r, table in proposals.items()},
+        {r: table.to_pylist() for r, table in verdicts.items()},
+    )

@@ -63,8 +63,12 @@ def tasks_can_run(reserved_cpus: float) -> bool:
     return ray.cluster_resources().get("CPU", 0.0) - reserved_cpus >= CPU_TASK_OPTIONS["num_cpus"]
 
 
-def run_all(core: Callable[..., Any], jobs: Iterable[tuple[Any, tuple]], parallel: bool = True,
-            in_flight: int = MAX_TASKS_IN_FLIGHT) -> Iterator[tuple[Any, Any, float]]:
+def run_all(
+    core: Callable[..., Any],
+    jobs: Iterable[tuple[Any, tuple]],
+    parallel: bool = True,
+    in_flight: int = MAX_TASKS_IN_FLIGHT,
+) -> Iterator[tuple[Any, Any, float]]:
     """(key, core(*args), seconds) for each (key, args) job, as each finishes.
 
     As Ray tasks when `parallel` and this process has joined Ray (a build), in this process otherwise

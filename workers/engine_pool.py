@@ -67,8 +67,13 @@ class EngineWorker:
         self.backend = create_backend(cfg, threads=threads)
         # A restarted actor runs this constructor again under a new id: the driver counts starts by id,
         # from its answers and (on the driver's node) from a note here, for a worker killed before answering.
-        self.start = {"id": uuid.uuid4().hex, "seconds": round(time.monotonic() - started, 3), "node": node,
-                      "threads": threads, "pid": os.getpid()}
+        self.start = {
+            "id": uuid.uuid4().hex,
+            "seconds": round(time.monotonic() - started, 3),
+            "node": node,
+            "threads": threads,
+            "pid": os.getpid(),
+        }
         if crash_dir and Path(crash_dir).is_dir():
             (Path(crash_dir) / f"start-{self.start['id']}.json").write_bytes(orjson.dumps(self.start))
 
@@ -108,9 +113,11 @@ class EngineStarts:
             self.record(orjson.loads(note.read_bytes()))
 
     def summary(self) -> dict[str, Any]:
-        return {"starts": len(self.starts),
-                "start_seconds": round(sum(s["seconds"] for s in self.starts.values()), 3),
-                "placements": [{"node": s.get("node"), "threads": s.get("threads")} for s in self.starts.values()]}
+        return {
+            "starts": len(self.starts),
+            "start_seconds": round(sum(s["seconds"] for s in self.starts.values()), 3),
+            "placements": [{"node": s.get("node"), "threads": s.get("threads")} for s in self.starts.values()],
+        }
 
 
 def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
@@ -119,8 +126,12 @@ def backend_secrets(cfg: BackendConfig) -> dict[str, str]:
         return {}
     key = os.environ.get(cfg.api_key_env)
     if not key:
-        raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
-                             f"export {cfg.api_key_env}=<key> before running")
+        raise UserInputError(
+            "run config",
+            "backend.api_key_env",
+            f"${cfg.api_key_env} is not set",
+            f"export {cfg.api_key_env}=<key> before running",
+        )
     return {cfg.api_key_env: key}
 
 
@@ -134,13 +145,19 @@ class EnginePool:
         self.crash_dir = crash_dir
         self.starts = starts
         actor_class = ray.remote(EngineWorker).options(
-            num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker, resources=cfg.resources or None,
+            num_cpus=cfg.cpus_per_worker,
+            num_gpus=cfg.gpus_per_worker,
+            resources=cfg.resources or None,
             # Ray restarts nothing by default; a bounded number of restarts (with the batch rerun)
             # survives an out-of-memory kill, and a worker that dies on every request stops the build.
-            max_restarts=cfg.max_worker_restarts, max_task_retries=cfg.max_worker_restarts,
+            max_restarts=cfg.max_worker_restarts,
+            max_task_retries=cfg.max_worker_restarts,
         )
-        kwargs = {"backend_cfg": cfg.model_dump(mode="json"), "secrets": backend_secrets(cfg),
-                  "crash_dir": str(crash_dir)}
+        kwargs = {
+            "backend_cfg": cfg.model_dump(mode="json"),
+            "secrets": backend_secrets(cfg),
+            "crash_dir": str(crash_dir),
+        }
         self.actors = [actor_class.remote(**kwargs) for _ in range(cfg.workers)]
         self.unplaced_since: float | None = None
         self.running_pids = [0] * len(self.actors)  # each worker's process, as its last answer said
@@ -180,8 +197,13 @@ class EnginePool:
         now = time.monotonic()
         if self.unplaced_since is None:
             self.unplaced_since = now
-            log.warning("%d %s model worker(s) waiting for a Ray node with %s free (%s)", unplaced, self.cfg.kind,
-                        self.demand(), stage)
+            log.warning(
+                "%d %s model worker(s) waiting for a Ray node with %s free (%s)",
+                unplaced,
+                self.cfg.kind,
+                self.demand(),
+                stage,
+            )
         waited = now - self.unplaced_since
         if waited >= self.cfg.placement_timeout_s:
             raise PlacementError(
@@ -189,7 +211,8 @@ class EnginePool:
                 f"{waited:.0f} s ({stage}): each reserves {self.demand()}; {cluster_capacity()} (fix: add a node "
                 f"with those resources, e.g. `{self.node_command()}`, "
                 "lower backend.workers, cpus_per_worker, gpus_per_worker or resources, or raise "
-                "backend.placement_timeout_s; rerun the same command to resume)")
+                "backend.placement_timeout_s; rerun the same command to resume)"
+            )
 
     def node_command(self) -> str:
         """The `ray start` that adds a node able to host one worker."""
@@ -209,8 +232,9 @@ class EnginePool:
         if failure:
             raise BackendError(f"the {self.cfg.kind} model worker could not start: {failure}") from None
         if is_worker_death(exc):
-            raise WorkerCrashError(stage, read_crash_signal(self.crash_dir), self.cfg.max_worker_restarts,
-                                   str(exc).splitlines()[0]) from exc
+            raise WorkerCrashError(
+                stage, read_crash_signal(self.crash_dir), self.cfg.max_worker_restarts, str(exc).splitlines()[0]
+            ) from exc
 
     def generate(self, requests: Iterable[GenerationRequest], stage: str) -> Iterator[GenerationResult]:
         """Answer every request; results stream in the order batches finish (match them by request_id)."""
@@ -354,8 +378,11 @@ def cluster_capacity() -> str:
     import ray
 
     def shown(resources: dict) -> str:
-        return ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items())
-                         if not k.startswith("node:") and k not in ("memory", "object_store_memory"))
+        return ", ".join(
+            f"{k} {v:g}"
+            for k, v in sorted(resources.items())
+            if not k.startswith("node:") and k not in ("memory", "object_store_memory")
+        )
 
     nodes = [f"{n['NodeManagerAddress']} ({shown(n['Resources'])})" for n in ray.nodes() if n["Alive"]]
     return f"live nodes: {'; '.join(nodes) or 'none'}; free now: {shown(ray.available_resources()) or 'nothing'}"
@@ -363,7 +390,7 @@ def cluster_capacity() -> str:
 
 def chunked(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class Engines:
@@ -413,8 +440,7 @@ class Engines:
         configs.update((cfg.model_dump_json(), cfg) for cfg in starting)
         return sum(cfg.workers * cfg.cpus_per_worker for cfg in configs.values())
 
-    def generate(self, cfg: BackendConfig, requests: list[GenerationRequest],
-                 stage: str) -> Iterator[GenerationResult]:
+    def generate(self, cfg: BackendConfig, requests: list[GenerationRequest], stage: str) -> Iterator[GenerationResult]:
         if not requests:
             return iter(())
         return self.pool(cfg).generate(requests, stage)

@@ -35,8 +35,9 @@ def extraction_json_schema(category_ids: list[str], max_items: int) -> dict:
     }
 
 
-def build_extraction_requests(snippets: list[Snippet], taxonomy: Taxonomy, cfg: BackendConfig, seed: int,
-                              max_items: int) -> list[GenerationRequest]:
+def build_extraction_requests(
+    snippets: list[Snippet], taxonomy: Taxonomy, cfg: BackendConfig, seed: int, max_items: int
+) -> list[GenerationRequest]:
     categories = [(root.id, root.label) for root in taxonomy.categories]
     schema = extraction_json_schema([c for c, _ in categories], max_items)
     return [
@@ -53,8 +54,9 @@ def build_extraction_requests(snippets: list[Snippet], taxonomy: Taxonomy, cfg: 
     ]
 
 
-def parse_extraction(result: GenerationResult, snippet: Snippet,
-                     category_ids: set[str]) -> tuple[list[Candidate], int, str | None]:
+def parse_extraction(
+    result: GenerationResult, snippet: Snippet, category_ids: set[str]
+) -> tuple[list[Candidate], int, str | None]:
     """(candidates, proposed items dropped by normalisation, failure reason or None)."""
     if result.error:
         return [], 0, "backend_error"
@@ -65,7 +67,10 @@ def parse_extraction(result: GenerationResult, snippet: Snippet,
     items = payload.get("attributes") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         return [], 0, "wrong_shape"
-    proposed = [candidate_from(snippet.conversation, item, category_ids, snippet.text)
-                for item in items if isinstance(item, dict)]
+    proposed = [
+        candidate_from(snippet.conversation, item, category_ids, snippet.text)
+        for item in items
+        if isinstance(item, dict)
+    ]
     kept = [c for c in proposed if c]
     return kept, len(items) - len(kept), None

@@ -47,10 +47,14 @@ def create_plugin_backend(cfg: BackendConfig, threads: int | None) -> LLMBackend
         for part in attribute.split("."):
             factory = getattr(factory, part)
     except (ImportError, AttributeError) as exc:
-        raise BackendError(f"backend.factory {cfg.factory!r} cannot be loaded ({exc}); install the module on every "
-                           "Ray worker or fix the name") from exc
+        raise BackendError(
+            f"backend.factory {cfg.factory!r} cannot be loaded ({exc}); install the module on every "
+            "Ray worker or fix the name"
+        ) from exc
     backend = factory(cfg, threads)
     if not isinstance(backend, LLMBackend):
-        raise BackendError(f"backend.factory {cfg.factory!r} returned {type(backend).__name__}, which lacks "
-                           "name, model and generate(requests)")
+        raise BackendError(
+            f"backend.factory {cfg.factory!r} returned {type(backend).__name__}, which lacks "
+            "name, model and generate(requests)"
+        )
     return backend

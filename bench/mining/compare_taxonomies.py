@@ -50,10 +50,15 @@ def tree_stats(tree: dict, embedder: StaticEmbedder) -> dict:
                 depth[level] += 1
 
     visit(tree, 1)
-    return {"roots": len(tree), "nodes": nodes, "leaves": leaves,
-            "depth_histogram": {str(k): depth[k] for k in sorted(depth)}, "share_with_priors": 0.0,
-            "near_duplicate_sibling_pairs": duplicates,
-            "root_near_duplicates": near_duplicate_pairs(list(tree), embedder)}
+    return {
+        "roots": len(tree),
+        "nodes": nodes,
+        "leaves": leaves,
+        "depth_histogram": {str(k): depth[k] for k in sorted(depth)},
+        "share_with_priors": 0.0,
+        "near_duplicate_sibling_pairs": duplicates,
+        "root_near_duplicates": near_duplicate_pairs(list(tree), embedder),
+    }
 
 
 def ours_stats(ref: str, embedder: StaticEmbedder) -> dict:
@@ -64,11 +69,15 @@ def ours_stats(ref: str, embedder: StaticEmbedder) -> dict:
     for node in taxonomy.nodes():
         duplicates += near_duplicate_pairs([s.label for s in node.subcategories], embedder)
         duplicates += near_duplicate_pairs([a.label for a in node.attributes], embedder)
-    return {"roots": len(taxonomy.categories), "nodes": len(taxonomy.nodes()) + len(leaves), "leaves": len(leaves),
-            "depth_histogram": {str(k): depth[k] for k in sorted(depth)},
-            "share_with_priors": round(sum(a.has_prior for a in leaves) / len(leaves), 3),
-            "near_duplicate_sibling_pairs": duplicates,
-            "root_near_duplicates": near_duplicate_pairs([r.label for r in taxonomy.categories], embedder)}
+    return {
+        "roots": len(taxonomy.categories),
+        "nodes": len(taxonomy.nodes()) + len(leaves),
+        "leaves": len(leaves),
+        "depth_histogram": {str(k): depth[k] for k in sorted(depth)},
+        "share_with_priors": round(sum(a.has_prior for a in leaves) / len(leaves), 3),
+        "near_duplicate_sibling_pairs": duplicates,
+        "root_near_duplicates": near_duplicate_pairs([r.label for r in taxonomy.categories], embedder),
+    }
 
 
 def main() -> None:

@@ -42,14 +42,32 @@ def build_config(size: int, shard_size: int, out_dir: Path, workers: int, concur
     """seed:core, the us_adults preset over age band x sex, 8 deep attributes, one revise round,
     every dedup layer: the configuration the issue's table was measured with."""
     return {
-        "name": f"bench-{size}", "population": size, "seed": 11, "taxonomy": "seed:core",
+        "name": f"bench-{size}",
+        "population": size,
+        "seed": 11,
+        "taxonomy": "seed:core",
         "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.sex"]},
-        "deep_attributes": 8, "max_revise_rounds": 1, "max_backfill_waves": 2, "shard_size": shard_size,
-        "backend": {"kind": "openai", "model": "persona-loadgen", "base_url": f"http://127.0.0.1:{PORT}/v1",
-                    "workers": workers, "concurrency": concurrency, "batch_size": concurrency,
-                    "cpus_per_worker": 0, "max_tokens": 256},
-        "dedup": {"exact": True, "minhash_threshold": 0.8, "semantic": True, "embedder": {"kind": "static"},
-                  "facts": True},
+        "deep_attributes": 8,
+        "max_revise_rounds": 1,
+        "max_backfill_waves": 2,
+        "shard_size": shard_size,
+        "backend": {
+            "kind": "openai",
+            "model": "persona-loadgen",
+            "base_url": f"http://127.0.0.1:{PORT}/v1",
+            "workers": workers,
+            "concurrency": concurrency,
+            "batch_size": concurrency,
+            "cpus_per_worker": 0,
+            "max_tokens": 256,
+        },
+        "dedup": {
+            "exact": True,
+            "minhash_threshold": 0.8,
+            "semantic": True,
+            "embedder": {"kind": "static"},
+            "facts": True,
+        },
         "output_dir": str(out_dir),
     }
 
@@ -58,9 +76,22 @@ class Endpoint:
     """The load generator as a subprocess on 127.0.0.1."""
 
     def __init__(self, tokens_per_s: float, slots: int, flawed: float) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(PORT), "--tokens-per-s",
-                                      str(tokens_per_s), "--slots", str(slots), "--flawed", str(flawed)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(SERVER),
+                "--port",
+                str(PORT),
+                "--tokens-per-s",
+                str(tokens_per_s),
+                "--slots",
+                str(slots),
+                "--flawed",
+                str(flawed),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{PORT}/v1"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -98,8 +129,13 @@ def tree_rss(root: psutil.Process) -> int:
 def run_build(config: Path, out: Path) -> tuple[float, int, str]:
     """Wall seconds, peak RSS of the build's process tree (sampled every 0.25 s) and its output tail."""
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -113,16 +149,23 @@ def run_build(config: Path, out: Path) -> tuple[float, int, str]:
 
 async def direct_load(url: str, requests: int, concurrency: int) -> float:
     """The baseline: requests/s a plain client gets from the endpoint at the build's concurrency."""
-    prompt = ("Facts about this person:\n- Main hobby: fishing\n- Pets: dog\nReturn JSON. "
-              "call the person Sam or he, never I or you.")
-    payload = orjson.dumps({"model": "persona-loadgen", "messages": [{"role": "user", "content": prompt}],
-                            "seed": 1, "max_tokens": 256})
+    prompt = (
+        "Facts about this person:\n- Main hobby: fishing\n- Pets: dog\nReturn JSON. "
+        "call the person Sam or he, never I or you."
+    )
+    payload = orjson.dumps(
+        {"model": "persona-loadgen", "messages": [{"role": "user", "content": prompt}], "seed": 1, "max_tokens": 256}
+    )
     limit = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def one() -> None:
-            async with limit, session.post(f"{url}/chat/completions", data=payload,
-                                           headers={"Content-Type": "application/json"}) as response:
+            async with (
+                limit,
+                session.post(
+                    f"{url}/chat/completions", data=payload, headers={"Content-Type": "application/json"}
+                ) as response,
+            ):
                 await response.read()
 
         started = time.monotonic()
@@ -148,11 +191,20 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         endpoint.stop()
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     flow_s = manifest["last_run_seconds"]
-    row = {"size": size, "slots": manifest["slots"], "produced": manifest["produced"],
-           "rejected": manifest["rejected"], "wall_s": round(wall, 1), "flow_s": flow_s,
-           "startup_s": round(wall - flow_s, 1), "personas_per_s": round(manifest["produced"] / flow_s, 1),
-           "stages": manifest["last_run_stage_seconds"], "peak_rss_gb": round(peak / 2**30, 2),
-           "requests": served["requests"], "endpoint_cpu_s": round(server_cpu, 1)}
+    row = {
+        "size": size,
+        "slots": manifest["slots"],
+        "produced": manifest["produced"],
+        "rejected": manifest["rejected"],
+        "wall_s": round(wall, 1),
+        "flow_s": flow_s,
+        "startup_s": round(wall - flow_s, 1),
+        "personas_per_s": round(manifest["produced"] / flow_s, 1),
+        "stages": manifest["last_run_stage_seconds"],
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "requests": served["requests"],
+        "endpoint_cpu_s": round(server_cpu, 1),
+    }
     if tokens_per_s:
         row["baseline_requests_per_s"] = round(baseline, 1)
         row["build_requests_per_s"] = round(served["requests"] / flow_s, 1)
@@ -166,14 +218,18 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
 def show(row: dict) -> None:
     slots = row["slots"]
     stages = ", ".join(f"{name} {slots / s:,.0f}/s" for name, s in row["stages"].items() if s > 0)
-    print(f"\n{row['size']:,} personas ({slots:,} slots, {row['rejected']} rejects, {row['requests']:,} requests): "
-          f"flow {row['flow_s']:.1f} s + start-up {row['startup_s']:.1f} s -> {row['personas_per_s']:,.0f} personas/s; "
-          f"peak RSS {row['peak_rss_gb']:.2f} GB; endpoint CPU {row['endpoint_cpu_s']:.1f} s")
+    print(
+        f"\n{row['size']:,} personas ({slots:,} slots, {row['rejected']} rejects, {row['requests']:,} requests): "
+        f"flow {row['flow_s']:.1f} s + start-up {row['startup_s']:.1f} s -> {row['personas_per_s']:,.0f} personas/s; "
+        f"peak RSS {row['peak_rss_gb']:.2f} GB; endpoint CPU {row['endpoint_cpu_s']:.1f} s"
+    )
     print(f"  per stage (slots / seconds; *_cpu are task seconds that overlap the stages): {stages}")
     if "ratio_to_capacity" in row:
-        print(f"  capacity {row['baseline_requests_per_s']:,.1f} req/s (direct client, baseline); build "
-              f"{row['build_requests_per_s']:,.1f} req/s -> {row['ratio_to_capacity']:.2f}x capacity, "
-              f"backend busy {row['busy_share']:.0%}")
+        print(
+            f"  capacity {row['baseline_requests_per_s']:,.1f} req/s (direct client, baseline); build "
+            f"{row['build_requests_per_s']:,.1f} req/s -> {row['ratio_to_capacity']:.2f}x capacity, "
+            f"backend busy {row['busy_share']:.0%}"
+        )
 
 
 def main() -> None:
@@ -200,8 +256,10 @@ def main() -> None:
             show(rows[-1])
     instant = [r for r in rows if "ratio_to_capacity" not in r]
     for small, large in itertools.pairwise(instant):
-        print(f"per-persona cost {large['size']:,} vs {small['size']:,}: "
-              f"{(large['flow_s'] / large['slots']) / (small['flow_s'] / small['slots']):.2f}x (1.00 = linear)")
+        print(
+            f"per-persona cost {large['size']:,} vs {small['size']:,}: "
+            f"{(large['flow_s'] / large['slots']) / (small['flow_s'] / small['slots']):.2f}x (1.00 = linear)"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

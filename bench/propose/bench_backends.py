@@ -57,7 +57,8 @@ def measure(cfg: BackendConfig, skeletons: list, taxonomy, seed: int) -> dict:
     outcomes, _ = validate_batch(items, taxonomy, load_rule_pack(), 0, errors)
     accepted = sum(o.passed for o in outcomes)
     return {
-        "start_s": start_s, "generate_s": generate_s,
+        "start_s": start_s,
+        "generate_s": generate_s,
         "valid_json": sum(valid_json(r.text, schemas[pid]) for pid, r in results.items()) / len(results),
         "acceptance": accepted / len(skeletons),
         "s_per_request": generate_s / len(skeletons),
@@ -77,20 +78,32 @@ def main() -> None:
     batch, _ = sample_constrained(taxonomy, cells, args.seed, range(args.n), 8, facts_constraints(load_rule_pack()))
     skeletons = skeletons_of_table(batch_to_table(batch, taxonomy, {}, 0))
     ensure_ray()
-    base = BackendConfig(max_tokens=args.max_tokens, batch_size=4, temperature=0.7,
-                         threads_per_worker=max(1, (os.cpu_count() or 2) - 1))
-    rows = {"llama.cpp": measure(base, skeletons, taxonomy, args.seed),
-            "vLLM (CPU)": measure(base.model_copy(update=VLLM_CPU), skeletons, taxonomy, args.seed)}
+    base = BackendConfig(
+        max_tokens=args.max_tokens, batch_size=4, temperature=0.7, threads_per_worker=max(1, (os.cpu_count() or 2) - 1)
+    )
+    rows = {
+        "llama.cpp": measure(base, skeletons, taxonomy, args.seed),
+        "vLLM (CPU)": measure(base.model_copy(update=VLLM_CPU), skeletons, taxonomy, args.seed),
+    }
     print(f"{args.n} round-0 proposals, SmolLM2-135M-Instruct, one model worker, {os.cpu_count()} cores")
-    columns = [("engine start s", "start_s", "{:.1f}"), ("valid JSON", "valid_json", "{:.0%}"),
-               ("acceptance", "acceptance", "{:.0%}"), ("s/request", "s_per_request", "{:.2f}"),
-               ("s/accepted", "s_per_accepted", "{:.2f}"), ("tokens/request", "tokens_per_request", "{:.0f}")]
+    columns = [
+        ("engine start s", "start_s", "{:.1f}"),
+        ("valid JSON", "valid_json", "{:.0%}"),
+        ("acceptance", "acceptance", "{:.0%}"),
+        ("s/request", "s_per_request", "{:.2f}"),
+        ("s/accepted", "s_per_accepted", "{:.2f}"),
+        ("tokens/request", "tokens_per_request", "{:.0f}"),
+    ]
     print(f"{'engine':<12}" + "".join(f"{label:>16}" for label, _, _ in columns))
     for engine, row in rows.items():
         print(f"{engine:<12}" + "".join(f"{fmt.format(row[key]):>16}" for _, key, fmt in columns))
     llama, vllm = rows["llama.cpp"], rows["vLLM (CPU)"]
-    print("vLLM / llama.cpp: " + ", ".join(
-        f"{label} {vllm[key] / llama[key]:.2f}x" for label, key, _ in columns if llama[key] not in (0, float("inf"))))
+    print(
+        "vLLM / llama.cpp: "
+        + ", ".join(
+            f"{label} {vllm[key] / llama[key]:.2f}x" for label, key, _ in columns if llama[key] not in (0, float("inf"))
+        )
+    )
 
 
 if __name__ == "__main__":

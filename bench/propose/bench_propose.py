@@ -36,8 +36,9 @@ def main() -> None:
     args = parser.parse_args()
     cfg = BackendConfig(temperature=0.0)
     taxonomy = load_taxonomy("seed:core")
-    skeletons = sample_skeletons(taxonomy, assign_slots(plan_quotas([], taxonomy, args.n), args.seed), args.seed,
-                                 range(args.n))
+    skeletons = sample_skeletons(
+        taxonomy, assign_slots(plan_quotas([], taxonomy, args.n), args.seed), args.seed, range(args.n)
+    )
     requests = build_requests(skeletons, taxonomy, cfg, args.seed, 0)
     backend = create_backend(cfg, threads=os.cpu_count())
 
@@ -61,8 +62,15 @@ def main() -> None:
 
     from flows.build import build_corpus
 
-    run_cfg = RunConfig(name="bench", population=args.n, seed=args.seed, backend=cfg, max_revise_rounds=0,
-                        max_backfill_waves=0, shard_size=max(1, args.n // 2))
+    run_cfg = RunConfig(
+        name="bench",
+        population=args.n,
+        seed=args.seed,
+        backend=cfg,
+        max_revise_rounds=0,
+        max_backfill_waves=0,
+        shard_size=max(1, args.n // 2),
+    )
     with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         started = time.perf_counter()
         build_corpus(run_cfg, f"{tmp}/run")
@@ -70,8 +78,11 @@ def main() -> None:
 
     print(f"(a) {args.n} requests, SmolLM2-135M on llama.cpp, {os.cpu_count()} cores")
     print(f"{'path':<28}{'seconds':>9}{'req/s':>9}{'ratio to raw':>14}")
-    for label, seconds in (("raw backend.generate", raw_s), ("propose stage (Ray worker)", ray_s),
-                           ("whole build (Prefect flow)", build_s)):
+    for label, seconds in (
+        ("raw backend.generate", raw_s),
+        ("propose stage (Ray worker)", ray_s),
+        ("whole build (Prefect flow)", build_s),
+    ):
         print(f"{label:<28}{seconds:>9.1f}{args.n / seconds:>9.3f}{raw_s / seconds:>14.2f}")
     c_tokens = sum(r.completion_tokens for r in constrained)
     u_tokens = sum(r.completion_tokens for r in unconstrained)
@@ -79,12 +90,16 @@ def main() -> None:
     print(f"prompt processing alone: {prefill_s:.1f} s for {args.n} prompts")
     print(f"{'mode':<16}{'seconds':>9}{'tokens':>8}{'ms/token':>10}{'decode ms/token':>17}{'s/request':>11}")
     for label, seconds, tokens in (("constrained", raw_s, c_tokens), ("unconstrained", free_s, u_tokens)):
-        print(f"{label:<16}{seconds:>9.1f}{tokens:>8}{1000 * seconds / max(1, tokens):>10.1f}"
-              f"{1000 * (seconds - prefill_s) / max(1, tokens):>17.1f}{seconds / args.n:>11.2f}")
+        print(
+            f"{label:<16}{seconds:>9.1f}{tokens:>8}{1000 * seconds / max(1, tokens):>10.1f}"
+            f"{1000 * (seconds - prefill_s) / max(1, tokens):>17.1f}{seconds / args.n:>11.2f}"
+        )
     per_token = (raw_s / max(1, c_tokens)) / (free_s / max(1, u_tokens))
     decode = ((raw_s - prefill_s) / max(1, c_tokens)) / ((free_s - prefill_s) / max(1, u_tokens))
-    print(f"constrained / unconstrained: {raw_s / free_s:.2f}x per request, {per_token:.2f}x per token, "
-          f"{decode:.2f}x per decoded token (prompt time subtracted)")
+    print(
+        f"constrained / unconstrained: {raw_s / free_s:.2f}x per request, {per_token:.2f}x per token, "
+        f"{decode:.2f}x per decoded token (prompt time subtracted)"
+    )
 
 
 if __name__ == "__main__":

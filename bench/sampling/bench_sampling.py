@@ -29,9 +29,13 @@ from taxonomy.quotas import assign_slots, plan_quotas  # noqa: E402
 from taxonomy.sampling import condition_holds  # noqa: E402
 
 CONFIG = {
-    "name": "bench-sampling", "seed": 1, "deep_attributes": 50,
-    "quotas": {"preset": "us_adults", "variables": ["demographics.age_band", "demographics.sex",
-                                                    "demographics.region"]},
+    "name": "bench-sampling",
+    "seed": 1,
+    "deep_attributes": 50,
+    "quotas": {
+        "preset": "us_adults",
+        "variables": ["demographics.age_band", "demographics.sex", "demographics.region"],
+    },
 }
 
 
@@ -116,14 +120,20 @@ def main() -> None:
     baseline = time.perf_counter() - started
     ours_per = wall / args.n
     base_per = baseline / args.baseline_n
-    print(f"populace sample: {args.n:,} skeletons in {wall:.1f} s wall ({args.n / wall:,.0f}/s), "
-          f"peak RSS {peak_kb / 1024:.0f} MiB summed over the process tree (interpreters, constraints, Parquet)")
-    print(f"per-row Python baseline: {args.baseline_n:,} skeletons in {baseline:.1f} s "
-          f"({args.baseline_n / baseline:,.0f}/s) -> {args.n:,} would take {base_per * args.n:.0f} s")
+    print(
+        f"populace sample: {args.n:,} skeletons in {wall:.1f} s wall ({args.n / wall:,.0f}/s), "
+        f"peak RSS {peak_kb / 1024:.0f} MiB summed over the process tree (interpreters, constraints, Parquet)"
+    )
+    print(
+        f"per-row Python baseline: {args.baseline_n:,} skeletons in {baseline:.1f} s "
+        f"({args.baseline_n / baseline:,.0f}/s) -> {args.n:,} would take {base_per * args.n:.0f} s"
+    )
     print(f"speed ratio (baseline time per skeleton / ours): {base_per / ours_per:.1f}x")
     per_persona = metrics["attributes_per_persona"]["mean"]
-    print(f"joint TVD {metrics['joint']['tvd']:.2e}, count mismatches {metrics['joint']['count_mismatches']}, "
-          f"leaf coverage {metrics['leaf_coverage']:.3f}, attributes/persona {per_persona:.1f}")
+    print(
+        f"joint TVD {metrics['joint']['tvd']:.2e}, count mismatches {metrics['joint']['count_mismatches']}, "
+        f"leaf coverage {metrics['leaf_coverage']:.3f}, attributes/persona {per_persona:.1f}"
+    )
     for name, fit in metrics.get("preset_fit", {}).items():
         print(f"  preset fit {name}: TVD {fit['tvd']:.4f}")
 

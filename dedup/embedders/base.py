@@ -27,4 +27,4 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
 def in_batches(texts: Sequence[str], size: int):
     for start in range(0, len(texts), size):
-        yield list(texts[start:start + size])
+        yield list(texts[start : start + size])

@@ -24,14 +24,25 @@ def pool_tokens(embedding: list) -> np.ndarray:
 
 
 class EndpointEmbedder:
-    def __init__(self, base_url: str, model: str | None = None, api_key_env: str | None = None,
-                 batch_size: int = 64, timeout_s: float = 60.0, max_attempts: int = 4) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        batch_size: int = 64,
+        timeout_s: float = 60.0,
+        max_attempts: int = 4,
+    ) -> None:
         headers = {}
         if api_key_env:
             key = os.environ.get(api_key_env)
             if not key:
-                raise UserInputError("run config", "embedder.api_key_env", f"${api_key_env} is not set",
-                                     f"export {api_key_env}=<key> before running")
+                raise UserInputError(
+                    "run config",
+                    "embedder.api_key_env",
+                    f"${api_key_env} is not set",
+                    f"export {api_key_env}=<key> before running",
+                )
             headers["Authorization"] = f"Bearer {key}"  # never logged, never written
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
         self.model = model or "default"
@@ -52,8 +63,9 @@ class EndpointEmbedder:
                 if response.status_code in RETRY_STATUS:
                     problem = f"HTTP {response.status_code}"
                 elif response.is_error:
-                    raise BackendError(f"embedding endpoint answered HTTP {response.status_code}: "
-                                       f"{response.text[:200]}")
+                    raise BackendError(
+                        f"embedding endpoint answered HTTP {response.status_code}: {response.text[:200]}"
+                    )
                 else:
                     try:
                         rows = sorted(response.json()["data"], key=lambda item: item["index"])

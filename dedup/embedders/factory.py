@@ -34,10 +34,18 @@ def check_embedder_files(cfg: EmbedderConfig, where: str, field: str) -> None:
 
         folder = Path(cfg.model) if cfg.model else DEFAULT_MODEL_DIR
         if not (folder / "SHA256SUMS").is_file():
-            raise UserInputError(where, f"{field}.model", f"{folder} is not a static embedder folder (no SHA256SUMS)",
-                                 "point it at a folder scripts/distill_static_model.py wrote, or leave it unset "
-                                 "for the shipped minilm-static-256")
+            raise UserInputError(
+                where,
+                f"{field}.model",
+                f"{folder} is not a static embedder folder (no SHA256SUMS)",
+                "point it at a folder scripts/distill_static_model.py wrote, or leave it unset "
+                "for the shipped minilm-static-256",
+            )
         verify_model_files(folder)
     elif cfg.kind == "transformer" and cfg.model and not Path(cfg.model).is_dir():
-        raise UserInputError(where, f"{field}.model", f"no such model folder: {cfg.model}",
-                             "point it at a sentence-transformers folder, or leave it unset for all-MiniLM-L6-v2")
+        raise UserInputError(
+            where,
+            f"{field}.model",
+            f"no such model folder: {cfg.model}",
+            "point it at a sentence-transformers folder, or leave it unset for all-MiniLM-L6-v2",
+        )

@@ -19,8 +19,12 @@ def verify_model_files(folder: Path) -> None:
     """Every file listed in SHA256SUMS must be present and match, or the model is refused."""
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
-        raise UserInputError(str(folder), "SHA256SUMS", "no checksum file beside the weights",
-                             "use a folder written by scripts/distill_static_model.py")
+        raise UserInputError(
+            str(folder),
+            "SHA256SUMS",
+            "no checksum file beside the weights",
+            "use a folder written by scripts/distill_static_model.py",
+        )
     for line in sums.read_text().splitlines():
         if not line.strip():
             continue
@@ -28,8 +32,12 @@ def verify_model_files(folder: Path) -> None:
         path = folder / name.strip()
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
         if actual != expected:
-            raise UserInputError(str(path), "sha256", f"is {actual[:12]}…, expected {expected[:12]}…",
-                                 "restore the file from git or rerun scripts/distill_static_model.py")
+            raise UserInputError(
+                str(path),
+                "sha256",
+                f"is {actual[:12]}…, expected {expected[:12]}…",
+                "restore the file from git or rerun scripts/distill_static_model.py",
+            )
 
 
 class StaticEmbedder:
@@ -40,8 +48,12 @@ class StaticEmbedder:
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not folder.is_dir():
-            raise UserInputError(str(folder), "embedder.model", "no such model folder",
-                                 "point embedder.model at a model2vec folder, or leave it unset")
+            raise UserInputError(
+                str(folder),
+                "embedder.model",
+                "no such model folder",
+                "point embedder.model at a model2vec folder, or leave it unset",
+            )
         verify_model_files(folder)
         self._model = StaticModel.from_pretrained(str(folder))
         self.name = f"static:{folder.name}"
@@ -51,6 +63,8 @@ class StaticEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = [self._model.encode(batch, batch_size=self.batch_size, show_progress_bar=False)
-                 for batch in in_batches(texts, self.batch_size * 16)]
+        parts = [
+            self._model.encode(batch, batch_size=self.batch_size, show_progress_bar=False)
+            for batch in in_batches(texts, self.batch_size * 16)
+        ]
         return normalize_rows(np.concatenate(parts))

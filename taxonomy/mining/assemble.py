@@ -66,13 +66,15 @@ def _home_node(attribute: NewAttribute, doc: dict, nodes: dict[str, dict]) -> di
     if attribute.llm_category in roots:
         subtree_id = f"{attribute.llm_category}.{EMERGING_SLUG}"
         if subtree_id not in nodes:
-            nodes[subtree_id] = _node(subtree_id, "Emerging (mined)",
-                                      "Attributes mined from conversations that no seed category holds.")
+            nodes[subtree_id] = _node(
+                subtree_id, "Emerging (mined)", "Attributes mined from conversations that no seed category holds."
+            )
             nodes[attribute.llm_category]["subcategories"].append(nodes[subtree_id])
         return nodes[subtree_id]
     if MINED_ROOT_ID not in nodes:
-        nodes[MINED_ROOT_ID] = _node(MINED_ROOT_ID, "Mined, unplaced",
-                                     "Attributes mined from conversations that fit no seed root category.")
+        nodes[MINED_ROOT_ID] = _node(
+            MINED_ROOT_ID, "Mined, unplaced", "Attributes mined from conversations that fit no seed root category."
+        )
         doc["categories"].append(nodes[MINED_ROOT_ID])
     return nodes[MINED_ROOT_ID]
 
@@ -85,11 +87,14 @@ def _mined_leaf(attr_id: str, attribute: NewAttribute, min_support: int, rule: s
     label = attribute.label[0].upper() + attribute.label[1:]
     shared = {v: n for v, n in attribute.values.items() if n >= min_support}
     leaf = Attribute(
-        id=attr_id, label=label,
+        id=attr_id,
+        label=label,
         description=f"Mined from {attribute.support} conversations ({rule}).",
-        kind="text", guidance=f"The persona's {attribute.label}, in a few words.",
-        provenance=Provenance(source="mined", support=attribute.support,
-                              source_ids=sorted(attribute.conversations)[:MAX_SOURCE_IDS]),
+        kind="text",
+        guidance=f"The persona's {attribute.label}, in a few words.",
+        provenance=Provenance(
+            source="mined", support=attribute.support, source_ids=sorted(attribute.conversations)[:MAX_SOURCE_IDS]
+        ),
     )
     if attribute.kind == "categorical" and len(shared) >= 2:
         total = sum(attribute.values.values())

@@ -16,8 +16,28 @@ KINDS = ("categorical", "numeric", "text")
 MAX_LABEL_WORDS = 5
 MAX_VALUE_WORDS = 4
 # Words that make a label about the speaker or the sentence instead of about an attribute.
-_FILLER = {"the", "a", "an", "my", "your", "his", "her", "their", "user", "users", "user's", "person", "person's",
-           "persons", "speaker", "speaker's", "personal", "of", "i", "me"}
+_FILLER = {
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "his",
+    "her",
+    "their",
+    "user",
+    "users",
+    "user's",
+    "person",
+    "person's",
+    "persons",
+    "speaker",
+    "speaker's",
+    "personal",
+    "of",
+    "i",
+    "me",
+}
 _WORD = re.compile(r"[a-z]+")
 
 

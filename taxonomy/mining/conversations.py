@@ -48,8 +48,12 @@ def _read_file(path: Path) -> list[Conversation]:
     if size == 0:
         raise UserInputError(where, "<file>", "is empty", "pass a JSONL file with one conversation per line")
     if size > MAX_CONVERSATION_FILE_BYTES:
-        raise UserInputError(where, "<file>", f"is larger than {MAX_CONVERSATION_FILE_BYTES // 2**20} MiB",
-                             "split it into smaller JSONL files")
+        raise UserInputError(
+            where,
+            "<file>",
+            f"is larger than {MAX_CONVERSATION_FILE_BYTES // 2**20} MiB",
+            "split it into smaller JSONL files",
+        )
     conversations = []
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -74,8 +78,12 @@ def _parse_line(raw: bytes, where: str, file_name: str, line_no: int) -> Convers
             turns = _user_turns(record[field], where, field, role_key, text_key)
             break
     else:
-        raise UserInputError(where, "messages", "no 'messages', 'conversation' or 'conversations' list",
-                             "use OpenAI messages [{role, content}], WildChat or ShareGPT [{from, value}]")
+        raise UserInputError(
+            where,
+            "messages",
+            "no 'messages', 'conversation' or 'conversations' list",
+            "use OpenAI messages [{role, content}], WildChat or ShareGPT [{from, value}]",
+        )
     raw_id = record.get("id", record.get("conversation_hash", record.get("conversation_id", f"line{line_no}")))
     source = record.get("source") if isinstance(record.get("source"), str) else file_name
     return Conversation(key=hash_source_id(file_name, str(raw_id)), source=source, user_turns=turns)
@@ -87,12 +95,14 @@ def _user_turns(turns: object, where: str, field: str, role_key: str, text_key: 
     kept = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise UserInputError(where, f"{field}.{i}", "is not an object",
-                                 f"write each turn as {{{role_key}, {text_key}}}")
+            raise UserInputError(
+                where, f"{field}.{i}", "is not an object", f"write each turn as {{{role_key}, {text_key}}}"
+            )
         role = turn.get(role_key)
         if not isinstance(role, str) or role.lower() not in KNOWN_ROLES:
-            raise UserInputError(where, f"{field}.{i}.{role_key}", f"unknown role {role!r}",
-                                 f"use one of {sorted(KNOWN_ROLES)}")
+            raise UserInputError(
+                where, f"{field}.{i}.{role_key}", f"unknown role {role!r}", f"use one of {sorted(KNOWN_ROLES)}"
+            )
         text = turn.get(text_key)
         if text is None:
             continue  # tool calls and refusals carry no text

@@ -70,7 +70,7 @@ def cluster_rows(vectors: np.ndarray, threshold: float) -> list[list[int]]:
         return i
 
     for i in range(n):
-        for j in ids[lims[i]:lims[i + 1]]:
+        for j in ids[lims[i] : lims[i + 1]]:
             a, b = find(i), find(int(j))
             if a != b:
                 parent[max(a, b)] = min(a, b)
@@ -80,9 +80,17 @@ def cluster_rows(vectors: np.ndarray, threshold: float) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-def plan_merge(candidates: list[Candidate], candidate_vectors: np.ndarray, leaf_ids: list[str],
-               leaf_vectors: np.ndarray, node_ids: list[str], node_vectors: np.ndarray,
-               merge_threshold: float, attach_threshold: float, min_support: int) -> MergePlan:
+def plan_merge(
+    candidates: list[Candidate],
+    candidate_vectors: np.ndarray,
+    leaf_ids: list[str],
+    leaf_vectors: np.ndarray,
+    node_ids: list[str],
+    node_vectors: np.ndarray,
+    merge_threshold: float,
+    attach_threshold: float,
+    min_support: int,
+) -> MergePlan:
     """Merge candidates into leaves, cluster the rest into new attributes, attach or reject those."""
     plan = MergePlan()
     sims, hits = nearest(candidate_vectors, leaf_vectors)

@@ -28,8 +28,9 @@ def collect_snippets(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet
     conversations = read_conversations(paths)
     pii: Counter = Counter()
     scrubbed = {c.key: [scrub_text(turn, pii) for turn in c.user_turns] for c in conversations}
-    found = find_revealing(conversations, scrubbed, cfg.min_snippet_chars, cfg.max_snippet_chars,
-                           cfg.max_snippets_per_conversation)
+    found = find_revealing(
+        conversations, scrubbed, cfg.min_snippet_chars, cfg.max_snippet_chars, cfg.max_snippets_per_conversation
+    )
     picked = sample_snippets(found, cfg.max_snippets, cfg.seed)
     funnel = {
         "files": len(paths),
@@ -47,8 +48,9 @@ def node_text(label: str, description: str) -> str:
     return f"{label}. {description}" if description else label
 
 
-def merge_candidates(seed: Taxonomy, candidates: list[Candidate], embed: Embed,
-                     cfg: MiningConfig) -> tuple[Taxonomy, MergePlan, dict[str, str]]:
+def merge_candidates(
+    seed: Taxonomy, candidates: list[Candidate], embed: Embed, cfg: MiningConfig
+) -> tuple[Taxonomy, MergePlan, dict[str, str]]:
     """Embed candidates, leaves and nodes; merge, cluster, attach; assemble the new taxonomy."""
     leaves = list(seed.attributes().values())
     nodes = [n for n in seed.nodes() if n.id.count(".") < MAX_NODE_DEPTH]  # room for one more part
@@ -56,9 +58,13 @@ def merge_candidates(seed: Taxonomy, candidates: list[Candidate], embed: Embed,
     plan = plan_merge(
         candidates,
         embed([c.label for c in candidates]) if candidates else np.zeros((0, leaf_vectors.shape[1]), np.float32),
-        [a.id for a in leaves], leaf_vectors,
-        [n.id for n in nodes], embed([node_text(n.label, n.description) for n in nodes]),
-        cfg.merge_threshold, cfg.attach_threshold, cfg.min_support,
+        [a.id for a in leaves],
+        leaf_vectors,
+        [n.id for n in nodes],
+        embed([node_text(n.label, n.description) for n in nodes]),
+        cfg.merge_threshold,
+        cfg.attach_threshold,
+        cfg.min_support,
     )
     mined, placed = assemble_taxonomy(seed, plan, cfg.min_support, cfg.merge_rule_version)
     return mined, plan, placed

@@ -10,12 +10,14 @@ from taxonomy.mining.merge import MergePlan
 from taxonomy.model import Taxonomy
 
 
-def mining_report(seed: Taxonomy, mined: Taxonomy, plan: MergePlan, placed: dict[str, str],
-                  funnel: dict, settings: dict) -> dict:
+def mining_report(
+    seed: Taxonomy, mined: Taxonomy, plan: MergePlan, placed: dict[str, str], funnel: dict, settings: dict
+) -> dict:
     diff = taxonomy_diff(seed, mined)
     added_ids = set(diff["added"])
     return {
-        "from": diff["from"], "to": diff["to"],
+        "from": diff["from"],
+        "to": diff["to"],
         "settings": settings,
         "funnel": funnel,
         "counts": {
@@ -29,9 +31,15 @@ def mining_report(seed: Taxonomy, mined: Taxonomy, plan: MergePlan, placed: dict
             "rejected": len(plan.rejected),
         },
         "added": [
-            {"id": placed[a.label], "label": a.label, "support": a.support, "kind": a.kind,
-             "attached_to": a.home, "similarity_to_home": round(a.home_similarity, 4),
-             "new": placed[a.label] in added_ids}
+            {
+                "id": placed[a.label],
+                "label": a.label,
+                "support": a.support,
+                "kind": a.kind,
+                "attached_to": a.home,
+                "similarity_to_home": round(a.home_similarity, 4),
+                "new": placed[a.label] in added_ids,
+            }
             for a in sorted(plan.added, key=lambda a: (-a.support, a.label))
         ],
         "merged": [
@@ -55,18 +63,32 @@ def report_markdown(report: dict) -> str:
         f"attach at >= {settings['attach_threshold']}, min support {settings['min_support']} conversations; "
         f"embedder {settings['embedder']}; backend {settings['backend']} ({settings['model']}).",
         "",
-        "| step | count |", "|---|---|",
+        "| step | count |",
+        "|---|---|",
         *[f"| {key.replace('_', ' ')} | {value} |" for key, value in funnel.items() if not isinstance(value, dict)],
         *[f"| {key.replace('_', ' ')} | {value} |" for key, value in counts.items()],
         "",
         "PII scrubbed: " + (", ".join(f"{k} {v}" for k, v in sorted(funnel.get("pii_scrubbed", {}).items())) or "none"),
         "",
-        "## Added", "", "| id | support | attached to | cosine |", "|---|---|---|---|",
-        *[f"| {a['id']} | {a['support']} | {a['attached_to'] or '(new subtree)'} | {a['similarity_to_home']} |"
-          for a in report["added"]],
-        "", "## Merged into existing leaves", "", "| id | support |", "|---|---|",
+        "## Added",
+        "",
+        "| id | support | attached to | cosine |",
+        "|---|---|---|---|",
+        *[
+            f"| {a['id']} | {a['support']} | {a['attached_to'] or '(new subtree)'} | {a['similarity_to_home']} |"
+            for a in report["added"]
+        ],
+        "",
+        "## Merged into existing leaves",
+        "",
+        "| id | support |",
+        "|---|---|",
         *[f"| {m['id']} | {m['support']} |" for m in report["merged"]],
-        "", "## Rejected", "", "| label | support | reason |", "|---|---|---|",
+        "",
+        "## Rejected",
+        "",
+        "| label | support | reason |",
+        "|---|---|---|",
         *[f"| {r['label']} | {r['support']} | {r['reason']} |" for r in report["rejected"]],
         "",
     ]

@@ -32,11 +32,15 @@ _MY_NOUNS = (
 _CUES = [
     re.compile(r"\bI(?:'m| am| was)\s+(?:a|an)\s+(?!bit\b|little\b|lot\b)[a-z]", re.IGNORECASE),
     re.compile(r"\bI(?:'m| am)\s+\d{1,3}\b(?!\s*(?:%|percent|times|minutes|hours|pages|words))", re.IGNORECASE),
-    re.compile(r"\bI\s+(?:(?:really|also|just|still|mostly|do|don't|do not|usually|often|always|never)\s+)?"
-               rf"(?:{_SELF_VERBS})\b", re.IGNORECASE),
+    re.compile(
+        r"\bI\s+(?:(?:really|also|just|still|mostly|do|don't|do not|usually|often|always|never)\s+)?"
+        rf"(?:{_SELF_VERBS})\b",
+        re.IGNORECASE,
+    ),
     re.compile(rf"\bmy\s+(?:[a-z]+\s+)?(?:{_MY_NOUNS})\b", re.IGNORECASE),
-    re.compile(r"\bas an?\s+(?!ai\b|language model\b|assistant\b|example\b|result\b)[a-z]+(?:\s+[a-z]+)?\s*,",
-               re.IGNORECASE),
+    re.compile(
+        r"\bas an?\s+(?!ai\b|language model\b|assistant\b|example\b|result\b)[a-z]+(?:\s+[a-z]+)?\s*,", re.IGNORECASE
+    ),
 ]
 # First person that describes the request, not the person: discounted.
 _TASK_TALK = re.compile(
@@ -64,8 +68,13 @@ def disclosure_score(sentence: str) -> int:
     return hits
 
 
-def find_revealing(conversations: list[Conversation], scrubbed_turns: dict[str, list[str]],
-                   min_chars: int, max_chars: int, per_conversation: int) -> list[Snippet]:
+def find_revealing(
+    conversations: list[Conversation],
+    scrubbed_turns: dict[str, list[str]],
+    min_chars: int,
+    max_chars: int,
+    per_conversation: int,
+) -> list[Snippet]:
     """The best-scoring revealing sentences of each conversation, at most `per_conversation` each."""
     found: list[Snippet] = []
     for conversation in conversations:

@@ -16,8 +16,10 @@ from collections import Counter
 PLACEHOLDER = re.compile(r"\[(EMAIL|URL|PHONE|CARD|ID|ADDRESS|POSTCODE|IP|NAME|HANDLE)\]")
 
 _NAME = r"[A-Z][a-zA-Z'\-]+(?:\s+[A-Z][a-zA-Z'\-]+){0,2}"
-_STREET_SUFFIX = (r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
-                  r"terrace|parkway|pkwy|highway|hwy|square|sq|crescent|close|strasse|straße|rue)")
+_STREET_SUFFIX = (
+    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
+    r"terrace|parkway|pkwy|highway|hwy|square|sq|crescent|close|strasse|straße|rue)"
+)
 
 # (placeholder, pattern, group to replace: 0 = whole match)
 _DETECTORS: list[tuple[str, re.Pattern[str], int]] = [
@@ -26,17 +28,33 @@ _DETECTORS: list[tuple[str, re.Pattern[str], int]] = [
     ("IP", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),  # US social security number shape
     ("ID", re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){3,7}(?:\s?[A-Z0-9]{1,4})?\b"), 0),  # IBAN
-    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[A-Za-z][a-z'\-]+\s+){{1,4}}{_STREET_SUFFIX}\b\.?",
-                           re.IGNORECASE), 0),
+    (
+        "ADDRESS",
+        re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[A-Za-z][a-z'\-]+\s+){{1,4}}{_STREET_SUFFIX}\b\.?", re.IGNORECASE),
+        0,
+    ),
     ("POSTCODE", re.compile(r"\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b"), 0),
     ("HANDLE", re.compile(r"(?<![\w.])@[A-Za-z0-9_]{3,30}\b"), 0),
     # After an explicit cue any word is a name, capitalised or not ("my name praba").
-    ("NAME", re.compile(r"\b(?i:my name(?: is|'s)?|i am called|i'm called|call me|name:)\s+"
-                        r"([A-Za-z][A-Za-z'\-]+(?:\s+[A-Z][a-zA-Z'\-]+){0,2})"), 1),
+    (
+        "NAME",
+        re.compile(
+            r"\b(?i:my name(?: is|'s)?|i am called|i'm called|call me|name:)\s+"
+            r"([A-Za-z][A-Za-z'\-]+(?:\s+[A-Z][a-zA-Z'\-]+){0,2})"
+        ),
+        1,
+    ),
     ("NAME", re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam)\.?\s+({_NAME})"), 1),
     ("NAME", re.compile(rf"(?i:\bdear|\bhi|\bhello)\s+({_NAME})\s*[,!]"), 1),
-    ("NAME", re.compile(rf"(?i:regards|sincerely|thanks|thank you|cheers|best|yours),?[ \t]*\n+"
-                        rf"[ \t]*({_NAME})[.!]?[ \t]*$", re.MULTILINE), 1),
+    (
+        "NAME",
+        re.compile(
+            rf"(?i:regards|sincerely|thanks|thank you|cheers|best|yours),?[ \t]*\n+"
+            rf"[ \t]*({_NAME})[.!]?[ \t]*$",
+            re.MULTILINE,
+        ),
+        1,
+    ),
     ("NAME", re.compile(r"\bNAME_\d+\b"), 0),  # LMSYS's own redaction placeholders
 ]
 # Digit runs: a phone, a card or some other identifying number. Decided by digit count and Luhn.
