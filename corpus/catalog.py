@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from corpus.run_folder import RunFolder
+from corpus.run_folder import PERSONAS, REJECTS, RunFolder, sql_string
 from schemas.errors import UserInputError
 from schemas.tables import PERSONAS_AS_MAP
 
@@ -17,11 +17,10 @@ from schemas.tables import PERSONAS_AS_MAP
 ROOT_TABLE = "populace_catalog"
 
 
-def views(root: Path) -> dict[str, str]:
-    folder = _sql_literal(root)
+def views(run: RunFolder) -> dict[str, str]:
     return {
-        "personas": PERSONAS_AS_MAP.format(files=f"'{folder}/personas/part-*.parquet'"),
-        "rejects": f"SELECT * FROM read_parquet('{folder}/rejects/part-*.parquet')",
+        "personas": PERSONAS_AS_MAP.format(files=run.glob_sql(PERSONAS)),
+        "rejects": f"SELECT * FROM read_parquet({run.glob_sql(REJECTS)})",
         "attributes": (
             "SELECT persona_id, e.key AS attribute, e.value AS value "
             "FROM (SELECT persona_id, unnest(map_entries(attributes)) AS e FROM personas)"
@@ -29,10 +28,10 @@ def views(root: Path) -> dict[str, str]:
     }
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    for name, sql in views(root).items():
+def create_views(con: duckdb.DuckDBPyConnection, run: RunFolder) -> None:
+    for name, sql in views(run).items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-    con.execute(f"CREATE OR REPLACE TABLE {ROOT_TABLE} AS SELECT ? AS root", [str(root.resolve())])
+    con.execute(f"CREATE OR REPLACE TABLE {ROOT_TABLE} AS SELECT ? AS root", [str(run.root.resolve())])
 
 
 def build_catalog(run: RunFolder) -> Path:
@@ -41,7 +40,7 @@ def build_catalog(run: RunFolder) -> Path:
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        create_views(con, run.root)
+        create_views(con, run)
     finally:
         con.close()
     tmp.replace(run.catalog)
@@ -69,10 +68,6 @@ def catalog_for(run: RunFolder) -> Path | None:
         return None
 
 
-def _sql_literal(path: Path) -> str:
-    return str(path.resolve()).replace("'", "''")
-
-
 def query_run(run_dir: Path, sql: str) -> pa.Table:
     """Answer one SELECT from the run's catalog: read-only, no file access outside the run folder,
     no ATTACH, no extension installs, and settings locked so the query cannot lift any of it."""
@@ -88,13 +83,12 @@ def query_run(run_dir: Path, sql: str) -> pa.Table:
     con = duckdb.connect(str(catalog), read_only=True) if catalog else duckdb.connect()
     try:
         if catalog is None:
-            create_views(con, run.root)
-        con.execute(f"SET file_search_path = '{_sql_literal(run.root)}'")
+            create_views(con, run)
+        con.execute(f"SET file_search_path = {sql_string(run.root.resolve())}")
         # Views read absolute paths; a query may name the run's files relative to its folder
         # (file_search_path), so its stage folders are allowed by their relative names too.
         stages = sorted(p.name for p in run.root.iterdir() if p.is_dir() and "'" not in p.name)
-        allowed = [f"{_sql_literal(run.root)}/", *(f"{stage}/" for stage in stages)]
-        folders = ", ".join(f"'{folder}'" for folder in allowed)  # each already escaped for SQL
+        folders = ", ".join(sql_string(folder) for folder in [f"{run.root.resolve()}/", *(f"{s}/" for s in stages)])
         con.execute(f"SET allowed_directories = [{folders}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")

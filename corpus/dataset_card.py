@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import yaml
 
-from corpus.run_folder import write_bytes_atomically
+from corpus.run_folder import RunFolder
+from foundation.atomic_files import write_bytes_atomically
 from schemas.tables import PERSONAS, REJECTS
 
 READ_BATCH_ROWS = 10_000
@@ -172,6 +172,5 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
     return "\n".join(lines)
 
 
-def write_dataset_card(run_dir: Path, license_id: str = "other") -> Path:
-    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
-    return write_bytes_atomically(dataset_card(manifest, license_id).encode(), run_dir / "README.md")
+def write_dataset_card(run: RunFolder, license_id: str = "other") -> Path:
+    return write_bytes_atomically(dataset_card(run.read_manifest(), license_id).encode(), run.root / "README.md")

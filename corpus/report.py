@@ -13,22 +13,12 @@ import io
 from pathlib import Path
 
 import duckdb
-import orjson
 
-from corpus.run_folder import atomic_path
+from corpus.run_folder import PERSONAS, REJECTS, VERDICTS, RunFolder
+from foundation.atomic_files import atomic_path
 from schemas.tables import PERSONAS_AS_MAP
 
 PLOT_COLOURS = ("#34495e", "#c0392b")
-
-
-def _files(root: Path, pattern: str) -> str | None:
-    """The SQL literal of a glob under the run folder, or None when nothing matches."""
-    return "'" + str(root / pattern).replace("'", "''") + "'" if any(root.glob(pattern)) else None
-
-
-def _parquet(root: Path, pattern: str) -> str | None:
-    files = _files(root, pattern)
-    return f"read_parquet({files}, union_by_name = true)" if files else None
 
 
 def _figure_png(draw) -> str:
@@ -82,9 +72,9 @@ def stratum_shares(strata: dict[str, dict]) -> dict[str, dict[str, tuple[float, 
     return {v: {k: (a, b) for k, (a, b) in values.items()} for v, values in out.items()}
 
 
-def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 5) -> str:
+def build_report(run: RunFolder, leaves_per_root: dict[str, int], samples: int = 5) -> str:
     """The report page of a finished run folder, as one HTML string."""
-    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    manifest = run.read_manifest()
     sections: list[str] = [_summary(manifest)]
     con = duckdb.connect()
     try:
@@ -101,8 +91,8 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
                     ),
                 )
             )
-        verdicts = _parquet(run_dir, "verdicts/round-*/part-*.parquet")
-        if verdicts:
+        if run.has_files(VERDICTS):
+            verdicts = run.parquet_sql(VERDICTS)
             rows = con.sql(
                 f'SELECT "check", round, count(*) FILTER (WHERE NOT passed) AS failed FROM {verdicts} '
                 "WHERE severity = 'error' GROUP BY ALL HAVING failed > 0 ORDER BY 1, 2"
@@ -122,8 +112,8 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
                         ),
                     )
                 )
-        rejects = _parquet(run_dir, "rejects/part-*.parquet")
-        if rejects:
+        if run.has_files(REJECTS):
+            rejects = run.parquet_sql(REJECTS)
             sizes = [
                 r[0]
                 for r in con.sql(
@@ -140,9 +130,8 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
                         ),
                     )
                 )
-        persona_files = _files(run_dir, "personas/part-*.parquet")
-        if persona_files:
-            personas = f"({PERSONAS_AS_MAP.format(files=persona_files)})"
+        if run.has_files(PERSONAS):
+            personas = f"({PERSONAS_AS_MAP.format(files=run.glob_sql(PERSONAS))})"
             used = dict(
                 con.sql(
                     f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
@@ -172,21 +161,21 @@ def build_report(run_dir: Path, leaves_per_root: dict[str, int], samples: int = 
             sections.append(_samples(picked))
     finally:
         con.close()
-    comparison = run_dir / "evaluation" / "comparison.png"
+    comparison = run.root / "evaluation" / "comparison.png"
     if comparison.is_file():
         uri = "data:image/png;base64," + base64.b64encode(comparison.read_bytes()).decode()
         sections.append(f'<h2>Quality beside reference corpora</h2><img alt="evaluation comparison" src="{uri}">')
-    title = html.escape(f"populace run {manifest.get('run_id', run_dir.name)}")
+    title = html.escape(f"populace run {manifest.get('run_id', run.root.name)}")
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>"
     )
 
 
-def write_report(run_dir: Path, leaves_per_root: dict[str, int]) -> Path:
-    path = run_dir / "report" / "index.html"
+def write_report(run: RunFolder, leaves_per_root: dict[str, int]) -> Path:
+    path = run.root / "report" / "index.html"
     with atomic_path(path) as tmp:
-        tmp.write_text(build_report(run_dir, leaves_per_root), encoding="utf-8")
+        tmp.write_text(build_report(run, leaves_per_root), encoding="utf-8")
     return path
 
 

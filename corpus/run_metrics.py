@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 
-
-def _parquet(root: Path, pattern: str) -> str:
-    return "read_parquet('" + str(root / pattern).replace("'", "''") + "', union_by_name = true)"
+from corpus.run_folder import PERSONAS, PROPOSALS, REJECTS, SETTLED, SKELETONS, VERDICTS, RunFolder
 
 
-def tokens_spent(root: Path) -> int:
+def tokens_spent(run: RunFolder) -> int:
     """Prompt plus completion tokens of every proposal written so far (all waves and rounds)."""
-    if not any(root.glob("proposals/round-*/part-*.parquet")):
+    if not run.has_files(PROPOSALS):
         return 0
     with duckdb.connect() as con:
         return con.sql(
-            f"SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) "
-            f"FROM {_parquet(root, 'proposals/round-*/part-*.parquet')}"
+            f"SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM {run.parquet_sql(PROPOSALS)}"
         ).fetchall()[0][0]
 
 
-def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
+def summarize_run(run: RunFolder, requested_by_stratum: dict[str, int]) -> dict:
     """Counts, rejects by reason, tokens, retries, per-stratum fill and per-rule violation rates."""
     con = duckdb.connect()
     try:
@@ -30,8 +25,8 @@ def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
         def scalar(sql: str) -> int:
             return con.sql(sql).fetchall()[0][0] or 0
 
-        personas, rejects = _parquet(root, "personas/part-*.parquet"), _parquet(root, "rejects/part-*.parquet")
-        settled = _parquet(root, "settled/part-*.parquet")
+        personas, rejects = run.parquet_sql(PERSONAS), run.parquet_sql(REJECTS)
+        settled = run.parquet_sql(SETTLED)
         produced = scalar(f"SELECT count(*) FROM {personas}")
         by_reason = dict(
             con.sql(
@@ -42,13 +37,13 @@ def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
         produced_by_stratum = dict(con.sql(f"SELECT stratum, count(*) FROM {personas} GROUP BY 1").fetchall())
         violations = con.sql(
             f'SELECT round, "check", severity, count(*) AS checked, count(*) FILTER (WHERE NOT passed) AS failed '
-            f'FROM {_parquet(root, "verdicts/round-*/part-*.parquet")} GROUP BY ALL ORDER BY round, "check"'
+            f'FROM {run.parquet_sql(VERDICTS)} GROUP BY ALL ORDER BY round, "check"'
         ).fetchall()
         completion_tokens = scalar(f"SELECT sum(completion_tokens) FROM {settled}")
         redraws = dict(
             con.sql(
                 f"SELECT r, count(*) FROM (SELECT unnest(redraws) AS r FROM "
-                f"{_parquet(root, 'skeletons/part-*.parquet')}) GROUP BY r ORDER BY r"
+                f"{run.parquet_sql(SKELETONS)}) GROUP BY r ORDER BY r"
             ).fetchall()
         )
         return {
@@ -61,7 +56,7 @@ def summarize_run(root: Path, requested_by_stratum: dict[str, int]) -> dict:
             "completion_tokens_per_persona": round(completion_tokens / max(1, produced), 1),
             "revised": scalar(f"SELECT count(*) FROM {settled} WHERE rounds > 1"),
             "constraint_redraws": redraws,
-            "backend_retries": scalar(f"SELECT sum(retries) FROM {_parquet(root, 'proposals/round-*/part-*.parquet')}"),
+            "backend_retries": scalar(f"SELECT sum(retries) FROM {run.parquet_sql(PROPOSALS)}"),
             "strata": {
                 s: {"requested": n, "produced": produced_by_stratum.get(s, 0)}
                 for s, n in sorted(requested_by_stratum.items())

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import duckdb
 
+from corpus.run_folder import read_parquet_sql
 from schemas.sample_counts import MetricsScope, SampleCounts
 
 
@@ -91,11 +93,11 @@ def metrics_from_counts(counts: SampleCounts, cells: list[dict], scope: MetricsS
     return out
 
 
-def count_parquet(glob: str, variables: list[str], scope: MetricsScope) -> SampleCounts:
+def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -> SampleCounts:
     """The counts of skeleton or persona tables (`attributes` map column) read with DuckDB."""
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
+        con.execute(f"CREATE VIEW raw AS SELECT * FROM {read_parquet_sql(glob)}")
         columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
         # Persona tables carry no open_attributes column and keep facts as {key, value} entries.
         extra = "" if "open_attributes" in columns else ", []::VARCHAR[] AS open_attributes"
@@ -130,7 +132,7 @@ def count_parquet(glob: str, variables: list[str], scope: MetricsScope) -> Sampl
         con.close()
 
 
-def sampling_metrics(glob: str, cells: list[dict], scope: MetricsScope) -> dict:
+def sampling_metrics(glob: str | Path, cells: list[dict], scope: MetricsScope) -> dict:
     """Metrics of the tables in `glob` against the plan cells."""
     return metrics_from_counts(count_parquet(glob, stratum_variables(cells), scope), cells, scope)
 

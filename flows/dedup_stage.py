@@ -10,13 +10,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import task
 
-from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_folder import PERSONAS, RunFolder
+from corpus.shard_readers import read_rows
 from dedup.detect import DedupItems, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.index_store import feature_key, load_features, save_index
 from dedup.shard_features import items_of_features, shard_features
 from flows.judge_stage import final_stage
-from flows.stage_io import STAGE_TASK, read_rows
+from flows.task_options import STAGE_TASK
+from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
 from schemas.config import RunConfig
 from schemas.errors import UserInputError
 from workers.cpu_tasks import run_all
@@ -27,7 +29,7 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
     combined: DedupItems | None = None
     for run_dir in run_dirs:
         other = RunFolder(Path(run_dir))
-        parts = sorted((other.root / "personas").glob("part-*.parquet"))
+        parts = sorted(other.root.glob(PERSONAS))
         if not parts:
             raise UserInputError(run_dir, "against", "holds no personas/ shards", "pass finished populace run folders")
         table = pa.concat_tables([pq.read_table(p, columns=["persona_id", "narrative", "attributes"]) for p in parts])
@@ -51,9 +53,8 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel:
     """Every shard's dedup features, computing (in parallel tasks) those not on disk yet."""
 
     def jobs():
-        for shard in shards:
-            if not features_path(run, shard).is_file():
-                yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
+        for shard in uncommitted({s: features_path(run, s) for s in shards}):
+            yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
 
     for shard, table, _ in run_all(shard_features, jobs(), parallel):
         write_table_atomically(table, features_path(run, shard))
@@ -72,9 +73,11 @@ def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     against the personas kept so far (and the --against corpora): what earlier waves kept stays
     kept, so a backfill never takes a persona from a stratum it already filled, and each wave costs
     in proportion to the corpus, not the corpus times the number of waves."""
-    out = clusters_path(run, wave)
-    if out.is_file():
-        return out
+    return commit_once(clusters_path(run, wave), lambda: cluster_wave(run, cfg, shards, wave, parallel))
+
+
+def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, parallel: bool) -> pa.Table:
+    """The clusters table after `wave`: earlier waves' rows unchanged, this wave's new personas added."""
     features = corpus_features(run, cfg, shards, parallel)
     # The build's own features are computed per shard; the embedder is needed here only for
     # earlier corpora whose stored index lacks vectors.
@@ -90,7 +93,7 @@ def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     clusters = find_duplicates(items_of_features(features), cfg.dedup, embedder, existing)
     if previous is not None:
         clusters = pa.concat_tables([previous, clusters.cast(previous.schema)])
-    return write_table_atomically(clusters, out)
+    return clusters
 
 
 def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:

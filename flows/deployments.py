@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, serve
+from prefect.client.schemas.schedules import CronSchedule
+from pydantic import ValidationError
 
 from flows.build import build_corpus
 from flows.mine import mine_taxonomy
 from schemas.config import load_config_file, load_run_config
+from schemas.errors import UserInputError
 from schemas.mining_config import MiningConfig
 
 BUILD_DEPLOYMENT = "scheduled-build"
@@ -50,3 +53,18 @@ def build_deployment(config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, 
         parameters={"config_path": config_path, "out": out},
         description=f"populace build --config {config_path} on '{cron}'",
     )
+
+
+def check_cron(cron: str) -> None:
+    """A UserInputError unless `cron` is a cron expression Prefect accepts."""
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError as exc:
+        raise UserInputError(
+            "--cron", "--cron", f"'{cron}' is not a cron expression", "write five fields, e.g. '0 3 * * *'"
+        ) from exc
+
+
+def serve_build(config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, out: str | None = None) -> None:
+    """Serve the build deployment on its schedule until stopped (`populace serve`)."""
+    serve(build_deployment(config_path, cron, name, out))

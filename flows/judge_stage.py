@@ -7,8 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 from prefect import task
 
-from corpus.run_folder import RunFolder, write_table_atomically
-from flows.stage_io import MODEL_TASK, STAGE_TASK, read_rows
+from corpus.run_folder import RunFolder
+from corpus.shard_readers import read_rows
+from flows.task_options import MODEL_TASK, STAGE_TASK
+from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
 from schemas.config import RunConfig
 from schemas.tables import JUDGEMENTS, SETTLED
 from taxonomy.model import Taxonomy
@@ -24,7 +26,7 @@ def final_stage(cfg: RunConfig) -> str:
 @task(**MODEL_TASK)
 def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[int], engines: Engines) -> None:
     backend = cfg.judge.backend or cfg.backend
-    todo = [s for s in shards if not run.stage_shard("judgements", s).is_file()]
+    todo = uncommitted({s: run.stage_shard("judgements", s) for s in shards})
     rows = {s: [r for r in read_rows(run.stage_shard("settled", s)) if r["accepted"]] for s in todo}
     shard_of = {r["persona_id"]: s for s, shard_rows in rows.items() for r in shard_rows}
     requests = judge_requests([r for shard_rows in rows.values() for r in shard_rows], taxonomy, backend, cfg.seed)
@@ -39,9 +41,9 @@ def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[
 
 @task(**STAGE_TASK)
 def gate_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
-    out = run.stage_shard("gated", shard)
-    if out.is_file():
-        return out
-    judgements = {r["persona_id"]: r for r in read_rows(run.stage_shard("judgements", shard))}
-    gated = apply_thresholds(read_rows(run.stage_shard("settled", shard)), judgements, cfg.judge)
-    return write_table_atomically(pa.Table.from_pylist(gated, schema=SETTLED), out)
+    def gate() -> pa.Table:
+        judgements = {r["persona_id"]: r for r in read_rows(run.stage_shard("judgements", shard))}
+        gated = apply_thresholds(read_rows(run.stage_shard("settled", shard)), judgements, cfg.judge)
+        return pa.Table.from_pylist(gated, schema=SETTLED)
+
+    return commit_once(run.stage_shard("gated", shard), gate)

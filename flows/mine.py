@@ -9,26 +9,40 @@ from pathlib import Path
 import orjson
 from prefect import flow, get_run_logger, task
 
-from corpus.run_folder import write_bytes_atomically
-from dedup.embedders.factory import create_embedder
+from dedup.embedders.factory import check_embedder_files, create_embedder
 from flows.artifacts import publish_mining_artifact
-from flows.process_guard import take_back_stop_signals
-from flows.stage_io import MODEL_TASK, STAGE_TASK
+from flows.task_options import MODEL_TASK, STAGE_TASK
+from foundation.atomic_files import write_bytes_atomically
+from foundation.process_guard import take_back_stop_signals
+from schemas.errors import UserInputError
 from schemas.mining_config import MiningConfig
 from taxonomy.loader import load_taxonomy, write_taxonomy
 from taxonomy.mining.candidates import Candidate
+from taxonomy.mining.conversations import read_conversations
 from taxonomy.mining.pipeline import collect_snippets, merge_candidates
 from taxonomy.mining.report import mining_report, report_markdown
 from taxonomy.mining.revealing import Snippet
 from taxonomy.model import Taxonomy
 from workers.extraction import build_extraction_requests, parse_extraction
-from workers.proposer import ensure_ray, propose_with_ray
+from workers.proposer import check_ray_address, ensure_ray, propose_with_ray
 
 
 def report_paths(out: Path) -> tuple[Path, Path]:
     """The diff report beside the mined taxonomy: <stem>.diff.json and <stem>.diff.md."""
     stem = out.name.removesuffix(".yaml").removesuffix(".yml")
     return out.with_name(f"{stem}.diff.json"), out.with_name(f"{stem}.diff.md")
+
+
+def check_mining_inputs(
+    conversations: list[Path], taxonomy: str, out: Path, cfg: MiningConfig, config_label: str, ray_address: str | None
+) -> None:
+    """Every input of a mining run, checked before Prefect and Ray start: nothing is written on bad input."""
+    load_taxonomy(taxonomy)
+    read_conversations(conversations)
+    check_embedder_files(cfg.embedder, config_label, "embedder")
+    check_ray_address(ray_address)
+    if out.suffix not in (".yaml", ".yml"):
+        raise UserInputError(str(out), "--out", "is not a .yaml path", "name the output like mined.yaml")
 
 
 @task(**STAGE_TASK)

@@ -21,11 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_folder import RunFolder
+from corpus.shard_readers import read_rows, read_skeletons
 from dedup.shard_features import shard_features
 from flows.dedup_stage import features_path
 from flows.progress import stage_progress
-from flows.stage_io import read_rows, read_skeletons
+from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS

@@ -12,7 +12,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from corpus.run_folder import atomic_path
+from foundation.atomic_files import atomic_path
 from schemas.errors import UserInputError
 from taxonomy.model import Attribute, Node, Taxonomy
 
@@ -100,6 +100,16 @@ def write_taxonomy(taxonomy: Taxonomy, path: Path) -> Taxonomy:
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
     return hashed
+
+
+def rehash_taxonomy(ref: str) -> Taxonomy:
+    """Check a taxonomy file and rewrite it with the hash of its current content (`taxonomy validate --rehash`)."""
+    where, data = read_taxonomy_source(ref)
+    raw = yaml.safe_load(data.decode("utf-8"))
+    if isinstance(raw, dict):
+        raw.pop("content_hash", None)
+    unhashed = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True).encode()
+    return write_taxonomy(parse_taxonomy(unhashed, where), Path(where))
 
 
 def _resolve_scales(raw: dict, where: str) -> None:

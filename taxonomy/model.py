@@ -105,9 +105,6 @@ class Node(Strict):
         return [self] + [n for sub in self.subcategories for n in sub.walk()]
 
 
-Category = Node
-
-
 class Taxonomy(Strict):
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)

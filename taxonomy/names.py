@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from foundation.resources import package_path
 from schemas.errors import UserInputError
-from schemas.resources import package_path
+from taxonomy.draws import stream_of, uniforms
 from taxonomy.model import AGE_ID, GENDER_ID, RACE_ID, SEX_ID, Taxonomy
-from taxonomy.sampling import SkeletonBatch, stream_of, uniforms, value_strings
+from taxonomy.skeleton_batch import SkeletonBatch, value_strings
 
 NAMES_DIR = package_path("taxonomy", "name_tables")
 REFERENCE_YEAR = 2024  # "now" for turning an age into a birth year (the presets' ACS tables are 2022-2023)

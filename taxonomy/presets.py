@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from foundation.resources import package_path
 from schemas.errors import UserInputError
-from schemas.resources import package_path
 from taxonomy.model import Taxonomy
 
 PRESET_DIR = package_path("taxonomy", "populations")

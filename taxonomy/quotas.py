@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.config import QuotaConfig, StratumVariable
+from schemas.config import QuotaConfig, RunConfig, StratumVariable
 from schemas.errors import UserInputError
 from taxonomy.loader import sampling_order
 from taxonomy.model import Taxonomy
@@ -313,3 +313,24 @@ def assign_slots(cells: list[QuotaCell], seed: int) -> list[QuotaCell]:
     expanded = [cell for cell in cells for _ in range(cell.count)]
     order = np.random.default_rng([seed, 0x51075]).permutation(len(expanded))
     return [expanded[i] for i in order]
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """A config's quota cells and the cell of each of its first-wave slots."""
+
+    cells: list[QuotaCell]
+    slot_cells: list[QuotaCell]
+
+
+def plan_slots(cfg: RunConfig, taxonomy: Taxonomy) -> SlotPlan:
+    """Plan the quotas (raking, presets, strata) and give every slot its cell: what build, preview
+    and sample all start from."""
+    cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
+    return SlotPlan(cells, assign_slots(cells, cfg.seed))
+
+
+def shard_ranges(first_slot: int, count: int, shard_size: int) -> list[range]:
+    """`count` slots from `first_slot`, cut into shards of at most `shard_size`."""
+    end = first_slot + count
+    return [range(start, min(start + shard_size, end)) for start in range(first_slot, end, shard_size)]

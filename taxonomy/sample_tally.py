@@ -9,7 +9,7 @@ import numpy as np
 from schemas.sample_counts import MetricsScope, SampleCounts
 from taxonomy.model import Taxonomy
 from taxonomy.presets import VALUE_JOIN, PopulationPreset
-from taxonomy.sampling import SkeletonBatch, domain_of
+from taxonomy.skeleton_batch import SkeletonBatch, domain_of, present_mask
 
 
 def metrics_scope(taxonomy: Taxonomy, preset: PopulationPreset | None = None) -> MetricsScope:
@@ -17,10 +17,6 @@ def metrics_scope(taxonomy: Taxonomy, preset: PopulationPreset | None = None) ->
     return MetricsScope(
         leaf_ids=tuple(taxonomy.attributes()), root_ids=tuple(r.id for r in taxonomy.categories), preset_tables=tables
     )
-
-
-def _present(values: np.ndarray) -> np.ndarray:
-    return ~np.isnan(values) if values.dtype.kind == "f" else values >= 0
 
 
 def _labels(taxonomy: Taxonomy, attr_id: str, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -41,7 +37,7 @@ def tally_batch(batch: SkeletonBatch, taxonomy: Taxonomy, variables: list[str], 
         counts.strata[cell_of[key].label] += count
     per_row = np.zeros(n, dtype=np.int64)
     for attr_id, values in batch.codes.items():
-        present = _present(values)
+        present = present_mask(values)
         per_row += present
         if used := int(present.sum()):
             counts.leaves[attr_id] = used
@@ -65,7 +61,7 @@ def _value_counts(taxonomy: Taxonomy, attributes: list[str], batch: SkeletonBatc
         return Counter()
     present = np.ones(len(batch), dtype=bool)
     for attr_id in attributes:
-        present &= _present(batch.codes[attr_id])
+        present &= present_mask(batch.codes[attr_id])
     combined = np.zeros(int(present.sum()), dtype=np.int64)
     names: list[list[str]] = []
     for attr_id in attributes:

@@ -9,47 +9,16 @@ backfill waves, resumed runs and `populace sample` all give the same slot the sa
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-
 import numpy as np
-import pyarrow as pa
 
 from schemas.records import Skeleton
+from taxonomy.draws import persona_id_for, stream_of, uniforms
 from taxonomy.loader import parents_of, sampling_order
 from taxonomy.model import Attribute, Condition, Taxonomy
+from taxonomy.names import names_for_batch
 from taxonomy.quotas import QuotaCell
 from taxonomy.selection import select_deep_attributes
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def persona_id_for(seed: int, slot: int) -> str:
-    """Deterministic id of a slot: the same seed and slot always give the same id."""
-    return "p-" + hashlib.sha256(f"populace:{seed}:{slot}".encode()).hexdigest()[:16]
-
-
-def stream_of(name: str) -> int:
-    """A stable 64-bit stream number per attribute (or other named draw)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijective scramble of 64-bit integers."""
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def uniforms(seed: int, slots: np.ndarray, stream: int, attempts: np.ndarray | int = 0) -> np.ndarray:
-    """U[0, 1) per element, a pure function of (seed, slot, stream, attempt)."""
-    with np.errstate(over="ignore"):
-        x = _mix(np.asarray(slots, dtype=np.uint64) * _GOLDEN + np.uint64(stream))
-        x = _mix(x ^ np.uint64(seed) * _M1)
-        x = _mix(x ^ np.asarray(attempts, dtype=np.uint64) * _M2)
-    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+from taxonomy.skeleton_batch import SkeletonBatch, domain_of, present_mask, value_strings
 
 
 def condition_holds(condition: Condition, values: dict[str, str]) -> bool:
@@ -75,34 +44,10 @@ def condition_holds(condition: Condition, values: dict[str, str]) -> bool:
     }[op]
 
 
-@dataclass
-class SkeletonBatch:
-    """Columnar skeletons: per attribute an int code into its domain (-1: absent) or, for
-    numeric attributes, a float (NaN: absent); text attributes left for the LLM are flagged."""
-
-    seed: int
-    slots: np.ndarray
-    cells: list[QuotaCell]
-    attempts: np.ndarray
-    codes: dict[str, np.ndarray] = field(default_factory=dict)
-    open_text: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-
-def domain_of(attr: Attribute) -> list[str]:
-    return list(attr.values)
-
-
-def _present(values: np.ndarray) -> np.ndarray:
-    return ~np.isnan(values) if values.dtype.kind == "f" else values >= 0
-
-
 def condition_mask(condition: Condition, batch: SkeletonBatch, taxonomy: Taxonomy) -> np.ndarray:
     parent = taxonomy.attributes()[condition.attribute]
     values = batch.codes[condition.attribute]
-    present = _present(values)
+    present = present_mask(values)
     if parent.kind == "numeric":
         expected = float(condition.value)
         with np.errstate(invalid="ignore"):
@@ -282,28 +227,11 @@ def redraw_rows(batch: SkeletonBatch, rows: np.ndarray, taxonomy: Taxonomy, deep
         batch.open_text[attr_id][rows] = mask
 
 
-def value_strings(attr: Attribute, values: np.ndarray) -> pa.Array:
-    """An Arrow string column for one attribute (null where absent)."""
-    if attr.kind == "numeric":
-        return pa.array(_numeric_strings(values, ~np.isnan(values)), type=pa.string())
-    dictionary = pa.array(domain_of(attr), type=pa.string())
-    indices = pa.array(values, mask=values < 0, type=pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
-
-
-def _numeric_strings(values: np.ndarray, present: np.ndarray) -> list[str | None]:
-    as_int = np.where(present, values, 0).astype(np.int64)
-    text = as_int.astype(str)
-    return [t if p else None for t, p in zip(text.tolist(), present.tolist(), strict=True)]
-
-
 def to_skeletons(batch: SkeletonBatch, taxonomy: Taxonomy) -> list[Skeleton]:
     """Row objects for the build (small batches); facts in taxonomy order."""
     known = taxonomy.attributes()
     columns = {a: value_strings(known[a], v).to_pylist() for a, v in batch.codes.items()}
     open_cols = {a: m.tolist() for a, m in batch.open_text.items()}
-    from taxonomy.names import names_for_batch  # names.py builds on this module
-
     names = names_for_batch(batch, taxonomy)
     skeletons = []
     for i, slot in enumerate(batch.slots.tolist()):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from taxonomy.draws import stream_of, uniforms
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import allocate
 
@@ -55,8 +56,6 @@ def select_deep_attributes(
     taxonomy: Taxonomy, deep_ids: list[str], k: int, seed: int, slots: np.ndarray, applies: Callable[[str], np.ndarray]
 ) -> dict[str, np.ndarray]:
     """attribute id -> the row indices (into `slots`) of the personas that get it."""
-    from taxonomy.sampling import stream_of, uniforms
-
     chosen: dict[str, np.ndarray] = {}
     n = len(slots)
     rows = np.arange(n)

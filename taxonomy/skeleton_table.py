@@ -15,9 +15,10 @@ import pyarrow as pa
 
 from schemas.records import Skeleton
 from schemas.tables import SKELETONS
+from taxonomy.draws import persona_id_for
 from taxonomy.model import Taxonomy
 from taxonomy.names import names_for_batch
-from taxonomy.sampling import SkeletonBatch, domain_of, persona_id_for
+from taxonomy.skeleton_batch import SkeletonBatch, domain_of
 
 
 def _row_major(columns: list[tuple[int, np.ndarray, np.ndarray | None]], n: int) -> tuple[np.ndarray, ...]:

@@ -14,22 +14,19 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from corpus.catalog import build_catalog
-from corpus.dataset_card import write_dataset_card
-from corpus.report import write_report
-from corpus.run_folder import RunFolder, write_table_atomically
-from corpus.run_metrics import summarize_run
-from flows.build import leaf_counts, lineage_for, persona_sampling_metrics, write_records
-from flows.run_setup import prepare_run_folder
-from flows.stage_io import read_skeletons, shard_ranges
+from corpus.publish import publish, run_lineage
+from corpus.run_folder import RunFolder, prepare_run_folder
+from corpus.shard_readers import read_skeletons
+from flows.build import write_records
+from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig, load_run_config
 from schemas.records import Skeleton
 from schemas.tables import CLUSTERS, PROPOSALS, VERDICTS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
-from taxonomy.quotas import QuotaCell, assign_slots, plan_quotas, shortfall
+from taxonomy.quotas import QuotaCell, plan_quotas, plan_slots, shard_ranges, shortfall
 from taxonomy.skeleton_table import SKELETON_STATISTICS, batch_to_table
-from validators.constraints import facts_constraints, sample_constrained
+from validators.constraints import sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from validators.settle import settle_slots
@@ -73,9 +70,7 @@ def plant_shard(
 
     Slot i gets a persona answer where accept[i], else UNREADABLE; the real checks decide, and a planted
     persona the checks refuse stops the test here rather than later and obscurely."""
-    batch, redraws = sample_constrained(
-        taxonomy, list(cells), cfg.seed, slots, cfg.deep_attributes, facts_constraints(load_rule_pack())
-    )
+    batch, redraws = sample_constrained(taxonomy, list(cells), cfg.seed, slots, cfg.deep_attributes)
     skeletons_path = run.stage_shard("skeletons", shard)
     write_table_atomically(batch_to_table(batch, taxonomy, redraws, shard), skeletons_path, SKELETON_STATISTICS)
     skeletons = read_skeletons(skeletons_path)
@@ -119,7 +114,7 @@ def plant_run(root: Path, cfg: RunConfig, accept: Sequence[bool] | None = None) 
     accept = [True] * cfg.population if accept is None else list(accept)
     assert len(accept) == cfg.population
     run = prepare_run_folder(cfg, root)
-    cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
+    cells = plan_slots(cfg, taxonomy).slot_cells
     ranges = shard_ranges(0, cfg.population, cfg.shard_size)
     for shard, slots in enumerate(ranges):
         plant_shard(run, cfg, taxonomy, shard, slots, cells[slots.start : slots.stop], accept[slots.start : slots.stop])
@@ -157,35 +152,19 @@ def plant_slots(run_dir: Path, personas: int = 1, rejects: int = 1) -> dict[str,
 def publish_run(run_dir: Path) -> None:
     """End a (partly) planted run as a build ends: personas and rejects of every shard not yet written,
     through the build's own writer and table contracts; then the manifest's counts, the catalog, the
-    dataset card and the report, each by the function the build calls."""
+    dataset card and the report, by the function the build calls."""
     run = RunFolder(Path(run_dir))
     cfg = load_run_config(run.config)
     taxonomy = load_taxonomy(cfg.taxonomy)
     cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
-    manifest = run.read_manifest()
     waves = sorted((run.root / "dedup").glob("wave-*/clusters.parquet"), key=lambda p: int(p.parent.name[5:]))
     clusters = (
         waves[-1]
         if waves
         else write_table_atomically(CLUSTERS.empty_table(), run.root / "dedup" / "wave-0" / "clusters.parquet")
     )
-    lineage = lineage_for(run, cfg, taxonomy)
-    write_records.fn(run, lineage, list(range(manifest["shards"])), clusters)  # skips shards a build wrote
-    build_catalog(run)
-    counts = summarize_run(run.root, {cell.label: cell.count for cell in cells})
-    produced = {label: stratum["produced"] for label, stratum in counts["strata"].items()}
-    manifest.update(
-        {
-            **counts,
-            "run_id": run.root.name,
-            "fingerprint": cfg.fingerprint(),
-            "short_by_stratum": shortfall(cells, produced),
-            "sampling": persona_sampling_metrics(run, cfg, taxonomy, cells),
-            "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "hash": taxonomy.content_hash},
-            "backend": {"kind": cfg.backend.kind, "model": cfg.backend.model},
-            "prompt_template_hash": lineage["prompt_template_hash"],
-        }
-    )
-    run.write_manifest(manifest)
-    write_dataset_card(run.root, cfg.license)
-    write_report(run.root, leaf_counts(taxonomy))
+    lineage = run_lineage(run, cfg, taxonomy)
+    write_records.fn(run, lineage, list(range(run.read_manifest()["shards"])), clusters)  # skips shards a build wrote
+    manifest = publish(run, cfg, taxonomy, cells)
+    produced = {label: stratum["produced"] for label, stratum in manifest["strata"].items()}
+    run.update_manifest({"short_by_stratum": shortfall(cells, produced)})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import main
+from cli.main import main
 from schemas.config import MAX_CONFIG_BYTES
 
 GOOD_CONFIG = {"name": "bad-input", "population": 20, "seed": 1, "deep_attributes": 4}

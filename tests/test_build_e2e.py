@@ -13,7 +13,7 @@ import pytest
 from corpus.catalog import query_run
 from flows.build import build_corpus
 from schemas.config import BackendConfig
-from taxonomy.sampling import persona_id_for
+from taxonomy.draws import persona_id_for
 from tests.conftest import REPO, free_port, tiny_config
 from tests.planting import UNREADABLE, plant_run, plant_slots, publish_run
 
@@ -248,7 +248,7 @@ def test_evaluate_beside_a_reference_corpus(planted, tmp_path):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "cli.main",
             "evaluate",
             str(out),
             "--reference",
@@ -273,7 +273,7 @@ def test_evaluate_beside_a_reference_corpus(planted, tmp_path):
     assert (out / "evaluation" / "evaluation.json").is_file()
     assert (out / "evaluation" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     table = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "evaluate", str(out), "--reference", str(reference)],
+        [sys.executable, "-m", "cli.main", "evaluate", str(out), "--reference", str(reference)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -349,7 +349,7 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(plante
     for fmt in ("jsonl", "csv"):
         target = tmp_path / f"personas.{fmt}"
         proc = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "export", str(out), "--format", fmt, "--out", str(target)],
+            [sys.executable, "-m", "cli.main", "export", str(out), "--format", fmt, "--out", str(target)],
             capture_output=True,
             text=True,
             cwd=REPO,
@@ -363,7 +363,7 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(plante
             assert json.loads(rows[0]["attributes"])
         assert len(rows) == produced and sorted(r["persona_id"] for r in rows) == sorted(personas["persona_id"])
     bad = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "export", str(out), "--format", "xml", "--out", str(tmp_path / "x")],
+        [sys.executable, "-m", "cli.main", "export", str(out), "--format", "xml", "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -374,14 +374,14 @@ def test_dataset_card_loads_with_datasets_and_export_writes_every_persona(plante
 def test_cli_query_formats(built):
     _, out, _ = built
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "query", str(out), "select count(*) as n from personas", "--format", "csv"],
+        [sys.executable, "-m", "cli.main", "query", str(out), "select count(*) as n from personas", "--format", "csv"],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == "n"
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "query", str(out), "drop view personas"],
+        [sys.executable, "-m", "cli.main", "query", str(out), "drop view personas"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -393,7 +393,7 @@ def test_preview_prints_and_writes_nothing(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config(output_dir=str(tmp_path / "runs")).to_yaml())
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "preview", "--config", str(config), "--n", "1"],
+        [sys.executable, "-m", "cli.main", "preview", "--config", str(config), "--n", "1"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -585,7 +585,7 @@ def test_cli_build_prints_where_the_corpus_is_and_how_to_query_it(tmp_path):
     )
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
+        [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
         capture_output=True,
         text=True,
         cwd=tmp_path,

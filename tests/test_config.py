@@ -9,7 +9,7 @@ from schemas.config import RunConfig, load_run_config
 from schemas.errors import UserInputError
 from tests.conftest import REPO, free_port
 
-POPULACE = [sys.executable, "-m", "flows.cli"]
+POPULACE = [sys.executable, "-m", "cli.main"]
 
 
 def test_demo_config_loads_and_round_trips(tmp_path):
@@ -85,7 +85,7 @@ def test_config_schema_command_prints_json_schema():
 
 
 def test_config_reference_in_docs_is_current():
-    from flows.config_reference import config_reference
+    from schemas.config_reference import config_reference
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
     assert committed == config_reference(), "run: populace config reference > docs/config-reference.md"
@@ -145,7 +145,7 @@ def test_cli_unreachable_ray_address_exits_2_at_once_and_writes_nothing(tmp_path
 
 
 def test_init_writes_the_examples_and_refuses_to_overwrite_without_force(tmp_path):
-    from flows.project_init import EXAMPLES, init_project
+    from cli.project_init import EXAMPLES, init_project
 
     written = init_project(tmp_path / "project")
     assert sorted(str(p.relative_to(tmp_path / "project")) for p in written) == sorted(EXAMPLES)
@@ -159,7 +159,7 @@ def test_init_writes_the_examples_and_refuses_to_overwrite_without_force(tmp_pat
 
 
 def test_reference_corpora_come_from_the_given_folder_or_the_environment(tmp_path, monkeypatch):
-    from flows.evaluate import REFERENCE_DIR_ENV, default_references
+    from corpus.evaluate_run import REFERENCE_DIR_ENV, default_references
 
     (tmp_path / "tinytroupe.jsonl").write_text("{}\n")
     (tmp_path / "unknown.jsonl").write_text("{}\n")

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from corpus.catalog import build_catalog, catalog_root, query_run
-from corpus.run_folder import RunFolder, write_table_atomically
+from corpus.run_folder import RunFolder
+from foundation.atomic_files import write_table_atomically
 from schemas.errors import PopulaceError, UserInputError
 from schemas.table_checks import REJECTS_CHECK, check_table
 from schemas.tables import PERSONAS, REJECTS
@@ -90,7 +91,7 @@ def test_the_catalog_opens_from_anywhere_and_follows_the_run_folder_when_it_move
     again = tmp_path / "moved again"
     shutil.move(moved, again)
     (again / "manifest.json").write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "catalog", str(again)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "catalog", str(again)], capture_output=True, text=True)
     assert proc.returncode == 0 and str(again.resolve()) in proc.stdout, proc.stderr[-1500:]
     assert catalog_root(again / "corpus.duckdb") == str(again.resolve())  # `populace catalog`, no query needed
     assert count_with_plain_duckdb(again / "corpus.duckdb", elsewhere) == 1

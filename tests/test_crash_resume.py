@@ -27,7 +27,7 @@ KILLS = 3
 
 
 def build_command(config: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)]
+    return [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)]
 
 
 def kill_build_after(config: Path, out: Path, seconds: float) -> bool:

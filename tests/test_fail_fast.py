@@ -33,7 +33,7 @@ def write_config(path: Path, **overrides) -> Path:
 
 
 def build_command(config: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)]
+    return [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)]
 
 
 def start_build(config: Path, out: Path) -> subprocess.Popen:
@@ -233,7 +233,7 @@ def test_a_build_killed_with_sigkill_leaves_no_process_running(tmp_path):
 
 def test_doctor_passes_here_and_names_a_broken_model_with_a_fix(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "doctor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "cli.main", "doctor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     checks = {c["name"]: c for c in orjson.loads(done.stdout)}
     assert done.returncode == 0, checks
@@ -245,7 +245,7 @@ def test_doctor_passes_here_and_names_a_broken_model_with_a_fix(tmp_path):
     not_a_model.write_bytes(b"<html>not found</html>")
     config = write_config(tmp_path / "config.yaml", backend=BackendConfig(model=str(not_a_model)).model_dump())
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "doctor", "--config", str(config)],
+        [sys.executable, "-m", "cli.main", "doctor", "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,

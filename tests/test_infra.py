@@ -174,7 +174,7 @@ def test_serve_builds_a_cron_deployment_and_refuses_a_bad_schedule():
     assert deployment.parameters == {"config_path": "configs/demo.yaml", "out": None}
     assert [s.schedule.cron for s in deployment.schedules] == ["30 2 * * 1"]
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", "--cron", "61 * * * *"],
+        [sys.executable, "-m", "cli.main", "serve", "--config", "configs/demo.yaml", "--cron", "61 * * * *"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -25,7 +25,7 @@ FRAGMENTS = ["Quixote", "555-0199", "4111 1111", "jroe", "Evergreen", "3704 0044
 def run_mine(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect_home")}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "mine", *args],
+        [sys.executable, "-m", "cli.main", "mine", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

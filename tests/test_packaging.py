@@ -1,6 +1,6 @@
 from importlib import metadata
 
-TOP_LEVEL = ["schemas", "taxonomy", "workers", "validators", "dedup", "corpus", "flows"]
+TOP_LEVEL = ["foundation", "schemas", "taxonomy", "workers", "validators", "dedup", "corpus", "flows", "cli"]
 
 
 def test_no_other_distribution_provides_our_top_level_packages():
@@ -11,4 +11,4 @@ def test_no_other_distribution_provides_our_top_level_packages():
 
 def test_console_script_is_declared():
     scripts = [e for e in metadata.entry_points(group="console_scripts") if e.name == "populace"]
-    assert [e.value for e in scripts] == ["flows.cli:main"]
+    assert [e.value for e in scripts] == ["cli.main:main"]

@@ -31,7 +31,7 @@ def shown_commands() -> list[list[str]]:
 @cache
 def help_text(*sub: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *sub, "--help"],
+        [sys.executable, "-m", "cli.main", *sub, "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -55,7 +55,7 @@ def test_every_command_the_readme_shows_exists_with_its_options():
 
 def test_the_readme_offline_commands_run():
     stats = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "taxonomy", "stats", "seed:core", "--json"],
+        [sys.executable, "-m", "cli.main", "taxonomy", "stats", "seed:core", "--json"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -63,10 +63,10 @@ def test_the_readme_offline_commands_run():
     numbers = json.loads(stats.stdout)
     assert numbers["roots"] >= 12 and numbers["leaves"] >= 400 and numbers["share_with_priors"] >= 0.6
     schema = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "config", "schema", "--mining"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "cli.main", "config", "schema", "--mining"], capture_output=True, text=True, cwd=REPO
     )
     assert "merge_threshold" in json.loads(schema.stdout)["properties"]
     rules = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "rules", "list", "--json"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "cli.main", "rules", "list", "--json"], capture_output=True, text=True, cwd=REPO
     )
     assert len(json.loads(rules.stdout)) >= 25 + 8

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from corpus.evaluate_run import load_name_stats
 from corpus.realism import realism_metrics
-from flows.evaluate import load_name_stats
 
 NAMES = load_name_stats()
 

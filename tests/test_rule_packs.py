@@ -175,7 +175,7 @@ def test_rule_triggers(rule_id):
 
 def test_rules_list_command():
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "rules", "list", "--json"],
+        [sys.executable, "-m", "cli.main", "rules", "list", "--json"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -49,7 +49,7 @@ def test_a_second_build_into_a_folder_in_use_exits_2_and_writes_nothing(tmp_path
     child = hold_lock_in_child(root)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(root)],
+            [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(root)],
             capture_output=True,
             text=True,
             cwd=REPO,

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-POPULACE = [sys.executable, "-m", "flows.cli"]
+POPULACE = [sys.executable, "-m", "cli.main"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -67,7 +67,7 @@ def test_taxonomy_commands(tmp_path):
 def test_sample_in_worker_processes_writes_the_same_files_as_one_process(tmp_path):
     import pyarrow.parquet as pq
 
-    from flows.sample_only import write_sample
+    from corpus.sample_folder import write_sample
     from schemas.config import RunConfig
 
     cfg = RunConfig.model_validate(

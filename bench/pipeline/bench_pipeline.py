@@ -130,7 +130,7 @@ def run_build(config: Path, out: Path) -> tuple[float, int, str]:
     """Wall seconds, peak RSS of the build's process tree (sampled every 0.25 s) and its output tail."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "build", "--config", str(config), "--out", str(out)],
+        [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -102,7 +102,7 @@ def main() -> None:
         config = Path(tmp) / "config.yaml"
         config.write_text(yaml.safe_dump({**CONFIG, "population": args.n}))
         out = Path(tmp) / "out"
-        command = [sys.executable, "-m", "flows.cli", "sample", "--config", str(config), "--out", str(out)]
+        command = [sys.executable, "-m", "cli.main", "sample", "--config", str(config), "--out", str(out)]
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         peak_kb = 0

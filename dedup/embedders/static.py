@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from dedup.embedders.base import in_batches, normalize_rows
+from foundation.resources import package_path
 from schemas.errors import UserInputError
-from schemas.resources import package_path
 
 DEFAULT_MODEL_DIR = package_path("dedup.embedders", "minilm-static-256")
 

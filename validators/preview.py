@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from taxonomy.loader import load_taxonomy
-from taxonomy.quotas import assign_slots, plan_quotas
+from taxonomy.quotas import plan_slots
 from taxonomy.sampling import to_skeletons
-from validators.constraints import facts_constraints, sample_constrained
+from validators.constraints import sample_constrained
 from validators.engine import Outcome, validate_batch
 from validators.rule_pack import load_rule_pack
 from workers.factory import create_backend
@@ -26,11 +26,9 @@ class PreviewItem:
 def preview_personas(cfg: RunConfig, n: int) -> list[PreviewItem]:
     """The first n slots of the plan, proposed once in this process (no Ray, no Prefect)."""
     taxonomy = load_taxonomy(cfg.taxonomy)
-    slot_cells = assign_slots(plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas), cfg.seed)
     count = min(n, cfg.population)
-    batch, _ = sample_constrained(
-        taxonomy, slot_cells[:count], cfg.seed, range(count), cfg.deep_attributes, facts_constraints(load_rule_pack())
-    )
+    slot_cells = plan_slots(cfg, taxonomy).slot_cells[:count]
+    batch, _ = sample_constrained(taxonomy, slot_cells, cfg.seed, range(count), cfg.deep_attributes)
     skeletons = to_skeletons(batch, taxonomy)
     backend = create_backend(cfg.backend)
     results = backend.generate(build_requests(skeletons, taxonomy, cfg.backend, cfg.seed, 0))

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import orjson
 
-from corpus.run_folder import write_bytes_atomically, write_table_atomically
+from corpus.run_folder import shard_name
 from corpus.sampling_metrics import cells_as_json, metrics_from_counts, stratum_variables
+from foundation.atomic_files import write_bytes_atomically, write_table_atomically
 from schemas.config import RunConfig
 from schemas.errors import UserInputError
 from schemas.sample_counts import MetricsScope, SampleCounts
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
 from taxonomy.presets import load_preset
-from taxonomy.quotas import QuotaCell, assign_slots, plan_quotas
+from taxonomy.quotas import QuotaCell, plan_slots
 from taxonomy.sample_tally import metrics_scope, tally_batch
 from taxonomy.skeleton_table import SKELETON_STATISTICS, batch_to_table
-from validators.constraints import facts_constraints, sample_constrained
-from validators.rule_pack import load_rule_pack
+from validators.constraints import sample_constrained
 
 CHUNK_ROWS = 50_000
 
@@ -37,21 +37,13 @@ class SamplePlan:
     slot_cells: list[QuotaCell]
     planned: list[dict]
     scope: MetricsScope
-    constraints: list
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> SamplePlan:
         taxonomy = load_taxonomy(cfg.taxonomy)
-        cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
+        plan = plan_slots(cfg, taxonomy)
         preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
-        return cls(
-            cfg,
-            taxonomy,
-            assign_slots(cells, cfg.seed),
-            cells_as_json(cells),
-            metrics_scope(taxonomy, preset),
-            facts_constraints(load_rule_pack()),
-        )
+        return cls(cfg, taxonomy, plan.slot_cells, cells_as_json(plan.cells), metrics_scope(taxonomy, preset))
 
     def write_chunk(self, part: int, slots: range, target: Path) -> tuple[SampleCounts, Counter]:
         """Sample, constrain, tally and write one part file; return its counts and redraws per rule."""
@@ -61,12 +53,11 @@ class SamplePlan:
             self.cfg.seed,
             slots,
             self.cfg.deep_attributes,
-            self.constraints,
         )
         counts = tally_batch(batch, self.taxonomy, stratum_variables(self.planned), self.scope)
         write_table_atomically(
             batch_to_table(batch, self.taxonomy, redraws, part),
-            target / f"part-{part:05d}.parquet",
+            target / shard_name(part),
             SKELETON_STATISTICS,
         )
         return counts, Counter(rule for rules in redraws.values() for rule in rules)

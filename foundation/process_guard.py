@@ -3,7 +3,7 @@
 - SIGINT (Ctrl-C) or SIGTERM: the command unwinds (shards on disk are whole by construction),
   exits 130 or 143 within UNWIND_S even when the main thread is stuck in native code, and the
   reaper stops every process it started.
-- SIGKILL: a reaper process (flows/reaper.py) in its own session stops what the command started.
+- SIGKILL: a reaper process (foundation/reaper.py) in its own session stops what the command started.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 import time
 from typing import NoReturn
 
-from flows.process_tree import stop_descendants
+from foundation.process_tree import stop_descendants
 
 # After SIGINT/SIGTERM the main thread has this long to unwind before the command exits anyway
 # (it may be stuck in native code); the reaper then needs ~2.5 s: well inside 10 s in all.
@@ -44,7 +44,7 @@ def guard_command() -> None:
     if sys.platform.startswith("linux"):
         _reaper_started = True
         subprocess.Popen(
-            [sys.executable, "-m", "flows.reaper", str(os.getpid())],
+            [sys.executable, "-m", "foundation.reaper", str(os.getpid())],
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -13,11 +13,12 @@ from corpus.catalog import query_run
 from corpus.evaluation import CorpusSample, evaluate_sample
 from corpus.quality_metrics import cramers_v, flatten
 from corpus.realism import NameStats, realism_metrics
-from corpus.run_folder import RunFolder, atomic_path, write_bytes_atomically
+from corpus.record_files import field_value, leaf_text, read_records
+from corpus.run_folder import PERSONAS, RunFolder
 from corpus.sampling_metrics import count_parquet, stratum_variables
 from dedup.embedders import create_embedder
 from dedup.metrics import personahub_duplicate_rates
-from flows.standalone_dedup import field_value, leaf_text, read_records
+from foundation.atomic_files import atomic_path, write_bytes_atomically
 from schemas.config import EmbedderConfig, RunConfig, load_run_config
 from schemas.errors import UserInputError
 from taxonomy.loader import load_taxonomy
@@ -62,6 +63,19 @@ def default_references(folder: Path | None = None) -> list[Reference]:
     ]
 
 
+def choose_references(paths: list[Path], text_fields: list[str], folder: Path | None) -> list[Reference]:
+    """The references a command names (each file with its text field), else the known ones in `folder`."""
+    if len(text_fields) != len(paths):
+        raise UserInputError(
+            "--text-field",
+            "--text-field",
+            f"{len(paths)} references but {len(text_fields)} text fields",
+            "give one --text-field after each --reference",
+        )
+    named = [Reference(path.stem, path, field) for path, field in zip(paths, text_fields, strict=True)]
+    return named or default_references(folder)
+
+
 def our_sample(run_dir: Path, taxonomy: Taxonomy) -> CorpusSample:
     rows = query_run(run_dir, "SELECT name, narrative, attributes FROM personas ORDER BY persona_id").to_pylist()
     enums = {a.id: set(a.values) for a in taxonomy.attributes().values() if a.kind in ("categorical", "ordinal")}
@@ -94,9 +108,9 @@ def load_name_stats() -> NameStats:
     return NameStats(female_share, cohort_names, REFERENCE_YEAR, COHORT_YEARS, (cohorts[0], cohorts[-1]))
 
 
-def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
+def plan_fit(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
     """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
-    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    manifest = run.read_manifest()
     sampling = manifest.get("sampling") or {}
     out = {
         "joint": sampling.get("joint", {}),
@@ -110,7 +124,7 @@ def plan_fit(run_dir: Path, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
     if not cfg.quotas.preset or not sampling:
         return out
     scope = metrics_scope(taxonomy, load_preset(cfg.quotas.preset, taxonomy))
-    counts = count_parquet(str(run_dir / "personas" / "*.parquet"), stratum_variables([]), scope)
+    counts = count_parquet(run.root / PERSONAS, stratum_variables([]), scope)
     out["preset_fit"] = {}
     for attributes, shares, citation in scope.preset_tables:
         name = " x ".join(attributes)
@@ -128,11 +142,8 @@ def evaluate_run(
     run_dir: Path, references: list[Reference], embedder_cfg: EmbedderConfig | None = None, seed: int = 0
 ) -> dict:
     """Metrics for the run and each reference; written to RUN_DIR/evaluation/ (JSON and a plot)."""
-    if not (run_dir / "manifest.json").is_file():
-        raise UserInputError(
-            str(run_dir), "RUN_DIR", "not a run folder (no manifest.json)", "pass a folder written by populace build"
-        )
-    cfg = load_run_config(RunFolder(run_dir).config)
+    run = RunFolder.existing(run_dir)
+    cfg = load_run_config(run.config)
     taxonomy = load_taxonomy(cfg.taxonomy)
     embedder = create_embedder(embedder_cfg or cfg.dedup.embedder)  # the vectors the run's own dedup used
     samples = [our_sample(run_dir, taxonomy), *(reference_sample(r) for r in references)]
@@ -150,7 +161,7 @@ def evaluate_run(
         "seed": seed,
         "corpora": corpora,
         "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
-        "ours": plan_fit(run_dir, cfg, taxonomy),
+        "ours": plan_fit(run, cfg, taxonomy),
     }
     folder = run_dir / "evaluation"
     write_bytes_atomically(

@@ -5,60 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from corpus.run_folder import write_bytes_atomically, write_table_atomically
+from corpus.record_files import field_value, leaf_text, read_records
 from dedup.detect import DedupItems, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.metrics import personahub_duplicate_rates, removed_share
+from foundation.atomic_files import write_bytes_atomically, write_table_atomically
 from schemas.config import DedupConfig
 from schemas.errors import UserInputError
 
 
-def field_value(record: dict, path: str, where: str) -> object:
-    """record['a']['b'] for path 'a.b' (a key containing dots is tried whole first)."""
-    if path in record:
-        return record[path]
-    value: object = record
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise UserInputError(
-                where,
-                path,
-                "field not found",
-                "pass --text-field/--id-field naming a field of every record (dots reach into nested objects)",
-            )
-        value = value[part]
-    return value
-
-
-def leaf_text(value: object) -> str:
-    """A structured record as the text of its values: keys are shared by every record of a
-    schema and would make any two records look alike."""
-    if isinstance(value, dict):
-        return " ".join(leaf_text(v) for v in value.values())
-    if isinstance(value, list):
-        return " ".join(leaf_text(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def read_records(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise UserInputError(str(path), "INPUT", "no such file", "pass a .jsonl or .parquet file")
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
-    records = []
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                raise UserInputError(
-                    f"{path}:{number}", "<line>", f"not JSON ({exc})", "write one JSON object per line"
-                ) from exc
-    return records
+def file_dedup_config(preset: str, semantic: bool) -> DedupConfig:
+    """The dedup settings of `populace dedup`: a named preset, with or without the embedding layer."""
+    try:
+        return DedupConfig(preset=preset, semantic=semantic, facts=False)
+    except ValidationError as exc:
+        raise UserInputError("--preset", "preset", f"unknown preset '{preset}'", "use populace or personahub") from exc
 
 
 def texts_and_ids(records: list[dict], source: Path, text_field: str, id_field: str | None) -> tuple[list, list]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corpus.run_folder import write_bytes_atomically
+from foundation.atomic_files import write_bytes_atomically
+from foundation.resources import package_path
 from schemas.errors import UserInputError
-from schemas.resources import package_path
 
 # Where each packaged example lands in the new folder: the same layout as a checkout, so
 # prefect.yaml's paths (configs/..., infra/prefect/...) hold in both.

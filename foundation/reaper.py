@@ -1,4 +1,4 @@
-"""A watchdog that outlives a command to stop what it started: `python -m flows.reaper PID`.
+"""A watchdog that outlives a command to stop what it started: `python -m foundation.reaper PID`.
 
 A command killed with SIGKILL cannot clean up; its Prefect API server and local Ray processes
 would keep running with no parent. The reaper, started by the command in a session of its own,
@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from flows.process_tree import (
+from foundation.process_tree import (
     ProcessId,
     identify,
     is_alive,

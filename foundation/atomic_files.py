@@ -1,0 +1,75 @@
+"""Atomic file writes: a file exists whole or not at all, and a stage commits each output once."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+K = TypeVar("K")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside `path`; on success fsync it and rename it into place.
+
+    Readers glob `part-*.parquet`, so they never see the temporary file, and a crash leaves
+    either the old state or the whole new file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    """Delete the hidden temporary files of writes a killed process never finished; return how many."""
+    stale = [p for p in root.rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink()
+    return len(stale)
+
+
+def write_bytes_atomically(data: bytes, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_table_atomically(table: pa.Table, path: Path, statistics: bool | list[str] = True) -> Path:
+    """A Parquet shard exists whole or not at all.
+
+    `statistics`: the columns that get min/max statistics (all by default); skeleton shards skip
+    them on the attribute map, where they cost more than the rest of the write and prune nothing.
+    """
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=statistics)
+    return path
+
+
+def commit_once(path: Path, compute: Callable[[], pa.Table], statistics: bool | list[str] = True) -> Path:
+    """The stage shape: skip when `path` is committed, else compute its table and commit it atomically.
+
+    A rerun after a crash resumes from the outputs on disk: a committed shard is never recomputed.
+    """
+    if path.is_file():
+        return path
+    return write_table_atomically(compute(), path, statistics)
+
+
+def uncommitted(outputs: Mapping[K, Path]) -> list[K]:
+    """The keys (shards, say) whose output is not committed yet: what a batched stage still has to compute."""
+    return [key for key, path in outputs.items() if not path.is_file()]
