@@ -8,9 +8,9 @@ import shlex
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
+
 README = (REPO / "README.md").read_text()
 GROUPS = {"taxonomy", "config", "rules"}
 

@@ -14,7 +14,7 @@ from dedup.embedders import Embedder, create_embedder
 from dedup.embedders.static import DEFAULT_MODEL_DIR
 from schemas.config import EmbedderConfig
 from schemas.errors import UserInputError
-from tests.conftest import start_llama_server
+from tests.helpers.processes import start_llama_server
 
 TEXTS = [
     "A retired nurse in Ohio who grows tomatoes and volunteers at the library.",

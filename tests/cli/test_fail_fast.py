@@ -2,7 +2,7 @@
 
 Every build here is the real CLI in a child process (its own session, so the test can see every
 process it started), on the real embedded model or on a plugin backend that kills its own
-worker process (tests/crashing_backends.py).
+worker process (tests/helpers/crashing_backends.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from schemas.config import BackendConfig
-from tests.conftest import REPO, tiny_config
-from tests.processes import process_table
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import REPO
+from tests.helpers.processes import process_table
 
 STOP_LIMIT_S = 10.0
 
@@ -123,7 +124,7 @@ def test_a_worker_killed_by_sigill_on_every_request_stops_the_build_with_one_cle
         population=2,
         backend=BackendConfig(
             kind="plugin",
-            factory="tests.crashing_backends:SigillOnEveryRequest",
+            factory="tests.helpers.crashing_backends:SigillOnEveryRequest",
             options={"deaths": str(deaths)},
             max_worker_restarts=2,
             batch_size=2,
@@ -157,7 +158,7 @@ def test_a_worker_that_dies_on_its_first_request_is_restarted_and_nothing_is_los
         max_revise_rounds=0,
         backend=BackendConfig(
             kind="plugin",
-            factory="tests.crashing_backends:DiesOnFirstRequest",
+            factory="tests.helpers.crashing_backends:DiesOnFirstRequest",
             options={"marker": str(marker), "signal": "SIGKILL"},
             max_tokens=160,
             batch_size=1,

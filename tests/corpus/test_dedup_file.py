@@ -4,7 +4,7 @@ import sys
 import orjson
 import pyarrow.parquet as pq
 
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 BASE = (
     "Maria Lopez teaches third grade in a small town outside Tucson and spends her weekends "

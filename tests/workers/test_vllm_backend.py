@@ -9,7 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from schemas.config import BackendConfig, load_run_config
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 from workers.backend import GenerationRequest
 from workers.vllm_backend import CPU_ENGINE_OPTIONS, engine_arguments, stop_reason
 

@@ -11,7 +11,7 @@ import pytest
 
 from schemas.records import Skeleton
 from taxonomy.loader import load_taxonomy
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 

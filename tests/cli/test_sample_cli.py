@@ -3,16 +3,17 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import duckdb
 import yaml
+
+from tests.helpers.paths import REPO
 
 POPULACE = [sys.executable, "-m", "cli.main"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*POPULACE, *args], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    return subprocess.run([*POPULACE, *args], capture_output=True, text=True, cwd=REPO)
 
 
 def test_sample_writes_skeletons_plan_and_metrics_without_an_llm(tmp_path):

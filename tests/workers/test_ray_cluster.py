@@ -23,8 +23,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.conftest import free_port
-from tests.processes import process_table
+from tests.helpers.processes import free_port, process_table
 
 pytestmark = pytest.mark.llm
 RAY = str(Path(sys.executable).parent / "ray")

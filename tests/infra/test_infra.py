@@ -18,8 +18,7 @@ import yaml
 from prefect.client.schemas.schedules import CronSchedule
 
 from schemas.config import load_run_config
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
 
 
 def _containers(pod_template: dict) -> list[dict]:

@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from schemas.config import BackendConfig
-from tests.conftest import REPO, tiny_config
-from tests.processes import process_table
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import REPO
+from tests.helpers.processes import process_table
 
 KILLS = 3
 

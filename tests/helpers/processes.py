@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import socket
+import subprocess
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 
 @dataclass(frozen=True)
@@ -57,3 +63,41 @@ def serving(command: list[str], health_url: str, timeout: float, what: str, **po
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_llama_server(*extra: str):
+    """A real llama.cpp OpenAI-compatible server on 127.0.0.1 with the packaged model.
+
+    Yields its /v1 base URL; skips when llama-cpp-python[server] (dev extra) is absent."""
+    if importlib.util.find_spec("sse_starlette") is None:
+        pytest.skip("llama-cpp-python[server] is not installed (dev extra)")
+    from workers.models import resolve_model_path
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(resolve_model_path("smollm2-135m-instruct")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        "2",
+        "--model_alias",
+        "smollm2",
+        *extra,
+    ]
+    base = f"http://127.0.0.1:{port}/v1"
+    with serving(
+        command, f"{base}/models", 120, "the llama.cpp server", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ):
+        yield base

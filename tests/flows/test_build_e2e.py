@@ -14,8 +14,10 @@ from corpus.catalog import query_run
 from flows.build import build_corpus
 from schemas.config import BackendConfig
 from taxonomy.draws import persona_id_for
-from tests.conftest import REPO, free_port, tiny_config
-from tests.planting import UNREADABLE, plant_run, plant_slots, publish_run
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import REPO
+from tests.helpers.planting import UNREADABLE, plant_run, plant_slots, publish_run
+from tests.helpers.processes import free_port
 
 pytestmark = pytest.mark.llm
 
@@ -435,7 +437,7 @@ def test_build_on_the_openai_backend_against_a_local_server(
 def test_build_survives_a_faulty_endpoint(prefect_harness, local_ray, llama_chat_server, tmp_path):
     """Garbage, truncated JSON, 500s, dropped connections and a refusal: the run completes and
     every slot is a persona or a reject with its reason."""
-    from tests.fault_proxy import FaultProxy
+    from tests.helpers.fault_proxy import FaultProxy
 
     faults = ["garbage", "500", "truncated", "refusal", "reset", "429", "garbage", "500", "refusal"]
     with FaultProxy(llama_chat_server, faults) as proxy:
@@ -466,7 +468,7 @@ def test_a_quarter_of_backend_calls_failing_loses_no_slot(prefect_harness, local
     retried until it gets an answer, so no slot is lost to the endpoint; the run counts its retries,
     loses or doubles no slot, and backfills every stratum the checks left short (whether the waves
     meet the quotas depends only on what the model writes, so that is not asserted)."""
-    from tests.fault_proxy import FaultProxy
+    from tests.helpers.fault_proxy import FaultProxy
 
     # A "hang" outlasts the client's timeout: the timeout is real, and so is the retry after it.
     # The first three calls fail for certain (how many calls a build makes depends on what the model
@@ -506,7 +508,7 @@ def _propose_workers_in_this_session() -> list[int]:
     """PIDs of this session's Ray actors that hold a model (their process title starts ray::EngineWorker)."""
     import os
 
-    from tests.processes import process_table
+    from tests.helpers.processes import process_table
 
     return [p.pid for p in process_table() if p.name.startswith("ray::EngineWork") and p.session == os.getsid(0)]
 

@@ -12,7 +12,8 @@ import yaml
 
 from corpus.run_lock import LOCK_NAME, run_lock
 from schemas.errors import UserInputError
-from tests.conftest import REPO, tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.paths import REPO
 
 HOLD = (
     "import sys, time; from pathlib import Path; from corpus.run_lock import run_lock\n"

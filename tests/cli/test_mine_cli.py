@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from taxonomy.loader import load_taxonomy
-from tests.test_mining import PLANTED, PLANTED_TEXT, SHIPPED
+from tests.helpers.mining_samples import PLANTED, PLANTED_TEXT, SHIPPED
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 FRAGMENTS = ["Quixote", "555-0199", "4111 1111", "jroe", "Evergreen", "3704 0044", "10.21.7.144"]
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port
-from tests.processes import serving
+from tests.helpers.processes import free_port, serving
 
 pytestmark = pytest.mark.llm
 PREFECT = str(Path(sys.executable).parent / "prefect")

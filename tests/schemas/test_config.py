@@ -1,13 +1,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from schemas.config import RunConfig, load_run_config
 from schemas.errors import UserInputError
-from tests.conftest import REPO, free_port
+from tests.helpers.paths import REPO
+from tests.helpers.processes import free_port
 
 POPULACE = [sys.executable, "-m", "cli.main"]
 
@@ -87,7 +87,7 @@ def test_config_schema_command_prints_json_schema():
 def test_config_reference_in_docs_is_current():
     from schemas.config_reference import config_reference
 
-    committed = (Path(__file__).resolve().parents[1] / "docs" / "config-reference.md").read_text()
+    committed = (REPO / "docs" / "config-reference.md").read_text()
     assert committed == config_reference(), "run: populace config reference > docs/config-reference.md"
     assert "`max_backfill_tokens`" in committed and "### MiningConfig" in committed
 

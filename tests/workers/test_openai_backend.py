@@ -12,7 +12,7 @@ from schemas.errors import UserInputError
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.sampling import sample_skeletons
-from tests.fault_proxy import FaultProxy
+from tests.helpers.fault_proxy import FaultProxy
 from workers.backend import GenerationRequest
 from workers.factory import create_backend
 from workers.proposer import build_requests

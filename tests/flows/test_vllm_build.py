@@ -24,7 +24,7 @@ from schemas.config import RunConfig, load_run_config
 from taxonomy.draws import persona_id_for
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 from validators.constraints import sample_shard_table
 from workers.proposer import continuation_schema
 from workers.vllm_backend import CPU_ENGINE_OPTIONS

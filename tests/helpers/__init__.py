@@ -1,0 +1,1 @@
+"""Helpers the tests share: paths, planted run folders, processes and servers, fault injectors."""
