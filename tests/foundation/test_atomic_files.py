@@ -1,0 +1,55 @@
+"""The stage shape: an output is committed whole, once, and a rerun skips it."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from foundation.atomic_files import (
+    atomic_path,
+    commit_once,
+    remove_stale_temporaries,
+    uncommitted,
+    write_bytes_atomically,
+)
+
+
+def test_commit_once_computes_a_missing_output_and_skips_a_committed_one(tmp_path):
+    calls = []
+
+    def compute() -> pa.Table:
+        calls.append(1)
+        return pa.table({"x": [len(calls)]})
+
+    out = tmp_path / "stage" / "part-00000.parquet"
+    assert commit_once(out, compute) == out
+    assert commit_once(out, compute) == out
+    assert len(calls) == 1 and pq.read_table(out).column("x").to_pylist() == [1]
+
+
+def test_a_failed_compute_leaves_nothing_behind(tmp_path):
+    def broken() -> pa.Table:
+        raise RuntimeError("the stage failed")
+
+    out = tmp_path / "part-00000.parquet"
+    with pytest.raises(RuntimeError):
+        commit_once(out, broken)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_dies_midway_leaves_the_old_file_and_no_visible_temporary(tmp_path):
+    path = write_bytes_atomically(b"old", tmp_path / "manifest.json")
+    with pytest.raises(KeyboardInterrupt), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_uncommitted_lists_the_keys_still_to_compute_and_stale_temporaries_go(tmp_path):
+    write_bytes_atomically(b"done", tmp_path / "a")
+    assert uncommitted({1: tmp_path / "a", 2: tmp_path / "b", 3: tmp_path / "c"}) == [2, 3]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".part-00001.parquet.x1.tmp").write_bytes(b"killed writer")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert not list(tmp_path.rglob("*.tmp"))
