@@ -15,7 +15,7 @@ VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: demo mine-demo test test-vllm vllm-cpu lint bench clean distclean
+.PHONY: demo mine-demo test test-fast test-vllm vllm-cpu lint bench clean distclean
 
 $(STAMP): pyproject.toml scripts/install_llama_cpp.py
 	python3 -m venv $(VENV)
@@ -49,8 +49,16 @@ vllm-cpu: $(VLLM_STAMP)
 test: $(STAMP) $(VLLM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -m "not vllm"
 	$(VLLM_BIN)/pytest -m vllm
+
+# The edit loop: lint, format, types and every test that needs no model, no model server and no whole build.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m "not llm and not vllm"
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/pytest -m vllm
@@ -58,6 +66,7 @@ test-vllm: $(VLLM_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

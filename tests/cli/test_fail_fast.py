@@ -25,6 +25,8 @@ from tests.helpers.configs import tiny_config
 from tests.helpers.paths import REPO
 from tests.helpers.processes import process_table
 
+pytestmark = pytest.mark.llm
+
 STOP_LIMIT_S = 10.0
 
 

@@ -51,6 +51,7 @@ def planted_conversations(path: Path) -> Path:
     return path
 
 
+@pytest.mark.llm
 def test_mine_writes_a_valid_taxonomy_and_report_with_no_planted_pii_anywhere(tmp_path):
     planted = planted_conversations(tmp_path / "planted.jsonl")
     out = tmp_path / "out" / "mined.yaml"
@@ -109,6 +110,7 @@ def test_mine_refuses_bad_conversation_files_with_exit_2_and_writes_nothing(tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.llm
 def test_mine_flow_runs_on_an_openai_compatible_server(prefect_harness, local_ray, llama_chat_server, tmp_path):
     from flows.mine import mine_taxonomy
     from schemas.config import BackendConfig

@@ -76,6 +76,7 @@ def test_paraphrase_is_closer_than_unrelated(embedder):
 ORDER_TEXTS = [TEXTS[0], TEXTS[2], "Quarterly freight invoices for the harbour, grouped by vessel and tonnage."]
 
 
+@pytest.mark.llm
 def test_endpoint_batches_keep_order(llama_embedding_server):
     """Each row answers its own text. A chat model's vectors move a little with the batch, by an amount
     that depends on the CPU's kernels, so each row is matched to the nearest single-text vector rather

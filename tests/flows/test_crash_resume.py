@@ -17,12 +17,15 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from schemas.config import BackendConfig
 from tests.helpers.configs import tiny_config
 from tests.helpers.paths import REPO
 from tests.helpers.processes import process_table
+
+pytestmark = pytest.mark.llm
 
 KILLS = 3
 
