@@ -58,6 +58,7 @@ def evaluate(
 ) -> None:
     """Quality metrics of the corpus beside reference corpora; also RUN_DIR/evaluation/*.json and *.png."""
     from corpus.evaluate_run import choose_references, evaluate_run, reference_folder
+    from corpus.run_folder import RunFolder
 
     chosen = choose_references(reference or [], text_field or [], references_dir)
     if not chosen:
@@ -70,7 +71,7 @@ def evaluate(
         print_json(result)
         return
     print_evaluation(result)
-    folder = run_dir / "evaluation"
+    folder = RunFolder(run_dir).evaluation
     print_line(f"wrote {folder / 'evaluation.json'}, {folder / 'comparison.png'}")
 
 
@@ -105,7 +106,7 @@ def report(run_dir: RunDirArg) -> None:
     from corpus.publish import republish
 
     run = republish(run_dir)
-    print_line(f"wrote {run.root / 'report' / 'index.html'} and {run.root / 'README.md'}")
+    print_line(f"wrote {run.report_page} and {run.card}")
 
 
 def export(

@@ -51,7 +51,7 @@ class Check:
     fix: str = ""
 
 
-def run_python(code: str, timeout_s: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_python(code: str, timeout_s: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -321,5 +321,5 @@ def run_checks(cfg: RunConfig) -> list[Check]:
     return [fast[0], fast[1], model, fast[2], ray_check, prefect_check, fast[3]]
 
 
-def checks_as_dicts(checks: list[Check]) -> list[dict]:
+def checks_as_dicts(checks: list[Check]) -> list[dict[str, str]]:
     return [asdict(c) for c in checks]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Protocol, cast
 
 import typer
 
@@ -21,6 +22,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build synthetic persona corpora.")
 for group in (setup_commands, taxonomy_commands, build_commands, corpus_commands):
     group.register(app)
+
+
+class _UsageError(Protocol):
+    """What the handler uses of click's usage errors (click's own and typer's copy)."""
+
+    exit_code: int
+
+    def show(self) -> None: ...
 
 
 def main() -> None:
@@ -54,8 +63,9 @@ def main() -> None:
         cause = exc.__cause__ if isinstance(exc.__cause__, StopRequested) else exc
         exit_stopped(cause.signum if isinstance(cause, StopRequested) else signal.SIGINT)
     except usage_errors() as exc:  # a missing or malformed option: usage and exit code 2, no traceback
-        exc.show()
-        sys.exit(exc.exit_code)
+        usage = cast(_UsageError, exc)  # only ClickExceptions (click's or typer's copy) are raised
+        usage.show()
+        sys.exit(usage.exit_code)
 
 
 def usage_errors() -> tuple[type[Exception], ...]:

@@ -52,7 +52,11 @@ def catalog_root(catalog: Path) -> str | None:
     con = duckdb.connect(str(catalog), read_only=True)
     try:
         found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ROOT_TABLE]).fetchone()
-        return con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()[0] if found and found[0] else None
+        if not (found and found[0]):
+            return None
+        row = con.execute(f"SELECT root FROM {ROOT_TABLE}").fetchone()
+        root: str | None = row[0] if row else None
+        return root
     finally:
         con.close()
 

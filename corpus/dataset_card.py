@@ -8,6 +8,7 @@ stratum, the columns, the lineage and the metrics from the manifest.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,7 +61,7 @@ def size_category(n: int) -> str:
     return "n>10M"
 
 
-def card_header(manifest: dict, license_id: str) -> dict:
+def card_header(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
     return {
         "license": license_id,
         "language": ["en"],
@@ -93,7 +94,7 @@ def card_header(manifest: dict, license_id: str) -> dict:
     }
 
 
-def dataset_card(manifest: dict, license_id: str = "other") -> str:
+def dataset_card(manifest: dict[str, Any], license_id: str = "other") -> str:
     strata = manifest.get("strata", {})
     sampling = manifest.get("sampling") or {}
     lines = [
@@ -173,4 +174,4 @@ def dataset_card(manifest: dict, license_id: str = "other") -> str:
 
 
 def write_dataset_card(run: RunFolder, license_id: str = "other") -> Path:
-    return write_bytes_atomically(dataset_card(run.read_manifest(), license_id).encode(), run.root / "README.md")
+    return write_bytes_atomically(dataset_card(run.read_manifest(), license_id).encode(), run.card)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -19,13 +20,16 @@ from schemas.errors import UserInputError
 def file_dedup_config(preset: str, semantic: bool) -> DedupConfig:
     """The dedup settings of `populace dedup`: a named preset, with or without the embedding layer."""
     try:
-        return DedupConfig(preset=preset, semantic=semantic, facts=False)
+        return DedupConfig.model_validate({"preset": preset, "semantic": semantic, "facts": False})
     except ValidationError as exc:
         raise UserInputError("--preset", "preset", f"unknown preset '{preset}'", "use populace or personahub") from exc
 
 
-def texts_and_ids(records: list[dict], source: Path, text_field: str, id_field: str | None) -> tuple[list, list]:
-    texts, ids = [], []
+def texts_and_ids(
+    records: list[dict[str, Any]], source: Path, text_field: str, id_field: str | None
+) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    ids: list[str] = []
     for number, record in enumerate(records, start=1):
         where = f"{source}:{number}"
         text = field_value(record, text_field, where)
@@ -36,7 +40,7 @@ def texts_and_ids(records: list[dict], source: Path, text_field: str, id_field: 
     return texts, ids
 
 
-def dedup_file(source: Path, text_field: str, id_field: str | None, out: Path, cfg: DedupConfig) -> dict:
+def dedup_file(source: Path, text_field: str, id_field: str | None, out: Path, cfg: DedupConfig) -> dict[str, Any]:
     """Write out/clusters.parquet and out/summary.json; return the summary."""
     texts, ids = texts_and_ids(read_records(source), source, text_field, id_field)
     embedder = create_embedder(cfg.embedder) if cfg.semantic else None

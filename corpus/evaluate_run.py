@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
@@ -108,11 +109,11 @@ def load_name_stats() -> NameStats:
     return NameStats(female_share, cohort_names, REFERENCE_YEAR, COHORT_YEARS, (cohorts[0], cohorts[-1]))
 
 
-def plan_fit(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
+def plan_fit(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict[str, Any]:
     """Quota deviation against the plan and, for presets, TVD and Cramér's V error per census table."""
     manifest = run.read_manifest()
     sampling = manifest.get("sampling") or {}
-    out = {
+    out: dict[str, Any] = {
         "joint": sampling.get("joint", {}),
         "marginals": sampling.get("marginals", {}),
         "strata": manifest.get("strata", {}),
@@ -140,7 +141,7 @@ def plan_fit(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy) -> dict:
 
 def evaluate_run(
     run_dir: Path, references: list[Reference], embedder_cfg: EmbedderConfig | None = None, seed: int = 0
-) -> dict:
+) -> dict[str, Any]:
     """Metrics for the run and each reference; written to RUN_DIR/evaluation/ (JSON and a plot)."""
     run = RunFolder.existing(run_dir)
     cfg = load_run_config(run.config)
@@ -163,7 +164,7 @@ def evaluate_run(
         "references": [{"name": r.name, "path": str(r.path), "text_field": r.text_field} for r in references],
         "ours": plan_fit(run, cfg, taxonomy),
     }
-    folder = run_dir / "evaluation"
+    folder = run.evaluation
     write_bytes_atomically(
         orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY), folder / "evaluation.json"
     )
@@ -190,7 +191,7 @@ PLOTTED = (
 )
 
 
-def write_comparison_plot(corpora: dict[str, dict], path: Path) -> None:
+def write_comparison_plot(corpora: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

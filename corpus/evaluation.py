@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,9 @@ def hard_errors(sample: CorpusSample) -> list[bool]:
     return out
 
 
-def evaluate_sample(sample: CorpusSample, embed: Embed, duplicate_rates: dict[str, float], seed: int = 0) -> dict:
+def evaluate_sample(
+    sample: CorpusSample, embed: Embed, duplicate_rates: dict[str, float], seed: int = 0
+) -> dict[str, Any]:
     """Every metric of one corpus; samples (Self-BLEU, pairwise, Vendi) are drawn with `seed`."""
     n = len(sample.texts)
     rng = random.Random(seed)

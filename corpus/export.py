@@ -33,4 +33,5 @@ def export_personas(run: RunFolder, fmt: str, out: Path) -> int:
             f"COPY (SELECT * REPLACE ({facts} AS attributes) FROM {source} ORDER BY slot) "
             f"TO {sql_string(tmp)} ({FORMATS[fmt]})"
         )
-        return con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+        row = con.execute(f"SELECT count(*) FROM {source}").fetchone()
+        return int(row[0]) if row else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -18,7 +19,7 @@ def reject_stage(reason: str) -> str:
 
 
 def persona_tables(
-    settled: pa.Table, clusters: pa.Table, lineage: dict, created_at: datetime, label: str
+    settled: pa.Table, clusters: pa.Table, lineage: dict[str, Any], created_at: datetime, label: str
 ) -> tuple[pa.Table, pa.Table]:
     """(personas, rejects) of one shard's settled slots; `clusters` holds at least this shard's rows."""
     cluster_of = {r["persona_id"]: r for r in clusters.to_pylist()}

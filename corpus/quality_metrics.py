@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import faiss
 import numpy as np
@@ -37,7 +37,7 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def ngrams(tokens: Sequence, n: int) -> list[tuple]:
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
@@ -62,7 +62,7 @@ def self_bleu2(texts: Sequence[str]) -> float:
     The same statistics sacrebleu's sentence_score gathers, with each text tokenized and counted
     once instead of once per hypothesis it is a reference for: n texts cost O(n) n-gram counts
     plus a closest-length search, not n^2 tokenizations."""
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
     from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
     texts = [t for t in texts if t.strip()]
@@ -71,7 +71,7 @@ def self_bleu2(texts: Sequence[str]) -> float:
     bleu = BLEU(max_ngram_order=2, effective_order=True)
     counted = [extract_all_word_ngrams(bleu.tokenizer(t.rstrip()), 1, 2) for t in texts]
     # Per n-gram its two largest counts and who holds the largest: the most any *other* text has.
-    best: dict[tuple, list] = {}
+    best: dict[tuple[str, ...], list[int]] = {}
     for owner, (grams, _) in enumerate(counted):
         for gram, count in grams.items():
             top = best.setdefault(gram, [0, -1, 0])  # largest, its owner, second largest
@@ -150,7 +150,7 @@ def populated(fields: dict[str, object]) -> int:
 
 def mean_surprisal(records: Sequence[dict[str, object]]) -> float:
     """Mean -log2 share of each short value among the values its attribute takes in the corpus."""
-    by_attribute: dict[str, Counter] = {}
+    by_attribute: dict[str, Counter[str]] = {}
     for fields in records:
         for path, value in fields.items():
             if value in (None, "") or len(str(value)) > MAX_SURPRISAL_VALUE_CHARS:
@@ -196,7 +196,7 @@ def vendi_score(vectors: np.ndarray) -> float:
     return float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues))))
 
 
-def cramers_v(counts: dict[str, int], separator: str = "|") -> float:
+def cramers_v(counts: Mapping[str, float], separator: str = "|") -> float:
     """Cramér's V of a two-way table given as {"a|b": count}."""
     table: dict[tuple[str, str], float] = {}
     for key, count in counts.items():

@@ -61,7 +61,9 @@ def rate(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def realism_metrics(texts: Sequence[str], records: Sequence[dict[str, object]], names: NameStats) -> dict:
+def realism_metrics(
+    texts: Sequence[str], records: Sequence[dict[str, object]], names: NameStats
+) -> dict[str, float | None]:
     third = [not FIRST_OR_SECOND_PERSON.search(t) for t in texts]
     meta = [bool(MARKUP_OR_META.search(t)) for t in texts]
     ages, occupations, full_names, sex_agrees, cohort_ok = [], [], [], [], []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 from schemas.errors import UserInputError
 
 
-def field_value(record: dict, path: str, where: str) -> object:
+def field_value(record: dict[str, Any], path: str, where: str) -> object:
     """record['a']['b'] for path 'a.b' (a key containing dots is tried whole first)."""
     if path in record:
         return record[path]
@@ -37,12 +38,13 @@ def leaf_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserInputError(str(path), "INPUT", "no such file", "pass a .jsonl or .parquet file")
     if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
-    records = []
+        rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+        return rows
+    records: list[dict[str, Any]] = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():

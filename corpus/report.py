@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -18,10 +21,13 @@ from corpus.run_folder import PERSONAS, REJECTS, VERDICTS, RunFolder
 from foundation.atomic_files import atomic_path
 from schemas.tables import PERSONAS_AS_MAP
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 PLOT_COLOURS = ("#34495e", "#c0392b")
 
 
-def _figure_png(draw) -> str:
+def _figure_png(draw: Callable[[Axes], object]) -> str:
     """Run `draw(ax)` on a fresh figure; the PNG as a data URI."""
     import matplotlib
 
@@ -37,7 +43,7 @@ def _figure_png(draw) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _grouped_bars(ax, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+def _grouped_bars(ax: Axes, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
         ax.bar(
@@ -54,7 +60,7 @@ def _grouped_bars(ax, labels: list[str], series: dict[str, list[float]], ylabel:
     ax.legend(fontsize=8)
 
 
-def stratum_shares(strata: dict[str, dict]) -> dict[str, dict[str, tuple[float, float]]]:
+def stratum_shares(strata: dict[str, dict[str, int]]) -> dict[str, dict[str, tuple[float, float]]]:
     """Per stratum variable, value -> (target share, achieved share), from per-cell counts.
 
     Cell labels look like "age_band=18-24;sex=female" ("all" when there are no strata)."""
@@ -83,11 +89,11 @@ def build_report(run: RunFolder, leaves_per_root: dict[str, int], samples: int =
             sections.append(
                 _plot_section(
                     f"Target vs achieved: {variable}",
-                    lambda ax, labels=labels, shares=shares: _grouped_bars(
-                        ax,
-                        labels,
-                        {"target": [shares[v][0] for v in labels], "achieved": [shares[v][1] for v in labels]},
-                        "share",
+                    partial(
+                        _grouped_bars,
+                        labels=labels,
+                        series={"target": [shares[v][0] for v in labels], "achieved": [shares[v][1] for v in labels]},
+                        ylabel="share",
                     ),
                 )
             )
@@ -161,7 +167,7 @@ def build_report(run: RunFolder, leaves_per_root: dict[str, int], samples: int =
             sections.append(_samples(picked))
     finally:
         con.close()
-    comparison = run.root / "evaluation" / "comparison.png"
+    comparison = run.evaluation / "comparison.png"
     if comparison.is_file():
         uri = "data:image/png;base64," + base64.b64encode(comparison.read_bytes()).decode()
         sections.append(f'<h2>Quality beside reference corpora</h2><img alt="evaluation comparison" src="{uri}">')
@@ -173,7 +179,7 @@ def build_report(run: RunFolder, leaves_per_root: dict[str, int], samples: int =
 
 
 def write_report(run: RunFolder, leaves_per_root: dict[str, int]) -> Path:
-    path = run.root / "report" / "index.html"
+    path = run.report_page
     with atomic_path(path) as tmp:
         tmp.write_text(build_report(run, leaves_per_root), encoding="utf-8")
     return path
@@ -187,11 +193,11 @@ STYLE = (
 )
 
 
-def _plot_section(title: str, draw) -> str:
+def _plot_section(title: str, draw: Callable[[Axes], object]) -> str:
     return f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{_figure_png(draw)}">'
 
 
-def _summary(manifest: dict) -> str:
+def _summary(manifest: dict[str, Any]) -> str:
     keys = (
         "requested",
         "produced",
@@ -218,7 +224,7 @@ def _summary(manifest: dict) -> str:
     )
 
 
-def _samples(rows: list[tuple]) -> str:
+def _samples(rows: list[tuple[Any, ...]]) -> str:
     parts = ["<h2>Sample personas</h2>"]
     for persona_id, stratum, name, narrative, attributes in rows:
         facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(dict(attributes).items())[:10])

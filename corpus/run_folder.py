@@ -65,6 +65,32 @@ class RunFolder:
     def catalog(self) -> Path:
         return self.root / "corpus.duckdb"
 
+    @property
+    def card(self) -> Path:
+        return self.root / "README.md"
+
+    @property
+    def report_page(self) -> Path:
+        return self.root / "report" / "index.html"
+
+    @property
+    def evaluation(self) -> Path:
+        """evaluation.json and comparison.png of `populace evaluate`."""
+        return self.root / "evaluation"
+
+    @property
+    def dedup_index(self) -> Path:
+        """The kept personas' dedup features, for later runs that deduplicate against this one."""
+        return self.root / "dedup" / "index"
+
+    def clusters(self, wave: int) -> Path:
+        """Duplicate clusters of every persona accepted up to `wave`."""
+        return self.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
+
+    def features(self, shard: int) -> Path:
+        """A shard's dedup features (signatures, vectors, text hashes)."""
+        return self.stage_shard("dedup/features", shard)
+
     def stage_shard(self, stage: str, shard: int) -> Path:
         return self.root / stage / shard_name(shard)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from corpus.run_folder import PERSONAS, PROPOSALS, REJECTS, SETTLED, SKELETONS, VERDICTS, RunFolder
@@ -12,18 +14,20 @@ def tokens_spent(run: RunFolder) -> int:
     if not run.has_files(PROPOSALS):
         return 0
     with duckdb.connect() as con:
-        return con.sql(
+        total: int = con.sql(
             f"SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM {run.parquet_sql(PROPOSALS)}"
         ).fetchall()[0][0]
+        return total
 
 
-def summarize_run(run: RunFolder, requested_by_stratum: dict[str, int]) -> dict:
+def summarize_run(run: RunFolder, requested_by_stratum: dict[str, int]) -> dict[str, Any]:
     """Counts, rejects by reason, tokens, retries, per-stratum fill and per-rule violation rates."""
     con = duckdb.connect()
     try:
 
         def scalar(sql: str) -> int:
-            return con.sql(sql).fetchall()[0][0] or 0
+            value: int | None = con.sql(sql).fetchall()[0][0]
+            return value or 0
 
         personas, rejects = run.parquet_sql(PERSONAS), run.parquet_sql(REJECTS)
         settled = run.parquet_sql(SETTLED)

@@ -8,6 +8,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -35,7 +36,7 @@ class SamplePlan:
     cfg: RunConfig
     taxonomy: Taxonomy
     slot_cells: list[QuotaCell]
-    planned: list[dict]
+    planned: list[dict[str, Any]]
     scope: MetricsScope
 
     @classmethod
@@ -45,7 +46,7 @@ class SamplePlan:
         preset = load_preset(cfg.quotas.preset, taxonomy) if cfg.quotas.preset else None
         return cls(cfg, taxonomy, plan.slot_cells, cells_as_json(plan.cells), metrics_scope(taxonomy, preset))
 
-    def write_chunk(self, part: int, slots: range, target: Path) -> tuple[SampleCounts, Counter]:
+    def write_chunk(self, part: int, slots: range, target: Path) -> tuple[SampleCounts, Counter[str]]:
         """Sample, constrain, tally and write one part file; return its counts and redraws per rule."""
         batch, redraws = sample_constrained(
             self.taxonomy,
@@ -71,12 +72,12 @@ def _start_worker(cfg_json: str) -> None:
     _WORKER_PLAN = SamplePlan.from_config(RunConfig.model_validate_json(cfg_json))
 
 
-def _write_chunk_in_worker(part: int, start: int, stop: int, target: Path) -> tuple[SampleCounts, Counter]:
+def _write_chunk_in_worker(part: int, start: int, stop: int, target: Path) -> tuple[SampleCounts, Counter[str]]:
     assert _WORKER_PLAN is not None
     return _WORKER_PLAN.write_chunk(part, range(start, stop), target)
 
 
-def write_sample(cfg: RunConfig, out: Path, chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> dict:
+def write_sample(cfg: RunConfig, out: Path, chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> dict[str, Any]:
     """Write out/skeletons/part-*.parquet, out/plan.json and out/metrics.json; return the metrics.
 
     Chunks are independent (every draw is a hash of seed and slot), so they run in `workers`
@@ -92,7 +93,7 @@ def write_sample(cfg: RunConfig, out: Path, chunk_rows: int = CHUNK_ROWS, worker
     ]
     workers = min(workers or os.cpu_count() or 1, len(chunks))
     counts = SampleCounts()  # metrics are tallied from codes chunk by chunk: no second pass over Parquet
-    redraw_counts: Counter = Counter()
+    redraw_counts: Counter[str] = Counter()
     if workers <= 1:
         results = [plan.write_chunk(part, range(start, stop), target) for part, start, stop in chunks]
     else:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from corpus.run_folder import read_parquet_sql
 from schemas.sample_counts import MetricsScope, SampleCounts
+
+if TYPE_CHECKING:
+    from taxonomy.quotas import QuotaCell
 
 
 def distance(produced: dict[str, float], planned: dict[str, float]) -> dict[str, float]:
@@ -44,11 +49,11 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
     return {key: n / total for key, n in counts.items()} if total else {}
 
 
-def cell_label(values: list) -> str:
+def cell_label(values: Sequence[Sequence[str]]) -> str:
     return ";".join(f"{a.split('.')[-1]}={v}" for a, v in values) or "all"
 
 
-def stratum_variables(cells: list[dict]) -> list[str]:
+def stratum_variables(cells: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(a for c in cells for a, _ in c["values"]))
 
 
@@ -56,9 +61,9 @@ def table_name(attributes: tuple[str, ...] | list[str]) -> str:
     return " x ".join(attributes)
 
 
-def metrics_from_counts(counts: SampleCounts, cells: list[dict], scope: MetricsScope) -> dict:
+def metrics_from_counts(counts: SampleCounts, cells: list[dict[str, Any]], scope: MetricsScope) -> dict[str, Any]:
     """Plan fit, preset fit, coverage and depth from counts, against plan cells [{values, share, count}]."""
-    out: dict = {"personas": counts.personas}
+    out: dict[str, Any] = {"personas": counts.personas}
     label = {cell_label(c["values"]): c for c in cells}
     out["joint"] = distance(_shares(counts.strata), {k: c["share"] for k, c in label.items()})
     out["joint"]["cells"] = len(cells)
@@ -73,8 +78,7 @@ def metrics_from_counts(counts: SampleCounts, cells: list[dict], scope: MetricsS
     if scope.preset_tables:
         out["preset_fit"] = {}
         for attributes, shares, citation in scope.preset_tables:
-            fit = distance(_shares(counts.tables.get(table_name(attributes), {})), shares)
-            fit["citation"] = citation
+            fit = {**distance(_shares(counts.tables.get(table_name(attributes), {})), shares), "citation": citation}
             out["preset_fit"][table_name(attributes)] = fit
     used = [counts.leaves.get(a, 0) for a in scope.leaf_ids]
     out["leaf_coverage"] = sum(c > 0 for c in used) / len(used) if used else 0.0
@@ -104,7 +108,8 @@ def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -
         as_map = " REPLACE (map_from_entries(attributes) AS attributes)"
         facts = "" if columns["attributes"].startswith("MAP") else as_map
         con.execute(f"CREATE VIEW s AS SELECT *{facts}{extra} FROM raw")
-        counts = SampleCounts(personas=con.execute("SELECT count(*) FROM s").fetchone()[0])
+        personas = con.execute("SELECT count(*) FROM s").fetchone()
+        counts = SampleCounts(personas=personas[0] if personas else 0)
         counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall()))
         for attr_id in variables:
             rows = con.execute(
@@ -123,19 +128,20 @@ def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -
                 ).fetchall()
             )
         )
-        total, low, high = con.execute(
+        stats = con.execute(
             "SELECT sum(c), min(c), max(c) FROM (SELECT cardinality(attributes) + len(open_attributes) AS c FROM s)"
         ).fetchone()
+        total, low, high = stats if stats is not None else (None, None, None)
         counts.per_persona_sum, counts.per_persona_min, counts.per_persona_max = int(total or 0), low, high
         return counts
     finally:
         con.close()
 
 
-def sampling_metrics(glob: str | Path, cells: list[dict], scope: MetricsScope) -> dict:
+def sampling_metrics(glob: str | Path, cells: list[dict[str, Any]], scope: MetricsScope) -> dict[str, Any]:
     """Metrics of the tables in `glob` against the plan cells."""
     return metrics_from_counts(count_parquet(glob, stratum_variables(cells), scope), cells, scope)
 
 
-def cells_as_json(cells: list) -> list[dict]:
+def cells_as_json(cells: Sequence[QuotaCell]) -> list[dict[str, Any]]:
     return [{"values": [list(v) for v in c.values], "share": c.share, "count": c.count} for c in cells]

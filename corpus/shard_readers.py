@@ -16,4 +16,5 @@ def read_skeletons(path: Path) -> list[Skeleton]:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    return pq.read_table(path).to_pylist()
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +41,7 @@ class DedupItems:
         return len(self.ids)
 
 
-def fact_set(attributes: Sequence[tuple[str, str]] | Sequence[dict] | dict[str, str]) -> set[str]:
+def fact_set(attributes: Sequence[tuple[str, str]] | Sequence[dict[str, str]] | dict[str, str]) -> set[str]:
     """The attribute-value signature of a persona: one token per fact (pairs, a dict, or {key, value} entries)."""
     pairs = attributes.items() if isinstance(attributes, dict) else attributes
     return {f"{p['key']}={p['value']}" if isinstance(p, dict) else f"{p[0]}={p[1]}" for p in pairs}
@@ -110,6 +111,8 @@ def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[
         hashes = items.text_hashes if items.text_hashes is not None else [text_hash(t) for t in items.texts]
         pairs = exact_pairs(hashes, first_new)
     if cfg.minhash:
+        if items.text_signatures is None:
+            raise ValueError("the minhash layer needs text signatures: run compute_features first")
         pairs += minhash_pairs(
             lambda i: shingles(items.texts[i], cfg.shingles),
             items.text_signatures,
@@ -138,19 +141,19 @@ def cluster_pairs(items: DedupItems, pairs: list[DuplicatePair], first_new: int 
         for member in (pair.a, pair.b):
             if member not in strongest or pair.similarity > strongest[member].similarity:
                 strongest[member] = pair
-    rows: dict[str, list] = {name: [] for name in CLUSTERS.names}
+    rows: dict[str, list[Any]] = {name: [] for name in CLUSTERS.names}
     for members in forest.groups().values():
         keeper = min(members, key=lambda i: (i >= first_new, items.ranks[i], items.ids[i]))
         for index in members:
             if index < first_new:
                 continue
-            pair = strongest.get(index)
+            best = strongest.get(index)
             rows["persona_id"].append(items.ids[index])
             rows["cluster_id"].append(items.ids[keeper])
             rows["kept"].append(index == keeper)
             rows["duplicate_of"].append(None if index == keeper else items.ids[keeper])
-            rows["layer"].append(pair.layer if pair else None)
-            rows["similarity"].append(float(pair.similarity) if pair else None)
+            rows["layer"].append(best.layer if best else None)
+            rows["similarity"].append(float(best.similarity) if best else None)
     return pa.table(rows, schema=CLUSTERS)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -13,12 +14,12 @@ from dedup.detect import DedupItems
 from schemas.config import DedupConfig
 
 
-def feature_key(cfg: DedupConfig, embedder_name: str | None) -> dict:
+def feature_key(cfg: DedupConfig, embedder_name: str | None) -> dict[str, Any]:
     """What the stored features depend on; features are reused only when this matches."""
     return {"num_perm": cfg.num_perm, "shingles": cfg.shingles.model_dump(), "embedder": embedder_name}
 
 
-def save_index(folder: Path, items: DedupItems, key: dict) -> None:
+def save_index(folder: Path, items: DedupItems, key: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"persona_id": items.ids}), folder / "ids.parquet")
     for name in ("text_signatures", "fact_signatures", "vectors"):
@@ -29,7 +30,7 @@ def save_index(folder: Path, items: DedupItems, key: dict) -> None:
     (folder / "meta.json").write_bytes(orjson.dumps({**key, "count": len(items)}))
 
 
-def load_features(folder: Path, items: DedupItems, key: dict) -> DedupItems:
+def load_features(folder: Path, items: DedupItems, key: dict[str, Any]) -> DedupItems:
     """Attach stored signatures/vectors to items when they were made the same way for the same ids."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():

@@ -16,7 +16,9 @@ def removed_share(clusters: pa.Table) -> float:
     """Share of rows a dedup would remove (members of a cluster other than its keeper)."""
     if clusters.num_rows == 0:
         return 0.0
-    return 1.0 - pc.sum(clusters.column("kept").cast(pa.int64())).as_py() / clusters.num_rows
+    kept: int = pc.sum(clusters.column("kept").cast(pa.int64())).as_py()
+    total: int = clusters.num_rows
+    return 1.0 - kept / total
 
 
 def personahub_duplicate_rates(texts: Sequence[str], embedder: Embedder | None) -> dict[str, float]:

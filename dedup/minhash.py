@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -36,8 +36,8 @@ def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.1, fn_wei
     best, best_cost = (1, num_perm), float("inf")
     for bands in range(1, num_perm + 1):
         for rows in range(1, num_perm // bands + 1):
-            fp = np.trapezoid(1 - (1 - below**rows) ** bands, below) if below.size > 1 else 0.0
-            fn = np.trapezoid((1 - above**rows) ** bands, above) if above.size > 1 else 0.0
+            fp = float(np.trapezoid(1 - (1 - below**rows) ** bands, below)) if below.size > 1 else 0.0
+            fn = float(np.trapezoid((1 - above**rows) ** bands, above)) if above.size > 1 else 0.0
             cost = fp_weight * fp + fn_weight * fn
             if cost < best_cost:
                 best, best_cost = (bands, rows), cost
@@ -83,6 +83,7 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0)
             if members[-1] < first_new:  # only existing rows: not ours to pair
                 continue
             members = members.tolist()
+            pairs: Iterable[tuple[int, int]]
             if len(members) <= BIG_BUCKET:
                 pairs = ((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
             else:

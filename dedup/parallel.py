@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,10 +11,13 @@ from dedup.minhash import signatures
 from dedup.normalize import shingles
 from schemas.config import ShingleConfig
 
+if TYPE_CHECKING:
+    import ray.data
+
 RAY_MIN_TEXTS = 200_000  # below this, starting Ray workers costs more than it saves
 
 
-def _text_dataset(texts: Sequence[str], chunk: int):
+def _text_dataset(texts: Sequence[str], chunk: int) -> ray.data.Dataset:
     import ray
     import ray.data
 
@@ -25,7 +29,7 @@ def _text_dataset(texts: Sequence[str], chunk: int):
     return ray.data.from_items([{"text": t} for t in texts], override_num_blocks=max(1, len(texts) // chunk))
 
 
-def _collect(dataset, column: str) -> np.ndarray:
+def _collect(dataset: ray.data.Dataset, column: str) -> np.ndarray:
     return np.vstack([batch[column] for batch in dataset.iter_batches(batch_format="numpy", batch_size=None)])
 
 
@@ -35,13 +39,17 @@ def signatures_with_ray(
     """map_batches over text chunks, one task per CPU, in input order."""
     unit, size = shingle_cfg.unit, shingle_cfg.size
 
-    def batch_signatures(batch: dict) -> dict:
+    def batch_signatures(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cfg = ShingleConfig(unit=unit, size=size)
         return {"sig": signatures([shingles(t, cfg) for t in batch["text"]], num_perm)}
 
-    return _collect(
-        _text_dataset(texts, chunk).map_batches(batch_signatures, batch_size=chunk, batch_format="numpy"), "sig"
+    # Ray types fn as taking any batch format; batch_format="numpy" means it only ever gets dicts of arrays.
+    dataset = _text_dataset(texts, chunk).map_batches(
+        batch_signatures,  # type: ignore[arg-type]
+        batch_size=chunk,
+        batch_format="numpy",
     )
+    return _collect(dataset, "sig")
 
 
 class _StaticEmbedActor:
@@ -52,7 +60,7 @@ class _StaticEmbedActor:
 
         self.embedder = StaticEmbedder(model_dir)
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"vec": self.embedder.embed(list(batch["text"]))}
 
 

@@ -27,20 +27,23 @@ def center_rows(vectors: np.ndarray) -> np.ndarray:
         return vectors
     centred = vectors - vectors.mean(axis=0, keepdims=True)
     norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0).astype(np.float32)
+    unit: np.ndarray = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0).astype(np.float32)
+    return unit
 
 
 def build_index(vectors: np.ndarray) -> faiss.Index:
     """Flat inner-product index (exact), or IVF for very large corpora; moved to GPUs if FAISS sees any."""
     n, dim = vectors.shape
+    index: faiss.Index
     if n <= EXACT_LIMIT:
         index = faiss.IndexFlatIP(dim)
     else:
         nlist = int(4 * math.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).choice(n, size=min(n, nlist * 64), replace=False)]
-        index.train(sample)
-        index.nprobe = 16
+        ivf.train(sample)
+        ivf.nprobe = 16
+        index = ivf
     if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
     index.add(vectors)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from taxonomy.mining.report import report_markdown
 
 
-def publish_mining_artifact(report: dict) -> None:
+def publish_mining_artifact(report: dict[str, Any]) -> None:
     """The mining diff report (labels, ids and counts only) as a markdown artifact."""
     create_markdown_artifact(
         key="mined-taxonomy",
@@ -16,7 +18,7 @@ def publish_mining_artifact(report: dict) -> None:
     )
 
 
-def publish_summary_artifacts(run_id: str, summary: dict) -> None:
+def publish_summary_artifacts(run_id: str, summary: dict[str, Any]) -> None:
     key = "".join(c if c.isalnum() else "-" for c in run_id.lower())[:60]
     lines = [
         f"# populace run `{run_id}`",

@@ -114,6 +114,7 @@ class Build:
         wave_cells = self.inputs.plan.slot_cells
         for wave in range(self.cfg.max_backfill_waves + 1):
             yield wave, wave_cells
+            assert self.clusters is not None  # run_wave has just set it
             self.missing = shortfall(self.inputs.plan.cells, kept_per_stratum(self.run, self.shards, self.clusters))
             self.stopped_by = backfill_stop(self.cfg, self.missing, wave, tokens_spent(self.run))
             if self.stopped_by:
@@ -134,7 +135,10 @@ class Build:
         # Sampling, validation and settling run beside the model workers: their seconds are task seconds.
         with self.stage("sample_propose_validate_settle", f"stream:wave-{wave}"):
             # quote(): Prefect would otherwise walk every quota cell of the plan to look for futures.
-            task_seconds = stream_wave(self.run, self.cfg, quote(self.taxonomy), wave, quote(plan), engines)
+            # Prefect unwraps quote() before the call; its Task typing does not model that.
+            task_seconds = stream_wave(  # type: ignore[call-overload]
+                self.run, self.cfg, quote(self.taxonomy), wave, quote(plan), engines
+            )
             for kind, seconds in task_seconds.items():
                 add_seconds(self.timings, f"{kind}_cpu", seconds)
         if self.cfg.judge.enabled:

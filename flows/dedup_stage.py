@@ -3,6 +3,7 @@ what each stratum kept, and store features for later runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +20,7 @@ from dedup.shard_features import items_of_features, shard_features
 from flows.judge_stage import final_stage
 from flows.task_options import STAGE_TASK
 from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
-from schemas.config import RunConfig
+from schemas.config import DedupConfig, RunConfig
 from schemas.errors import UserInputError
 from workers.cpu_tasks import run_all
 
@@ -40,29 +41,21 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
             ranks=[0.0] * len(rows),
             facts=[fact_set(r["attributes"]) for r in rows],
         )
-        items = load_features(other.root / "dedup" / "index", items, feature_key(cfg.dedup, embedder_name))
+        items = load_features(other.dedup_index, items, feature_key(cfg.dedup, embedder_name))
         combined = items if combined is None else concat_items(combined, items)
     return combined
-
-
-def features_path(run: RunFolder, shard: int) -> Path:
-    return run.stage_shard("dedup/features", shard)
 
 
 def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel: bool = True) -> pa.Table:
     """Every shard's dedup features, computing (in parallel tasks) those not on disk yet."""
 
-    def jobs():
-        for shard in uncommitted({s: features_path(run, s) for s in shards}):
+    def jobs() -> Iterator[tuple[int, tuple[pa.Table, DedupConfig]]]:
+        for shard in uncommitted({s: run.features(s) for s in shards}):
             yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
 
     for shard, table, _ in run_all(shard_features, jobs(), parallel):
-        write_table_atomically(table, features_path(run, shard))
-    return pa.concat_tables([pq.read_table(features_path(run, s)) for s in shards], promote_options="default")
-
-
-def clusters_path(run: RunFolder, wave: int) -> Path:
-    return run.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
+        write_table_atomically(table, run.features(shard))
+    return pa.concat_tables([pq.read_table(run.features(s)) for s in shards], promote_options="default")
 
 
 @task(**STAGE_TASK)
@@ -73,7 +66,7 @@ def dedup_corpus(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     against the personas kept so far (and the --against corpora): what earlier waves kept stays
     kept, so a backfill never takes a persona from a stratum it already filled, and each wave costs
     in proportion to the corpus, not the corpus times the number of waves."""
-    return commit_once(clusters_path(run, wave), lambda: cluster_wave(run, cfg, shards, wave, parallel))
+    return commit_once(run.clusters(wave), lambda: cluster_wave(run, cfg, shards, wave, parallel))
 
 
 def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, parallel: bool) -> pa.Table:
@@ -83,7 +76,7 @@ def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     # earlier corpora whose stored index lacks vectors.
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic and cfg.against else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
-    previous = pq.read_table(clusters_path(run, wave - 1)) if wave else None
+    previous = pq.read_table(run.clusters(wave - 1)) if wave else None
     if previous is not None:
         ids = features.column("persona_id")
         kept_before = previous.filter(pc.field("kept")).column("persona_id")
@@ -115,7 +108,7 @@ def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters
     features = features.take(pc.sort_indices(features, [("slot", "ascending")]))
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
     save_index(
-        run.root / "dedup" / "index",
+        run.dedup_index,
         items_of_features(features, best_first=False),
         feature_key(cfg.dedup, embedder.name if embedder else None),
     )

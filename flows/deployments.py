@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from prefect import flow, serve
 from prefect.client.schemas.schedules import CronSchedule
 from pydantic import ValidationError
@@ -11,6 +13,9 @@ from flows.mine import mine_taxonomy
 from schemas.config import load_config_file, load_run_config
 from schemas.errors import UserInputError
 from schemas.mining_config import MiningConfig
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 BUILD_DEPLOYMENT = "scheduled-build"
 
@@ -39,20 +44,24 @@ def mine_from_files(
     taxonomy: str = "seed:core",
     config_path: str | None = None,
     ray_address: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Mine the conversation files into a new version of `taxonomy`; returns the diff report."""
     cfg = load_config_file(config_path, MiningConfig) if config_path else MiningConfig()
     return mine_taxonomy(conversations, taxonomy, out, cfg, ray_address)
 
 
-def build_deployment(config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, out: str | None = None):
+def build_deployment(
+    config_path: str, cron: str, name: str = BUILD_DEPLOYMENT, out: str | None = None
+) -> RunnerDeployment:
     """The RunnerDeployment `populace serve` runs: the build flow on a cron schedule."""
-    return build_from_config.to_deployment(
+    deployment = build_from_config.to_deployment(
         name=name,
         cron=cron,
         parameters={"config_path": config_path, "out": out},
         description=f"populace build --config {config_path} on '{cron}'",
     )
+    # Prefect types it for both callers; outside an event loop (here) it returns the deployment, not a coroutine.
+    return cast("RunnerDeployment", deployment)
 
 
 def check_cron(cron: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from prefect import task
@@ -30,7 +31,7 @@ def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[
     rows = {s: [r for r in read_rows(run.stage_shard("settled", s)) if r["accepted"]] for s in todo}
     shard_of = {r["persona_id"]: s for s, shard_rows in rows.items() for r in shard_rows}
     requests = judge_requests([r for shard_rows in rows.values() for r in shard_rows], taxonomy, backend, cfg.seed)
-    scored: dict[int, list[dict]] = {s: [] for s in todo}
+    scored: dict[int, list[dict[str, Any]]] = {s: [] for s in todo}
     for result in engines.generate(backend, requests, stage="judge"):
         scored[shard_of[result.request_id]].append(parse_judgement(result))
     for shard in todo:

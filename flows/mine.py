@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prefect import flow, get_run_logger, task
@@ -46,21 +47,21 @@ def check_mining_inputs(
 
 
 @task(**STAGE_TASK)
-def collect(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict]:
+def collect(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict[str, Any]]:
     return collect_snippets(paths, cfg)
 
 
 @task(**MODEL_TASK)
 def extract(
     snippets: list[Snippet], taxonomy: Taxonomy, cfg: MiningConfig, ray_address: str | None
-) -> tuple[list[Candidate], dict]:
+) -> tuple[list[Candidate], dict[str, Any]]:
     """Ask the LLM (on Ray workers) which attributes each sentence reveals; failures are counted, not fatal."""
     requests = build_extraction_requests(snippets, taxonomy, cfg.backend, cfg.seed, cfg.max_candidates_per_snippet)
     by_id = {r.request_id: s for r, s in zip(requests, snippets, strict=True)}
     roots = {root.id for root in taxonomy.categories}
     candidates: list[Candidate] = []
-    failures: Counter = Counter()
-    counts = Counter()
+    failures: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
     if requests:
         ensure_ray(ray_address)
     for result in propose_with_ray(requests, cfg.backend, ray_address, stage="mining extraction"):
@@ -82,7 +83,7 @@ def extract(
 @flow(name="mine_taxonomy", log_prints=False, validate_parameters=False)
 def mine_taxonomy(
     conversations: list[str], taxonomy: str, out: str, cfg: MiningConfig, ray_address: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Mine attributes from conversation files into a new version of `taxonomy`; write it and its diff report."""
     take_back_stop_signals()
     logger = get_run_logger()

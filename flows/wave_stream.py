@@ -24,13 +24,13 @@ import pyarrow.parquet as pq
 from corpus.run_folder import RunFolder
 from corpus.shard_readers import read_rows, read_skeletons
 from dedup.shard_features import shard_features
-from flows.dedup_stage import features_path
 from flows.progress import stage_progress
 from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig
 from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS
 from taxonomy.model import Taxonomy
+from taxonomy.quotas import QuotaCell
 from taxonomy.skeleton_table import SKELETON_STATISTICS
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
@@ -43,6 +43,8 @@ from workers.proposer import build_requests
 # Requests kept queued for the model workers, in rounds of their batches in flight: below this a
 # further shard opens. Enough that a worker never waits for the driver, few enough to stay lean.
 QUEUE_DEPTH_IN_FLIGHTS = 2
+# What a CPU task is tracked by: (kind, shard, round or None).
+TaskTag = tuple[str, int, int | None]
 
 
 def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
@@ -55,7 +57,7 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
     return [s for s in skeletons if s.persona_id in feedback], feedback
 
 
-def proposal_row(result: GenerationResult, round_no: int) -> dict:
+def proposal_row(result: GenerationResult, round_no: int) -> dict[str, Any]:
     return {
         "persona_id": result.request_id,
         "round": round_no,
@@ -74,7 +76,7 @@ class OpenRound:
 
     round_no: int
     expected: int
-    rows: list[dict] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,12 +91,12 @@ class WaveStream:
     engines: Engines
     on_round_done: Any  # callback(round_no) once every shard of the wave has that round's verdicts
     on_sampled: Any  # callback() once every shard of the wave has its skeletons
-    plan: dict[int, tuple[range, list]]  # shard -> (its slots, their quota cells)
+    plan: dict[int, tuple[range, list[QuotaCell]]]  # shard -> (its slots, their quota cells)
     task_seconds: dict[str, float] = field(default_factory=dict)
     proposing: dict[int, OpenRound] = field(default_factory=dict)
     shard_of: dict[str, int] = field(default_factory=dict)
     rounds_done: set[tuple[int, int]] = field(default_factory=set)
-    shards_past_round: Counter = field(default_factory=Counter)  # round -> shards with its verdicts
+    shards_past_round: Counter[int] = field(default_factory=Counter)  # round -> shards with its verdicts
     sampled: set[int] = field(default_factory=set)
     sampling: int = 0  # shards whose sampling task runs now
 
@@ -160,7 +162,7 @@ class WaveStream:
         if not self.run.stage_shard("settled", shard).is_file():
             self.settle(shard)
             return
-        if self.features_here and not features_path(self.run, shard).is_file():
+        if self.features_here and not self.run.features(shard).is_file():
             # Dedup signatures and vectors while the workers generate: the dedup stage then only pairs.
             self.start(
                 ("features", shard, None),
@@ -211,25 +213,26 @@ class WaveStream:
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
         self.start(("settle", shard, None), settle_shard_table, skeletons, proposals, verdicts)
 
-    def start(self, tag: tuple, core: Any, *args: Any) -> None:
+    def start(self, tag: TaskTag, core: Any, *args: Any) -> None:
         """A Ray task tracked beside the generation, or (when the model workers hold every CPU) run here."""
         if self.parallel:
             self.stream.track(submit(core, *args), tag)
         else:
             self.on_task(tag, *run_here(core, *args))
 
-    def on_task(self, tag: tuple, table: pa.Table, seconds: float) -> None:
+    def on_task(self, tag: TaskTag, table: pa.Table, seconds: float) -> None:
         kind, shard, round_no = tag
         self.task_seconds[kind] = self.task_seconds.get(kind, 0.0) + seconds
         if kind == "sample":
             self.sampling -= 1
             write_table_atomically(table, self.run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
         elif kind == "validate":
+            assert round_no is not None  # validate tags carry their round
             write_table_atomically(table, self.run.round_shard("verdicts", round_no, shard))
         elif kind == "settle":
             write_table_atomically(table, self.run.stage_shard("settled", shard))
         else:
-            write_table_atomically(table, features_path(self.run, shard))
+            write_table_atomically(table, self.run.features(shard))
         self.resume(shard)
 
     def skeletons_committed(self, shard: int) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import yaml
@@ -166,7 +166,7 @@ class BackendConfig(StrictModel):
         description="Ray GPUs each model worker reserves (vllm on GPUs: tensor_parallel_size in engine_options "
         "and this number agree).",
     )
-    engine_options: dict[str, str | int | float | bool | list | dict] = Field(
+    engine_options: dict[str, str | int | float | bool | list[Any] | dict[Any, Any]] = Field(
         default_factory=dict,
         description="vllm: extra engine arguments (gpu_memory_utilization, tensor_parallel_size, dtype, ...).",
     )
@@ -334,12 +334,14 @@ _FIXES = {
 }
 
 
-def load_run_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML run config; any problem becomes one UserInputError naming file and field."""
     return load_config_file(path, RunConfig, overrides)
 
 
-def load_config_file(path: str | Path, model: type[ConfigModel], overrides: dict | None = None) -> ConfigModel:
+def load_config_file(
+    path: str | Path, model: type[ConfigModel], overrides: dict[str, Any] | None = None
+) -> ConfigModel:
     """Read a YAML file into a config model; any problem becomes one UserInputError naming file and field."""
     path = Path(path)
     where = str(path)

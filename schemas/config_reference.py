@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.config import RunConfig
 from schemas.mining_config import MiningConfig
 
 
-def _type_of(spec: dict | bool, defs: dict) -> str:
+def _type_of(spec: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
     if not isinstance(spec, dict):  # additionalProperties: true (a free-form map)
         return "any"
     if "$ref" in spec:
@@ -21,10 +23,11 @@ def _type_of(spec: dict | bool, defs: dict) -> str:
         return f"list of {_type_of(spec.get('items', {}), defs)}"
     if spec.get("type") == "object" and "additionalProperties" in spec:
         return f"map of {_type_of(spec['additionalProperties'], defs)}"
-    return spec.get("type", "any")
+    kind: str = spec.get("type", "any")
+    return kind
 
 
-def _bounds(spec: dict) -> str:
+def _bounds(spec: dict[str, Any]) -> str:
     parts = [
         f"{label} {spec[key]}"
         for key, label in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
@@ -35,7 +38,7 @@ def _bounds(spec: dict) -> str:
     return ", ".join(parts)
 
 
-def _table(title: str, schema: dict, defs: dict) -> list[str]:
+def _table(title: str, schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     lines = [
         f"### {title}",
         "",

@@ -17,7 +17,8 @@ class UserInputError(PopulaceError):
         self.fix = fix
         super().__init__(f"{file}: {field}: {problem} (fix: {fix})")
 
-    def __reduce__(self):  # crosses process boundaries (a Ray worker's error) whole, with its fields
+    def __reduce__(self) -> tuple[type[UserInputError], tuple[str, str, str, str]]:
+        # crosses process boundaries (a Ray worker's error) whole, with its fields
         return type(self), (self.file, self.field, self.problem, self.fix)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -54,6 +56,6 @@ class JudgeScores(FrozenRecord):
     reason: str = Field(max_length=200, description="One short sentence.")
 
 
-def proposal_json_schema() -> dict:
+def proposal_json_schema() -> dict[str, Any]:
     """The JSON schema that constrains decoding: what the LLM writes, nothing else."""
     return ProseProposal.model_json_schema()

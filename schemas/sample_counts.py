@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 @dataclass
 class SampleCounts:
     personas: int = 0
-    strata: Counter = field(default_factory=Counter)  # stratum label -> personas
-    marginals: dict[str, Counter] = field(default_factory=dict)  # attribute -> value -> personas
-    tables: dict[str, Counter] = field(default_factory=dict)  # "a x b" -> "va|vb" -> personas
-    leaves: Counter = field(default_factory=Counter)  # attribute id -> personas that carry it
+    strata: Counter[str] = field(default_factory=Counter)  # stratum label -> personas
+    marginals: dict[str, Counter[str]] = field(default_factory=dict)  # attribute -> value -> personas
+    tables: dict[str, Counter[str]] = field(default_factory=dict)  # "a x b" -> "va|vb" -> personas
+    leaves: Counter[str] = field(default_factory=Counter)  # attribute id -> personas that carry it
     per_persona_sum: int = 0
     per_persona_min: int | None = None
     per_persona_max: int | None = None

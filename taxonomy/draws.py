@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import numpy.typing as npt
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -29,7 +30,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijective scramble of 64-bit integers."""
     x = (x ^ (x >> np.uint64(30))) * _M1
     x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+    mixed: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def uniforms(seed: int, slots: np.ndarray, stream: int, attempts: np.ndarray | int = 0) -> np.ndarray:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from taxonomy.model import Taxonomy
 
 
-def taxonomy_stats(taxonomy: Taxonomy) -> dict:
+def taxonomy_stats(taxonomy: Taxonomy) -> dict[str, Any]:
     leaves = list(taxonomy.attributes().values())
     depth = Counter(a.id.count(".") + 1 for a in leaves)
     return {
@@ -29,7 +30,7 @@ def taxonomy_stats(taxonomy: Taxonomy) -> dict:
     }
 
 
-def taxonomy_diff(old: Taxonomy, new: Taxonomy) -> dict:
+def taxonomy_diff(old: Taxonomy, new: Taxonomy) -> dict[str, Any]:
     """Added, removed and changed attributes (by id); changed means any field differs."""
     before, after = old.attributes(), new.attributes()
     changed = sorted(a for a in set(before) & set(after) if before[a] != after[a])

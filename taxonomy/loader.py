@@ -7,6 +7,7 @@ import hashlib
 import math
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import orjson
 import yaml
@@ -112,7 +113,7 @@ def rehash_taxonomy(ref: str) -> Taxonomy:
     return write_taxonomy(parse_taxonomy(unhashed, where), Path(where))
 
 
-def _resolve_scales(raw: dict, where: str) -> None:
+def _resolve_scales(raw: dict[str, Any], where: str) -> None:
     """Fill `values` of attributes that name a shared scale, before validation."""
     scales = raw.get("scales") or {}
     if not isinstance(scales, dict):
@@ -268,10 +269,10 @@ def _check_domain(attr: Attribute, where: str) -> None:
 
 
 def _check_references(attr: Attribute, known: dict[str, Attribute], where: str) -> None:
-    for parent in sorted(parents_of(attr)):
-        if parent not in known:
+    for parent_id in sorted(parents_of(attr)):
+        if parent_id not in known:
             raise UserInputError(
-                where, attr.id, f"refers to unknown attribute '{parent}'", "fix the id or add that attribute"
+                where, attr.id, f"refers to unknown attribute '{parent_id}'", "fix the id or add that attribute"
             )
     for i, condition in enumerate(attr.applicable_when):
         parent = known[condition.attribute]
@@ -282,6 +283,10 @@ def _check_references(attr: Attribute, known: dict[str, Attribute], where: str) 
                 field,
                 f"compares {parent.id} ({parent.kind}) with {condition.op}",
                 "use ==, !=, in or not_in on categorical attributes",
+            )
+        if parent.kind == "numeric" and isinstance(condition.value, list | str):
+            raise UserInputError(
+                where, field, f"compares numeric {parent.id} with {condition.value!r}", "compare it with a number"
             )
         named = condition.value if isinstance(condition.value, list) else [condition.value]
         if parent.kind in ("categorical", "ordinal"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 # Attributes the pipeline reasons about by name (prompt wording, fidelity checks).
 AGE_ID = "demographics.age"
@@ -35,6 +35,17 @@ class Condition(Strict):
     attribute: str
     op: Literal["==", "!=", ">=", "<=", ">", "<", "in", "not_in"]
     value: float | str | list[str]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        """`in`/`not_in` take a list, an ordering takes a number, `==`/`!=` one value."""
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"'{self.op}' needs a list of values, e.g. [a, b]")
+        if self.op in (">=", "<=", ">", "<") and not isinstance(self.value, int | float):
+            raise ValueError(f"'{self.op}' needs a number")
+        if self.op in ("==", "!=") and isinstance(self.value, list):
+            raise ValueError(f"'{self.op}' needs one value; use in/not_in for a list")
+        return self
 
 
 class ConditionalPrior(Strict):

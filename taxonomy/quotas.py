@@ -178,10 +178,10 @@ def seed_from_taxonomy(variables: list[str], domains: list[list[str]], taxonomy:
     for attr_id in order:
         axis = variables.index(attr_id)
         attr = known[attr_id]
-        parent = attr.depends_on.attribute if attr.depends_on else None
-        if parent in variables:
-            p_axis = variables.index(parent)
-            cond = np.array([[attr.depends_on.table[pv].get(v, 0.0) for v in domains[axis]] for pv in domains[p_axis]])
+        depends_on = attr.depends_on
+        if depends_on is not None and depends_on.attribute in variables:
+            p_axis = variables.index(depends_on.attribute)
+            cond = np.array([[depends_on.table[pv].get(v, 0.0) for v in domains[axis]] for pv in domains[p_axis]])
             shape = [1] * table.ndim
             shape[p_axis], shape[axis] = cond.shape
             table = table * (cond.reshape(shape) if p_axis < axis else cond.T.reshape(shape))
@@ -284,12 +284,13 @@ def _rake_marginals(
         axes = tuple(variables.index(a) for a in marginal.attributes)
         order = sorted(range(len(axes)), key=lambda k: axes[k])  # projections come out in axis order
         sorted_axes = tuple(axes[k] for k in order)
-        shares = np.zeros([len(domains[a]) for a in sorted_axes])
+        target_shares = np.zeros([len(domains[a]) for a in sorted_axes])
         for key, share in marginal.shares.items():
-            shares[tuple(domains[axes[k]].index(key[k]) for k in order)] = share
-        targets.append(MarginTarget(sorted_axes, shares / shares.sum(), marginal.source))
+            target_shares[tuple(domains[axes[k]].index(key[k]) for k in order)] = share
+        targets.append(MarginTarget(sorted_axes, target_shares / target_shares.sum(), marginal.source))
     fitted = rake(seed, targets, quotas.rake_tolerance, quotas.rake_max_iterations)
-    combos, shares = [], []
+    combos: list[tuple[tuple[str, str], ...]] = []
+    shares: list[float] = []
     for index in np.argwhere(fitted > 0):
         combos.append(tuple((variables[axis], domains[axis][i]) for axis, i in enumerate(index)))
         shares.append(float(fitted[tuple(index)]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from schemas.errors import UserInputError
 
@@ -20,7 +21,7 @@ class MarginTarget:
 
 def _project(table: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     other = tuple(i for i in range(table.ndim) if i not in axes)
-    projected = table.sum(axis=other)
+    projected: npt.NDArray[np.float64] = table.sum(axis=other)
     # sum() keeps the remaining axes in increasing order; targets are stored the same way.
     return projected
 
@@ -47,7 +48,7 @@ def rake(
             "the seed table has no positive weight",
             "give positive weights to the combinations that exist",
         )
-    fitted = seed / seed.sum()
+    fitted: npt.NDArray[np.float64] = seed / seed.sum()
     for target in targets:
         support = _project(fitted, target.axes)
         impossible = np.argwhere((target.shares > 0) & (support <= 0))

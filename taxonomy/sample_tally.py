@@ -55,7 +55,7 @@ def tally_batch(batch: SkeletonBatch, taxonomy: Taxonomy, variables: list[str], 
     return counts
 
 
-def _value_counts(taxonomy: Taxonomy, attributes: list[str], batch: SkeletonBatch) -> Counter:
+def _value_counts(taxonomy: Taxonomy, attributes: list[str], batch: SkeletonBatch) -> Counter[str]:
     """Personas per joint value ('|'-joined) of the attributes, over rows where all are present."""
     if any(a not in batch.codes for a in attributes):
         return Counter()
@@ -68,7 +68,7 @@ def _value_counts(taxonomy: Taxonomy, attributes: list[str], batch: SkeletonBatc
         codes, strings = _labels(taxonomy, attr_id, batch.codes[attr_id][present])
         combined = combined * len(strings) + codes
         names.append(strings)
-    out: Counter = Counter()
+    out: Counter[str] = Counter()
     for code, count in zip(*np.unique(combined, return_counts=True), strict=True):
         parts, code = [], int(code)
         for strings in reversed(names):

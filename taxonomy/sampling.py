@@ -10,6 +10,7 @@ backfill waves, resumed runs and `populace sample` all give the same slot the sa
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from schemas.records import Skeleton
 from taxonomy.draws import persona_id_for, stream_of, uniforms
@@ -27,10 +28,8 @@ def condition_holds(condition: Condition, values: dict[str, str]) -> bool:
     if actual is None:
         return False
     op, expected = condition.op, condition.value
-    if op == "in":
-        return actual in expected
-    if op == "not_in":
-        return actual not in expected
+    if isinstance(expected, list):  # in / not_in (Condition checks that the value fits the op)
+        return (actual in expected) if op == "in" else (actual not in expected)
     if isinstance(expected, str):
         return (actual == expected) if op == "==" else (actual != expected) if op == "!=" else False
     number = float(actual)
@@ -49,7 +48,9 @@ def condition_mask(condition: Condition, batch: SkeletonBatch, taxonomy: Taxonom
     values = batch.codes[condition.attribute]
     present = present_mask(values)
     if parent.kind == "numeric":
-        expected = float(condition.value)
+        value = condition.value
+        assert not isinstance(value, list | str), "the loader compares numeric attributes with numbers only"
+        expected = float(value)
         with np.errstate(invalid="ignore"):
             result = {
                 "==": values == expected,
@@ -59,7 +60,8 @@ def condition_mask(condition: Condition, batch: SkeletonBatch, taxonomy: Taxonom
                 ">": values > expected,
                 "<": values < expected,
             }[condition.op]
-        return present & result
+        numeric_mask: npt.NDArray[np.bool_] = present & result
+        return numeric_mask
     domain = domain_of(parent)
     named = condition.value if isinstance(condition.value, list) else [condition.value]
     codes = [domain.index(v) for v in named if v in domain]
@@ -95,7 +97,8 @@ def draw_attribute(attr: Attribute, batch: SkeletonBatch, rows: np.ndarray, taxo
             index = np.where(parent >= 0, parent, len(parent_domain))
             low, high = bounds[index, 0], bounds[index, 1]
         low, high = np.ceil(low), np.floor(high)
-        return np.minimum(np.floor(low + u * (high - low + 1)), high)
+        drawn: npt.NDArray[np.float64] = np.minimum(np.floor(low + u * (high - low + 1)), high)
+        return drawn
     domain = domain_of(attr)
     if attr.depends_on:
         parent_domain = domain_of(taxonomy.attributes()[attr.depends_on.attribute])
@@ -106,9 +109,11 @@ def draw_attribute(attr: Attribute, batch: SkeletonBatch, rows: np.ndarray, taxo
         for row_index in np.unique(index):  # one searchsorted per parent value, not per row
             members = index == row_index
             codes[members] = np.searchsorted(cdf[row_index], u[members], side="right")
-        return np.minimum(codes, last[index]).astype(np.int32)
+        conditional: npt.NDArray[np.int32] = np.minimum(codes, last[index]).astype(np.int32)
+        return conditional
     cdf, last = _cdf_rows([attr.values], domain)
-    return np.minimum(np.searchsorted(cdf[0], u, side="right"), last[0]).astype(np.int32)
+    plain: npt.NDArray[np.int32] = np.minimum(np.searchsorted(cdf[0], u, side="right"), last[0]).astype(np.int32)
+    return plain
 
 
 def _empty(attr: Attribute, n: int) -> np.ndarray:

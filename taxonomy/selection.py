@@ -28,9 +28,9 @@ def per_root_counts(sizes: dict[str, int], k: int) -> dict[str, int]:
         return {}
     total = sum(sizes[r] for r in roots)
     minimum = 1 if k >= len(roots) else 0
-    counts = allocate([sizes[r] / total for r in roots], min(k, total), minimum)
+    allocated = allocate([sizes[r] / total for r in roots], min(k, total), minimum)
     # A root cannot give more leaves than it has; hand the excess to roots with room.
-    counts = dict(zip(roots, counts, strict=True))
+    counts = dict(zip(roots, allocated, strict=True))
     excess = sum(max(0, c - sizes[r]) for r, c in counts.items())
     counts = {r: min(c, sizes[r]) for r, c in counts.items()}
     for r in sorted(roots, key=lambda r: sizes[r] - counts[r], reverse=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from schemas.records import Skeleton
@@ -20,8 +21,11 @@ from taxonomy.model import Taxonomy
 from taxonomy.names import names_for_batch
 from taxonomy.skeleton_batch import SkeletonBatch, domain_of
 
+# (key index, rows that have it, value index per row or None): one attribute's piece of a list/map column.
+_Piece = tuple[int, npt.NDArray[np.intp], npt.NDArray[np.int32] | None]
 
-def _row_major(columns: list[tuple[int, np.ndarray, np.ndarray | None]], n: int) -> tuple[np.ndarray, ...]:
+
+def _row_major(columns: list[_Piece], n: int) -> tuple[np.ndarray, ...]:
     """Offsets, key indices and value indices of a list/map column from attribute-major pieces.
 
     columns[i] = (key index, rows that have it in increasing order, value index per row or None).
@@ -49,7 +53,8 @@ def batch_to_table(batch: SkeletonBatch, taxonomy: Taxonomy, redraws: dict[str, 
     names = list(known)
     n = len(batch)
     strings: list[str] = []  # every attribute's value strings, one shared dictionary
-    facts, open_text = [], []
+    facts: list[_Piece] = []
+    open_text: list[_Piece] = []
     for index, attr_id in enumerate(names):
         if attr_id in batch.codes:
             codes = batch.codes[attr_id]
@@ -132,12 +137,14 @@ def skeletons_of_table(table: pa.Table) -> list[Skeleton]:
     ]
 
 
-def _strings(array: pa.Array) -> list:
+def _strings(array: pa.Array) -> list[str]:
     """A (possibly dictionary-encoded) string array as Python strings, decoding each distinct value once."""
     if pa.types.is_dictionary(array.type):
         distinct = np.asarray(array.dictionary.to_pylist(), dtype=object)
-        return distinct[array.indices.to_numpy(zero_copy_only=False)].tolist()
-    return array.to_pylist()
+        decoded: list[str] = distinct[array.indices.to_numpy(zero_copy_only=False)].tolist()
+        return decoded
+    plain: list[str] = array.to_pylist()
+    return plain
 
 
 def attribute_maps(column: pa.ChunkedArray) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from taxonomy.draws import persona_id_for
 from taxonomy.model import Taxonomy
+from taxonomy.quotas import QuotaCell
 from taxonomy.sampling import redraw_rows, sample_batch
 from taxonomy.skeleton_batch import SkeletonBatch, value_strings
 from taxonomy.skeleton_table import batch_to_table
@@ -77,7 +78,7 @@ def enforce_constraints(
 
 def sample_constrained(
     taxonomy: Taxonomy,
-    cells: list,
+    cells: list[QuotaCell],
     seed: int,
     slots: range | np.ndarray,
     deep_attributes: int,
@@ -93,7 +94,7 @@ def sample_constrained(
 
 
 def sample_shard_table(
-    taxonomy: Taxonomy, cells: list, seed: int, slots: range, deep_attributes: int, shard: int
+    taxonomy: Taxonomy, cells: list[QuotaCell], seed: int, slots: range, deep_attributes: int, shard: int
 ) -> pa.Table:
     """One skeletons shard: constrained sampling (the shipped facts rules) in the shard's table form."""
     batch, redraws = sample_constrained(taxonomy, cells, seed, slots, deep_attributes)

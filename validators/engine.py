@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -101,7 +103,7 @@ def referenced_columns(rules: list[Rule]) -> set[str]:
 
 
 def build_rule_table(
-    parsed: list[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy, wanted: set[str] | None = None
+    parsed: Sequence[tuple[Skeleton, Proposal | None]], taxonomy: Taxonomy, wanted: set[str] | None = None
 ) -> pa.Table:
     """One row per record for the rule packs; without a proposal, name and narrative are NULL.
 
@@ -115,7 +117,7 @@ def build_rule_table(
         "narrative": pa.array([p.narrative if p else None for _, p in parsed], type=pa.string()),
     }
     for attr_id, (name, dtype) in columns.items():
-        values = [s.attributes.get(attr_id) for s, _ in parsed]
+        values: list[str | None] | list[float | None] = [s.attributes.get(attr_id) for s, _ in parsed]
         if dtype == pa.float64():
             values = [float(v) if v is not None else None for v in values]
         data[name] = pa.array(values, type=dtype)
@@ -128,13 +130,13 @@ def validate_batch(
     rules: list[Rule],
     round_no: int,
     backend_errors: dict[str, str] | None = None,
-) -> tuple[list[Outcome], list[dict]]:
+) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Check (skeleton, raw LLM text) pairs; return outcomes and one verdict row per check.
 
     A slot whose backend call failed gets a failed `backend` check instead of the others.
     """
     backend_errors = backend_errors or {}
-    verdicts: list[dict] = []
+    verdicts: list[dict[str, Any]] = []
     failed: dict[str, list[tuple[str, str, str]]] = {s.persona_id: [] for s, _ in items}
     parsed: list[tuple[Skeleton, Proposal]] = []
     proposals: dict[str, Proposal] = {}

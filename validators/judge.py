@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from pydantic import ValidationError
 
@@ -12,7 +14,9 @@ from workers.backend import GenerationRequest, GenerationResult
 from workers.prompts import render_judge_messages
 
 
-def judge_requests(rows: list[dict], taxonomy: Taxonomy, cfg: BackendConfig, seed: int) -> list[GenerationRequest]:
+def judge_requests(
+    rows: list[dict[str, Any]], taxonomy: Taxonomy, cfg: BackendConfig, seed: int
+) -> list[GenerationRequest]:
     """One request per accepted settled row (rows carry attributes, name, narrative, slot)."""
     schema = JudgeScores.model_json_schema()
     return [
@@ -29,7 +33,7 @@ def judge_requests(rows: list[dict], taxonomy: Taxonomy, cfg: BackendConfig, see
     ]
 
 
-def parse_judgement(result: GenerationResult) -> dict:
+def parse_judgement(result: GenerationResult) -> dict[str, Any]:
     """Scores as columns; an unreadable answer leaves them NULL and says why."""
     row = {
         "persona_id": result.request_id,
@@ -48,7 +52,9 @@ def parse_judgement(result: GenerationResult) -> dict:
     return {**row, "plausibility": scores.plausibility, "consistency": scores.consistency, "reason": scores.reason}
 
 
-def apply_thresholds(settled: list[dict], judgements: dict[str, dict], cfg: JudgeConfig) -> list[dict]:
+def apply_thresholds(
+    settled: list[dict[str, Any]], judgements: dict[str, dict[str, Any]], cfg: JudgeConfig
+) -> list[dict[str, Any]]:
     """Copy the scores onto the settled rows and reject those below a threshold (or unscored)."""
     out = []
     for row in settled:

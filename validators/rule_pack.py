@@ -6,7 +6,7 @@ import functools
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -189,7 +189,7 @@ def _show(value: object) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def fill_message(template: str, row: dict) -> str:
+def fill_message(template: str, row: dict[str, Any]) -> str:
     return PLACEHOLDER.sub(lambda m: _show(row[m.group(1)]) if m.group(1) in row else m.group(0), template)
 
 
@@ -238,7 +238,7 @@ def evaluate_rules(table: pa.Table, rules: list[Rule]) -> list[tuple[str, Rule, 
     ]
 
 
-def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[object, Rule]]:
+def violating_ids(table: pa.Table, rules: list[Rule]) -> list[tuple[str | int, Rule]]:
     """(persona_id, rule) for every violation, without filling messages (for large batches)."""
     return [
         (pid, rule)

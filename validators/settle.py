@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from schemas.records import Skeleton
@@ -10,9 +12,9 @@ from taxonomy.skeleton_table import skeletons_of_table
 from validators.engine import parse_proposal
 
 
-def failed_checks(verdicts: list[dict]) -> dict[str, list[dict]]:
+def failed_checks(verdicts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """persona_id -> its failed error-severity verdict rows (empty list: passed)."""
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for row in verdicts:
         out.setdefault(row["persona_id"], [])
         if not row["passed"] and row["severity"] == "error":
@@ -20,7 +22,7 @@ def failed_checks(verdicts: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def summarize_verdicts(rows: list[dict]) -> str:
+def summarize_verdicts(rows: list[dict[str, Any]]) -> str:
     failed = sorted({r["check"] for r in rows if not r["passed"] and r["severity"] == "error"})
     warned = sorted({r["check"] for r in rows if not r["passed"] and r["severity"] == "warning"})
     parts = [f"failed={','.join(failed)}" if failed else "passed"]
@@ -30,11 +32,13 @@ def summarize_verdicts(rows: list[dict]) -> str:
 
 
 def settle_slots(
-    skeletons: list[Skeleton], proposals: dict[int, dict[str, dict]], verdicts: dict[int, list[dict]]
+    skeletons: list[Skeleton],
+    proposals: dict[int, dict[str, dict[str, Any]]],
+    verdicts: dict[int, list[dict[str, Any]]],
 ) -> pa.Table:
     """proposals/verdicts are keyed by round; each slot is judged on its last round."""
     # Grouped once: scanning a round's verdicts per slot made settling quadratic in the shard size.
-    verdicts_of: dict[int, dict[str, list[dict]]] = {}
+    verdicts_of: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for round_no, round_rows in verdicts.items():
         by_id = verdicts_of.setdefault(round_no, {})
         for row in round_rows:
@@ -48,15 +52,16 @@ def settle_slots(
         mine = verdicts_of.get(last, {}).get(pid, [])
         errors = failed_checks(mine).get(pid, [])
         parsed, _ = parse_proposal(proposal_row["raw_output"] or "", skeleton)
-        accepted = not errors and parsed is not None
+        kept = None if errors else parsed  # accepted: no failed check, and prose that parses
+        accepted = kept is not None
         rows.append(
             {
                 "persona_id": pid,
                 "slot": skeleton.slot,
                 "stratum": skeleton.stratum,
                 "attributes": list(skeleton.attributes.items()),
-                "name": parsed.name if accepted else None,
-                "narrative": parsed.narrative if accepted else None,
+                "name": kept.name if kept is not None else None,
+                "narrative": kept.narrative if kept is not None else None,
                 "accepted": accepted,
                 "reason": None if accepted else (errors[0]["check"] if errors else "schema"),
                 "detail": None if accepted else " | ".join(e["message"] for e in errors),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,7 +15,7 @@ class GenerationRequest(BaseModel):
 
     request_id: str
     messages: list[dict[str, str]]
-    json_schema: dict | None = None  # None: unconstrained (benchmarks only)
+    json_schema: dict[str, Any] | None = None  # None: unconstrained (benchmarks only)
     max_tokens: int
     temperature: float
     seed: int

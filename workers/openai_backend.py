@@ -7,12 +7,13 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
 
 from schemas.config import BackendConfig
-from schemas.errors import UserInputError
+from schemas.errors import BackendError, UserInputError
 from workers.backend import GenerationRequest, GenerationResult
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -48,7 +49,7 @@ class OpenAIBackend:
         self.cfg = cfg
         self.model = cfg.model
         self.mode = "json_schema" if cfg.structured_output == "auto" else cfg.structured_output
-        self._headers = {}
+        self._headers: dict[str, str] = {}
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
@@ -78,12 +79,15 @@ class OpenAIBackend:
 
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    async def _post(self, client: aiohttp.ClientSession, payload: dict) -> Reply:
+    async def _post(self, client: aiohttp.ClientSession, payload: dict[str, Any]) -> Reply:
+        if self.cfg.base_url is None:  # BackendConfig refuses an openai backend without one
+            raise BackendError("an openai backend needs base_url")
         url = f"{self.cfg.base_url.rstrip('/')}/chat/completions"
         async with client.post(url, data=orjson.dumps(payload)) as response:
             return Reply(response.status, await response.text(errors="replace"))
 
-    def _payload(self, request: GenerationRequest, mode: str) -> dict:
+    def _payload(self, request: GenerationRequest, mode: str) -> dict[str, Any]:
+        response_format: dict[str, Any]
         if mode == "json_schema":
             response_format = {
                 "type": "json_schema",

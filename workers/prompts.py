@@ -6,6 +6,7 @@ import hashlib
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import jinja2
 import jinja2.sandbox
@@ -35,7 +36,7 @@ def _compiled(name: str) -> jinja2.Template:
     return env.from_string(template_source(name))
 
 
-def _messages(template: str, **values) -> list[dict[str, str]]:
+def _messages(template: str, **values: Any) -> list[dict[str, str]]:
     """System text, then one turn per `---user---` / `---assistant---` marker (few-shot examples)."""
     system, *turns = TURN_MARKER.split(_compiled(template).render(**values))
     messages = [{"role": "system", "content": system.strip()}]

@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from schemas.config import BackendConfig
 from schemas.errors import UserInputError
@@ -96,13 +97,13 @@ OPENING_VERBS = (
 )
 
 
-def continuation_schema(skeleton: Skeleton) -> dict:
+def continuation_schema(skeleton: Skeleton) -> dict[str, Any]:
     """The proposal schema, with the narrative held to start '<Pronoun> <verb> ' and to carry no markup."""
     return _continuation_schema(pronouns_for(skeleton.attributes)[0].capitalize())
 
 
 @functools.cache
-def _continuation_schema(subject: str) -> dict:
+def _continuation_schema(subject: str) -> dict[str, Any]:
     """One schema per pronoun (shared by every request: treat as read-only); pydantic's schema
     generation cost more than rendering the prompt."""
     schema = proposal_json_schema()

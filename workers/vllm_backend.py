@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from schemas.config import BackendConfig
 from schemas.errors import BackendError
 from workers.backend import GenerationRequest, GenerationResult
 from workers.hf_models import hf_model_folder
+
+if TYPE_CHECKING:
+    from vllm import RequestOutput, SamplingParams
 
 # engine_options for vLLM's CPU build: a KV cache of a set size (otherwise vLLM reserves
 # gpu_memory_utilization of the machine's memory), no torch.compile (minutes of compiling at the
@@ -24,7 +28,7 @@ from workers.hf_models import hf_model_folder
 CPU_ENGINE_OPTIONS = {"kv_cache_memory_bytes": 512 * 1024**2, "enforce_eager": True, "dtype": "float32"}
 
 
-def engine_arguments(cfg: BackendConfig, model_folder: str) -> dict:
+def engine_arguments(cfg: BackendConfig, model_folder: str) -> dict[str, Any]:
     """vLLM engine arguments: the context and prefix caching from the config, then its engine_options."""
     return {
         "model": model_folder,
@@ -44,12 +48,14 @@ OPEN_TAIL = re.compile(r"(\[[^\]]*\])\*\$$")
 
 def regex_width(pattern: str) -> tuple[int, int]:
     """The fewest and most characters a regex matches (Python's own regex parser measures it)."""
-    from re import _parser  # the stdlib's parser; sre_parse is its deprecated alias
+    # The stdlib's parser; sre_parse is its deprecated alias (and the only name typeshed knows).
+    from re import _parser  # type: ignore[attr-defined]
 
-    return _parser.parse(pattern).getwidth()
+    width: tuple[int, int] = _parser.parse(pattern).getwidth()
+    return width
 
 
-def guidance_schema(schema: dict) -> dict:
+def guidance_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with each string's length bounds folded into its pattern's open tail.
 
     llguidance cannot intersect a regex with minLength/maxLength ("Unable to determine if regex is
@@ -61,7 +67,7 @@ def guidance_schema(schema: dict) -> dict:
     return {**schema, "properties": {name: bounded_pattern(guidance_schema(prop)) for name, prop in properties.items()}}
 
 
-def bounded_pattern(prop: dict) -> dict:
+def bounded_pattern(prop: dict[str, Any]) -> dict[str, Any]:
     low, high = prop.get("minLength"), prop.get("maxLength")
     tail = OPEN_TAIL.search(prop.get("pattern") or "")
     if tail is None or (low is None and high is None):
@@ -75,7 +81,7 @@ def bounded_pattern(prop: dict) -> dict:
     return bounded
 
 
-def sampling_parameters(request: GenerationRequest):
+def sampling_parameters(request: GenerationRequest) -> SamplingParams:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
@@ -99,7 +105,7 @@ def stop_reason(finish_reason: str | None, completion_tokens: int, max_tokens: i
     return "length" if completion_tokens >= max_tokens else None
 
 
-def as_result(request: GenerationRequest, output) -> GenerationResult:
+def as_result(request: GenerationRequest, output: RequestOutput) -> GenerationResult:
     """One vLLM RequestOutput as our result, usage included."""
     completion = output.outputs[0]
     completion_tokens = len(completion.token_ids)

@@ -59,7 +59,8 @@ class WorkerCrashError(BackendError):
             f"{cause}. The run folder is kept: rerun the same command to resume."
         )
 
-    def __reduce__(self):  # Prefect and Ray pickle task errors: keep the fields, not just the message
+    def __reduce__(self) -> tuple[type[WorkerCrashError], tuple[str, str | None, int, str]]:
+        # Prefect and Ray pickle task errors: keep the fields, not just the message
         return type(self), (self.stage, self.signal_name, self.restarts, self.detail)
 
 

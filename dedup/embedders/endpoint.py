@@ -16,7 +16,7 @@ from schemas.errors import BackendError, UserInputError
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
-def pool_tokens(embedding: list) -> np.ndarray:
+def pool_tokens(embedding: list[float] | list[list[float]]) -> np.ndarray:
     """One vector per input. llama.cpp's server answers per-token vectors for models without a
     pooling layer; those are mean-pooled here so every endpoint looks the same to the caller."""
     array = np.asarray(embedding, dtype=np.float32)

@@ -20,6 +20,10 @@ def create_embedder(cfg: EmbedderConfig) -> Embedder:
         return TransformerEmbedder(cfg.model, batch_size=cfg.batch_size)
     from dedup.embedders.endpoint import EndpointEmbedder
 
+    if cfg.base_url is None:  # EmbedderConfig's validator already refuses this
+        raise UserInputError(
+            "run config", "embedder.base_url", "an endpoint embedder needs base_url", "e.g. http://127.0.0.1:8000/v1"
+        )
     return EndpointEmbedder(cfg.base_url, cfg.model, cfg.api_key_env, cfg.batch_size, cfg.timeout_s)
 
 

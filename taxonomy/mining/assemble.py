@@ -8,6 +8,7 @@ person's answer never becomes part of the taxonomy.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from taxonomy.mining.merge import MergePlan, NewAttribute
 from taxonomy.model import MAX_NODE_DEPTH, Attribute, Provenance, Taxonomy
@@ -50,7 +51,7 @@ def assemble_taxonomy(seed: Taxonomy, plan: MergePlan, min_support: int, rule: s
     return Taxonomy.model_validate(doc), placed
 
 
-def _walk(nodes: list[dict]) -> list[dict]:
+def _walk(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for node in nodes:
         out.append(node)
@@ -58,7 +59,7 @@ def _walk(nodes: list[dict]) -> list[dict]:
     return out
 
 
-def _home_node(attribute: NewAttribute, doc: dict, nodes: dict[str, dict]) -> dict:
+def _home_node(attribute: NewAttribute, doc: dict[str, Any], nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The attached node, or an `emerging` subtree under the LLM's root, or the `mined` root."""
     if attribute.home is not None and attribute.home.count(".") < MAX_NODE_DEPTH:
         return nodes[attribute.home]
@@ -79,11 +80,11 @@ def _home_node(attribute: NewAttribute, doc: dict, nodes: dict[str, dict]) -> di
     return nodes[MINED_ROOT_ID]
 
 
-def _node(node_id: str, label: str, description: str) -> dict:
+def _node(node_id: str, label: str, description: str) -> dict[str, Any]:
     return {"id": node_id, "label": label, "description": description, "attributes": [], "subcategories": []}
 
 
-def _mined_leaf(attr_id: str, attribute: NewAttribute, min_support: int, rule: str) -> dict:
+def _mined_leaf(attr_id: str, attribute: NewAttribute, min_support: int, rule: str) -> dict[str, Any]:
     label = attribute.label[0].upper() + attribute.label[1:]
     shared = {v: n for v, n in attribute.values.items() if n >= min_support}
     leaf = Attribute(

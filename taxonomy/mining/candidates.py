@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from taxonomy.mining.scrub import PLACEHOLDER, scrub_text
 
@@ -99,7 +100,7 @@ def is_grounded(value: str, sentence: str) -> bool:
     return bool(words) and all(w[:5] in said for w in words)
 
 
-def candidate_from(conversation: str, item: dict, categories: set[str], sentence: str) -> Candidate | None:
+def candidate_from(conversation: str, item: dict[str, Any], categories: set[str], sentence: str) -> Candidate | None:
     """One LLM-proposed attribute as a Candidate, or None when it is malformed or not grounded in the sentence."""
     label = normalise_label(str(item.get("attribute", "")))
     value = normalise_value(str(item.get("value", "")))

@@ -85,7 +85,8 @@ def _parse_line(raw: bytes, where: str, file_name: str, line_no: int) -> Convers
             "use OpenAI messages [{role, content}], WildChat or ShareGPT [{from, value}]",
         )
     raw_id = record.get("id", record.get("conversation_hash", record.get("conversation_id", f"line{line_no}")))
-    source = record.get("source") if isinstance(record.get("source"), str) else file_name
+    given = record.get("source")
+    source = given if isinstance(given, str) else file_name
     return Conversation(key=hash_source_id(file_name, str(raw_id)), source=source, user_turns=turns)
 
 

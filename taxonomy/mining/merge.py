@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
+import numpy.typing as npt
 
 from taxonomy.mining.candidates import Candidate
 
@@ -24,7 +25,7 @@ class NewAttribute:
     kind: str
     members: list[int]  # candidate indices
     conversations: set[str]
-    values: Counter  # value -> distinct conversations
+    values: Counter[str]  # value -> distinct conversations
     llm_category: str
     home: str | None = None  # node id it attaches to; None: a proposed new subtree
     home_similarity: float = 0.0
@@ -120,7 +121,7 @@ def _new_attribute(candidates: list[Candidate], rows: list[int]) -> NewAttribute
     members = [candidates[r] for r in rows]
     labels = Counter(c.label for c in members)
     label = min(labels, key=lambda lab: (-labels[lab], len(lab), lab))  # most said, then shortest
-    values: Counter = Counter()
+    values: Counter[str] = Counter()
     for value in {(c.value, c.conversation) for c in members if c.value}:
         values[value[0]] += 1
     return NewAttribute(
@@ -136,4 +137,5 @@ def _new_attribute(candidates: list[Candidate], rows: list[int]) -> NewAttribute
 def _centroid(rows: np.ndarray) -> np.ndarray:
     mean = rows.mean(axis=0)
     norm = np.linalg.norm(mean)
-    return (mean / norm if norm > 0 else mean).astype(np.float32)
+    centroid: npt.NDArray[np.float32] = (mean / norm if norm > 0 else mean).astype(np.float32)
+    return centroid

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,10 +24,10 @@ from taxonomy.model import MAX_NODE_DEPTH, Taxonomy
 Embed = Callable[[list[str]], np.ndarray]
 
 
-def collect_snippets(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict]:
+def collect_snippets(paths: list[Path], cfg: MiningConfig) -> tuple[list[Snippet], dict[str, Any]]:
     """Read and scrub every conversation, find revealing sentences, sample them; plus the funnel counts."""
     conversations = read_conversations(paths)
-    pii: Counter = Counter()
+    pii: Counter[str] = Counter()
     scrubbed = {c.key: [scrub_text(turn, pii) for turn in c.user_turns] for c in conversations}
     found = find_revealing(
         conversations, scrubbed, cfg.min_snippet_chars, cfg.max_snippet_chars, cfg.max_snippets_per_conversation

@@ -5,14 +5,21 @@ It holds labels, ids, counts and hashed keys only; no sentence or value from a c
 
 from __future__ import annotations
 
+from typing import Any
+
 from taxonomy.inspect import taxonomy_diff
 from taxonomy.mining.merge import MergePlan
 from taxonomy.model import Taxonomy
 
 
 def mining_report(
-    seed: Taxonomy, mined: Taxonomy, plan: MergePlan, placed: dict[str, str], funnel: dict, settings: dict
-) -> dict:
+    seed: Taxonomy,
+    mined: Taxonomy,
+    plan: MergePlan,
+    placed: dict[str, str],
+    funnel: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
     diff = taxonomy_diff(seed, mined)
     added_ids = set(diff["added"])
     return {
@@ -53,7 +60,7 @@ def mining_report(
     }
 
 
-def report_markdown(report: dict) -> str:
+def report_markdown(report: dict[str, Any]) -> str:
     counts, funnel, settings = report["counts"], report["funnel"], report["settings"]
     lines = [
         f"# Mining report: {report['from']['name']} {report['from']['version']} -> "

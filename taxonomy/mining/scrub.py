@@ -61,7 +61,7 @@ _DETECTORS: list[tuple[str, re.Pattern[str], int]] = [
 _DIGIT_RUN = re.compile(r"(?<![\w\[])\+?\(?\d[\d\s().\-]{5,}\d\b")
 
 
-def scrub_text(text: str, counts: Counter | None = None) -> str:
+def scrub_text(text: str, counts: Counter[str] | None = None) -> str:
     """The text with every detected PII span replaced by its placeholder; counts[kind] is incremented."""
     counts = counts if counts is not None else Counter()
     for kind, pattern, group in _DETECTORS:
@@ -69,7 +69,7 @@ def scrub_text(text: str, counts: Counter | None = None) -> str:
     return _DIGIT_RUN.sub(lambda m: _classify_digits(m.group(0), counts), text)
 
 
-def _replace(text: str, pattern: re.Pattern[str], group: int, placeholder: str, kind: str, counts: Counter) -> str:
+def _replace(text: str, pattern: re.Pattern[str], group: int, placeholder: str, kind: str, counts: Counter[str]) -> str:
     def swap(match: re.Match[str]) -> str:
         counts[kind] += 1
         whole = match.group(0)
@@ -81,7 +81,7 @@ def _replace(text: str, pattern: re.Pattern[str], group: int, placeholder: str, 
     return pattern.sub(swap, text)
 
 
-def _classify_digits(span: str, counts: Counter) -> str:
+def _classify_digits(span: str, counts: Counter[str]) -> str:
     digits = re.sub(r"\D", "", span)
     if len(digits) < 7:
         return span  # years, prices, small counts: not identifying

@@ -158,11 +158,7 @@ def publish_run(run_dir: Path) -> None:
     taxonomy = load_taxonomy(cfg.taxonomy)
     cells = plan_quotas(cfg.strata, taxonomy, cfg.population, cfg.quotas)
     waves = sorted((run.root / "dedup").glob("wave-*/clusters.parquet"), key=lambda p: int(p.parent.name[5:]))
-    clusters = (
-        waves[-1]
-        if waves
-        else write_table_atomically(CLUSTERS.empty_table(), run.root / "dedup" / "wave-0" / "clusters.parquet")
-    )
+    clusters = waves[-1] if waves else write_table_atomically(CLUSTERS.empty_table(), run.clusters(0))
     lineage = run_lineage(run, cfg, taxonomy)
     write_records.fn(run, lineage, list(range(run.read_manifest()["shards"])), clusters)  # skips shards a build wrote
     manifest = publish(run, cfg, taxonomy, cells)

@@ -70,6 +70,25 @@ GOOD = {"id": "demo.a", "label": "A", "kind": "categorical", "values": {"x": 0.5
         ([{**GOOD, "values": {"x": -0.5, "y": 1.5}}], "negative"),
         ([{**GOOD, "id": "demo.Bad Id"}], "String should match pattern"),
         ([{**GOOD, "kind": "numeric", "minimum": 0, "maximum": 1}], "has no value list"),
+        (
+            [GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "in", "value": "x"}]}],
+            "'in' needs a list of values",
+        ),
+        (
+            [GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "<", "value": "x"}]}],
+            "'<' needs a number",
+        ),
+        (
+            [GOOD, {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.a", "op": "==", "value": ["x"]}]}],
+            "use in/not_in for a list",
+        ),
+        (
+            [
+                {"id": "demo.n", "label": "N", "kind": "numeric", "minimum": 0, "maximum": 10},
+                {**GOOD, "id": "demo.b", "applicable_when": [{"attribute": "demo.n", "op": "==", "value": "ten"}]},
+            ],
+            "compares numeric demo.n with 'ten'",
+        ),
     ],
 )
 def test_bad_taxonomy_is_rejected_with_a_clear_error(tmp_path, attributes, needle):
