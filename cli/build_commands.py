@@ -34,7 +34,7 @@ def build(
 ) -> None:
     """Build a corpus, or resume the unfinished run of the same config."""
     from corpus.run_folder import RunFolder
-    from flows.build import build_corpus, check_inputs
+    from flows.build import build_corpus, check_inputs_for_build
     from foundation.process_guard import guard_command
     from schemas.config import load_run_config
     from workers.proposer import check_ray_address
@@ -45,7 +45,7 @@ def build(
     if against:
         overrides["against"] = [str(p) for p in against]
     cfg = load_run_config(config, overrides)
-    check_inputs(cfg)  # fail fast, before Prefect starts (the flow reuses the result)
+    check_inputs_for_build(cfg)  # fail fast, before Prefect starts (the flow it starts uses the result)
     check_ray_address(ray_address)
     guard_command()
     run_dir = build_corpus(cfg, str(out) if out else None, ray_address)

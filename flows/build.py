@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +51,7 @@ class BuildInputs:
 
 def check_inputs(cfg: RunConfig) -> BuildInputs:
     """Load the taxonomy, plan the slots, read the rules and check models, secrets and the embedder,
-    so bad input fails before any write. Checked once per command: the CLI checks before Prefect
-    starts and the flow it starts gets the same result."""
-    return _checked_inputs(cfg.model_dump_json())
-
-
-@lru_cache(maxsize=2)
-def _checked_inputs(cfg_json: str) -> BuildInputs:
-    cfg = RunConfig.model_validate_json(cfg_json)
+    so bad input fails before any write."""
     taxonomy = load_taxonomy(cfg.taxonomy)
     plan = plan_slots(cfg, taxonomy)
     load_rule_pack()
@@ -72,11 +64,26 @@ def _checked_inputs(cfg_json: str) -> BuildInputs:
     return BuildInputs(taxonomy, plan)
 
 
+# Inputs a command checked before starting Prefect, for the build flow it starts next (one entry).
+_handed_over: dict[str, BuildInputs] = {}
+
+
+def check_inputs_for_build(cfg: RunConfig) -> BuildInputs:
+    """`check_inputs`, and hand the result to the next `build_corpus` of this config in this process,
+    so a command checks (and plans the quotas) once. A build started any other way (a deployment,
+    each scheduled run of `populace serve`) checks its inputs afresh."""
+    inputs = check_inputs(cfg)
+    _handed_over.clear()
+    _handed_over[cfg.model_dump_json()] = inputs
+    return inputs
+
+
 @flow(name="build_corpus", log_prints=True, validate_parameters=False)
 def build_corpus(cfg: RunConfig, out: str | None = None, ray_address: str | None = None) -> str:
     """Build (or resume) the corpus a config describes; returns the run folder."""
     take_back_stop_signals()  # Prefect's SIGTERM bridge would stop the flow without stopping Ray
-    inputs = check_inputs(cfg)  # before the run folder exists: bad input writes nothing
+    # Before the run folder exists: bad input writes nothing.
+    inputs = _handed_over.pop(cfg.model_dump_json(), None) or check_inputs(cfg)
     root = run_root(cfg, Path(out) if out else None)
     ensure_ray(ray_address)  # a cluster that cannot be joined is bad input too: nothing written yet
     with run_lock(root):  # a second build into the same folder refuses instead of interleaving

@@ -23,7 +23,7 @@ from schemas.config import BackendConfig
 from taxonomy.loader import load_taxonomy
 from taxonomy.quotas import assign_slots, plan_quotas
 from taxonomy.skeleton_table import batch_to_table, skeletons_of_table
-from validators.constraints import facts_constraints, sample_constrained
+from validators.constraints import sample_constrained
 from validators.engine import validate_batch
 from validators.rule_pack import load_rule_pack
 from workers.engine_pool import Engines
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     taxonomy = load_taxonomy("seed:core")
     cells = assign_slots(plan_quotas([], taxonomy, args.n), args.seed)
-    batch, _ = sample_constrained(taxonomy, cells, args.seed, range(args.n), 8, facts_constraints(load_rule_pack()))
+    batch, _ = sample_constrained(taxonomy, cells, args.seed, range(args.n), 8)
     skeletons = skeletons_of_table(batch_to_table(batch, taxonomy, {}, 0))
     ensure_ray()
     base = BackendConfig(
