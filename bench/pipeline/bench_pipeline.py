@@ -9,7 +9,7 @@ concurrency (the baseline), so the ratio says how much of the backend the pipeli
     python bench/pipeline/bench_pipeline.py --sizes 2000,20000 [--capacity 6000 --capacity-size 20000]
 
 Prints, per size: the flow's seconds (Prefect and Ray start-up excluded, shown apart), personas/s
-end to end and per stage, peak RSS of the build's whole process tree (driver, Ray, workers) and
+end to end and per stage, peak RSS and PSS of the build's whole process tree (driver, Ray, workers) and
 the backend's busy share. The endpoint runs on the same machine and its CPU is shown too: on
 2 cores it competes with the build.
 """
@@ -118,16 +118,21 @@ class Endpoint:
         self.proc.wait(timeout=10)
 
 
-def tree_rss(root: psutil.Process) -> int:
-    total = 0
+def tree_memory(root: psutil.Process) -> tuple[int, int]:
+    """(RSS, PSS) summed over the build's process tree. RSS counts a shared page (Ray's object store,
+    mapped by every worker) once per process that maps it; PSS splits it among them, so the PSS sum
+    is the memory the tree really holds."""
+    rss = pss = 0
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):  # a process that ended between the listing and the read
-            total += proc.memory_info().rss
-    return total
+            info = proc.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)  # PSS is Linux-only
+    return rss, pss
 
 
-def run_build(config: Path, out: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS of the build's process tree (sampled every 0.25 s) and its output tail."""
+def run_build(config: Path, out: Path) -> tuple[float, tuple[int, int], str]:
+    """Wall seconds, peak (RSS, PSS) of the build's process tree (sampled every 0.25 s) and its output tail."""
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
@@ -137,14 +142,15 @@ def run_build(config: Path, out: Path) -> tuple[float, int, str]:
         text=True,
     )
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak_rss = peak_pss = 0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(root))
+        rss, pss = tree_memory(root)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         time.sleep(0.25)
     output = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise RuntimeError(f"build failed ({proc.returncode}):\n{output[-3000:]}")
-    return time.monotonic() - started, peak, output[-2000:]
+    return time.monotonic() - started, (peak_rss, peak_pss), output[-2000:]
 
 
 async def direct_load(url: str, requests: int, concurrency: int) -> float:
@@ -184,7 +190,7 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         config = work / f"config-{size}-{int(tokens_per_s)}.yaml"
         out = work / f"run-{size}-{int(tokens_per_s)}"
         config.write_text(yaml.safe_dump(build_config(size, args.shard_size, work, args.workers, args.concurrency)))
-        wall, peak, _ = run_build(config, out)
+        wall, (peak_rss, peak_pss), _ = run_build(config, out)
         served = endpoint.stats()
         server_cpu = endpoint.cpu_seconds() - cpu_before
     finally:
@@ -201,7 +207,8 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         "startup_s": round(wall - flow_s, 1),
         "personas_per_s": round(manifest["produced"] / flow_s, 1),
         "stages": manifest["last_run_stage_seconds"],
-        "peak_rss_gb": round(peak / 2**30, 2),
+        "peak_rss_gb": round(peak_rss / 2**30, 2),
+        "peak_pss_gb": round(peak_pss / 2**30, 2),
         "requests": served["requests"],
         "endpoint_cpu_s": round(server_cpu, 1),
     }
@@ -221,7 +228,8 @@ def show(row: dict) -> None:
     print(
         f"\n{row['size']:,} personas ({slots:,} slots, {row['rejected']} rejects, {row['requests']:,} requests): "
         f"flow {row['flow_s']:.1f} s + start-up {row['startup_s']:.1f} s -> {row['personas_per_s']:,.0f} personas/s; "
-        f"peak RSS {row['peak_rss_gb']:.2f} GB; endpoint CPU {row['endpoint_cpu_s']:.1f} s"
+        f"peak RSS {row['peak_rss_gb']:.2f} GB (PSS {row['peak_pss_gb']:.2f} GB); "
+        f"endpoint CPU {row['endpoint_cpu_s']:.1f} s"
     )
     print(f"  per stage (slots / seconds; *_cpu are task seconds that overlap the stages): {stages}")
     if "ratio_to_capacity" in row:
