@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from corpus.run_folder import read_parquet_sql
+from corpus.run_folder import read_parquet_sql, sql_string
 from schemas.sample_counts import MetricsScope, SampleCounts
 
 if TYPE_CHECKING:
@@ -98,27 +98,39 @@ def metrics_from_counts(counts: SampleCounts, cells: list[dict[str, Any]], scope
 
 
 def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -> SampleCounts:
-    """The counts of skeleton or persona tables (`attributes` map column) read with DuckDB."""
+    """The counts of skeleton or persona tables (`attributes` map column) read with DuckDB.
+
+    Two passes over the files, whatever the number of counts: one keeps a narrow table (stratum, the
+    few attributes the plan and preset tables need, facts per persona) that every count groups, one
+    counts attribute keys. The whole attribute maps are never held (a million personas carry tens of
+    millions of facts)."""
+    tables = [list(attributes) for attributes, _, _ in scope.preset_tables]
+    wanted = list(dict.fromkeys([*variables, *(a for attributes in tables for a in attributes)]))
+    column = {attr_id: f"a{i}" for i, attr_id in enumerate(wanted)}
     con = duckdb.connect()
     try:
         con.execute(f"CREATE VIEW raw AS SELECT * FROM {read_parquet_sql(glob)}")
         columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
         # Persona tables carry no open_attributes column and keep facts as {key, value} entries.
-        extra = "" if "open_attributes" in columns else ", []::VARCHAR[] AS open_attributes"
-        as_map = " REPLACE (map_from_entries(attributes) AS attributes)"
-        facts = "" if columns["attributes"].startswith("MAP") else as_map
-        con.execute(f"CREATE VIEW s AS SELECT *{facts}{extra} FROM raw")
-        personas = con.execute("SELECT count(*) FROM s").fetchone()
+        opened = "open_attributes" if "open_attributes" in columns else "[]::VARCHAR[]"
+        facts = "attributes" if columns["attributes"].startswith("MAP") else "map_from_entries(attributes)"
+        con.execute(f"CREATE VIEW s AS SELECT stratum, {facts} AS attributes, {opened} AS open_attributes FROM raw")
+        picked = "".join(f", attributes[{sql_string(attr_id)}] AS {column[attr_id]}" for attr_id in wanted)
+        con.execute(
+            f"CREATE TEMP TABLE narrow AS SELECT stratum{picked}, "
+            "cardinality(attributes) + len(open_attributes) AS facts FROM s"
+        )
+        personas = con.execute("SELECT count(*) FROM narrow").fetchone()
         counts = SampleCounts(personas=personas[0] if personas else 0)
-        counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM s GROUP BY 1").fetchall()))
+        counts.strata.update(dict(con.execute("SELECT stratum, count(*) FROM narrow GROUP BY 1").fetchall()))
         for attr_id in variables:
             rows = con.execute(
-                "SELECT attributes[?] AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1", [attr_id]
+                f"SELECT {column[attr_id]} AS v, count(*) FROM narrow WHERE v IS NOT NULL GROUP BY 1"
             ).fetchall()
             counts.marginals[attr_id] = Counter(dict(rows))
-        for attributes, _, _ in scope.preset_tables:
-            expr = " || '|' || ".join(f"attributes['{a}']" for a in attributes)
-            rows = con.execute(f"SELECT {expr} AS v, count(*) FROM s WHERE v IS NOT NULL GROUP BY 1").fetchall()
+        for attributes in tables:
+            expr = " || '|' || ".join(column[a] for a in attributes)
+            rows = con.execute(f"SELECT {expr} AS v, count(*) FROM narrow WHERE v IS NOT NULL GROUP BY 1").fetchall()
             counts.tables[table_name(attributes)] = Counter(dict(rows))
         counts.leaves.update(
             dict(
@@ -128,9 +140,7 @@ def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -
                 ).fetchall()
             )
         )
-        stats = con.execute(
-            "SELECT sum(c), min(c), max(c) FROM (SELECT cardinality(attributes) + len(open_attributes) AS c FROM s)"
-        ).fetchone()
+        stats = con.execute("SELECT sum(facts), min(facts), max(facts) FROM narrow").fetchone()
         total, low, high = stats if stats is not None else (None, None, None)
         counts.per_persona_sum, counts.per_persona_min, counts.per_persona_max = int(total or 0), low, high
         return counts

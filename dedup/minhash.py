@@ -44,18 +44,55 @@ def choose_bands(threshold: float, num_perm: int, fp_weight: float = 0.1, fn_wei
     return best
 
 
+# Token rows hashed at once: a (rows x num_perm) uint32 block stays a few megabytes.
+TOKENS_PER_BLOCK = 8192
+# The MurmurHash3 32-bit finalizer (datasketch mixes each input hash with it before permuting).
+FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+
+
+@lru_cache(maxsize=8)
+def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine permutations (a, b) for SEED and SCHEME, as uint32 arrays."""
+    a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32).permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    s1, m1, s2, m2, s3 = FMIX32
+    values = values ^ (values >> s1)
+    values = values * m1
+    values = values ^ (values >> s2)
+    values = values * m2
+    return values ^ (values >> s3)
+
+
 def signatures(token_sets: Sequence[set[str]], num_perm: int) -> np.ndarray:
-    """(n, num_perm) uint32 MinHash values, computed in bulk (persistable, reloadable)."""
+    """(n, num_perm) uint32 MinHash values, computed in bulk (persistable, reloadable).
+
+    The same values as datasketch's MinHash(seed=SEED, scheme="affine32", hashfunc=hash32) fed each
+    set (an empty set as one empty token), computed for all documents at once: every token's hash is
+    mixed and permuted in one numpy block, and each document's minimum taken with reduceat, instead
+    of a MinHash update per document."""
+    out = np.empty((len(token_sets), num_perm), dtype=np.uint32)
     if not token_sets:
-        return np.zeros((0, num_perm), dtype=np.uint32)
-    # One MinHash reused (clear + update_batch): the same values as MinHash.bulk without a
-    # new object and a copy per document.
-    sketch = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32)
-    out = np.empty((len(token_sets), num_perm), dtype=sketch.hashvalues.dtype)
-    for row, tokens in enumerate(token_sets):
-        sketch.clear()
-        sketch.update_batch([t.encode() for t in tokens] or [b""])
-        out[row] = sketch.hashvalues
+        return out
+    a, b = permutations(num_perm)
+    sets = [tokens or {""} for tokens in token_sets]
+    start = 0
+    while start < len(sets):
+        # Whole documents per block, at least one even if it alone exceeds the block.
+        stop, tokens = start + 1, len(sets[start])
+        while stop < len(sets) and tokens + len(sets[stop]) <= TOKENS_PER_BLOCK:
+            tokens += len(sets[stop])
+            stop += 1
+        block = sets[start:stop]
+        hashes = np.fromiter(
+            (hash32(t.encode()) for tokens_of in block for t in tokens_of), dtype=np.uint32, count=tokens
+        )
+        permuted = fmix32(hashes)[:, None] * a[None, :] + b[None, :]  # uint32 arithmetic wraps mod 2^32
+        offsets = np.cumsum([0] + [len(t) for t in block[:-1]])
+        out[start:stop] = np.minimum.reduceat(permuted, offsets, axis=0)
+        start = stop
     return out
 
 

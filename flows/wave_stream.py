@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.run_folder import RunFolder
-from corpus.shard_readers import read_rows, read_skeletons
+from corpus.shard_readers import read_skeletons
 from dedup.shard_features import shard_features
 from flows.progress import stage_progress
 from foundation.atomic_files import write_table_atomically
@@ -34,7 +34,7 @@ from taxonomy.quotas import QuotaCell
 from taxonomy.skeleton_table import SKELETON_STATISTICS
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
-from validators.settle import failed_checks, settle_shard_table
+from validators.settle import failed_checks, failed_rows, settle_shard_table
 from workers.backend import GenerationResult
 from workers.cpu_tasks import run_here, submit, tasks_can_run
 from workers.engine_pool import BATCHES_IN_FLIGHT_PER_WORKER, Engines, RequestStream
@@ -52,7 +52,7 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
     skeletons = read_skeletons(run.stage_shard("skeletons", shard))
     if round_no == 0:
         return skeletons, {}
-    previous = failed_checks(read_rows(run.round_shard("verdicts", round_no - 1, shard)))
+    previous = failed_checks(failed_rows(pq.read_table(run.round_shard("verdicts", round_no - 1, shard))).to_pylist())
     feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
     return [s for s in skeletons if s.persona_id in feedback], feedback
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from schemas.errors import PopulaceError
 from schemas.records import Proposal, ProseProposal, Skeleton
 from schemas.tables import VERDICTS
-from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Taxonomy
+from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Attribute, Taxonomy
 from taxonomy.names import known_first_names
 from taxonomy.opening import write_opening
 from taxonomy.sampling import condition_holds
@@ -47,14 +47,24 @@ class Outcome:
         return self.proposal is not None and not self.failed
 
 
-def find_inapplicable_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> str | None:
-    """A fact present although the taxonomy's applicable_when says it cannot apply."""
-    known = taxonomy.attributes()
+def find_inapplicable_facts(
+    attributes: dict[str, str], taxonomy: Taxonomy, conditional: dict[str, Attribute] | None = None
+) -> str | None:
+    """A fact present although the taxonomy's applicable_when says it cannot apply.
+
+    `conditional`: the taxonomy's attributes that have conditions (conditional_attributes), when
+    the caller checks many skeletons."""
+    conditional = conditional_attributes(taxonomy) if conditional is None else conditional
     for attr_id in attributes:
-        attr = known.get(attr_id)
+        attr = conditional.get(attr_id)
         if attr and not all(condition_holds(c, attributes) for c in attr.applicable_when):
             return f"{attr.label} does not apply to this person; leave it out."
     return None
+
+
+def conditional_attributes(taxonomy: Taxonomy) -> dict[str, Attribute]:
+    """The attributes that apply only under conditions: the only ones a fact can break."""
+    return {attr_id: attr for attr_id, attr in taxonomy.attributes().items() if attr.applicable_when}
 
 
 def parse_proposal(text: str, skeleton: Skeleton) -> tuple[Proposal | None, str | None]:
@@ -157,7 +167,8 @@ def validate_batch(
             failed[pid].append((check, severity, message))
 
     occupation_attr = taxonomy.attributes().get(OCCUPATION_ID)
-    known_occupations = set(occupation_attr.values) if occupation_attr else set()
+    known_occupations = frozenset(occupation_attr.values) if occupation_attr else frozenset()
+    conditional = conditional_attributes(taxonomy)
     for skeleton, text in items:
         if skeleton.persona_id in backend_errors:
             record(
@@ -171,7 +182,7 @@ def validate_batch(
             skeleton.persona_id,
             "taxonomy:applicable_when",
             "error",
-            find_inapplicable_facts(skeleton.attributes, taxonomy),
+            find_inapplicable_facts(skeleton.attributes, taxonomy, conditional),
         )
         proposal, problem = parse_proposal(text, skeleton)
         record(skeleton.persona_id, "schema", "error", problem)

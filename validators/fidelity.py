@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Collection
 
 AGE_PATTERNS = [
     re.compile(r"\b(\d{1,3})[- ]years?[- ]old\b", re.IGNORECASE),
@@ -146,13 +148,20 @@ def find_gender_contradiction(text: str, gender: str | None) -> str | None:
     return None
 
 
+# Compiled once: a pattern per word, tried in the order above.
+TRAIT_WORD_PATTERNS = {
+    key: [(word, re.compile(rf"\b{re.escape(word)}\b")) for word in words]
+    for key, words in TRAIT_CONTRADICTIONS.items()
+}
+
+
 def find_trait_contradiction(text: str, attributes: dict[str, str]) -> str | None:
     lowered = text.lower()
-    for (trait, level), words in TRAIT_CONTRADICTIONS.items():
+    for (trait, level), words in TRAIT_WORD_PATTERNS.items():
         if attributes.get(trait) != level:
             continue
-        for word in words:
-            if re.search(rf"\b{re.escape(word)}\b", lowered):
+        for word, pattern in words:
+            if pattern.search(lowered):
                 label = trait.split(".")[-1]
                 return f"The narrative calls the person {word}, but their {label} is {level}; describe them to match."
     return None
@@ -215,7 +224,7 @@ def _same_job(claimed: str, occupation: str) -> bool:
     return occupation in claimed or claimed in occupation or claimed.split()[-1] == occupation.split()[-1]
 
 
-def find_occupation_contradiction(text: str, occupation: str | None, known_occupations: set[str]) -> str | None:
+def find_occupation_contradiction(text: str, occupation: str | None, known_occupations: Collection[str]) -> str | None:
     """A present-tense job claim that differs from the skeleton, or a job for someone without one."""
     for match in JOB_CLAIM.finditer(text):
         claimed = match.group(1).strip()
@@ -228,10 +237,20 @@ def find_occupation_contradiction(text: str, occupation: str | None, known_occup
             return f"The narrative says '{match.group(0).strip()}', but the person is a {occupation}."
     if occupation:
         lowered = text.lower()
-        for other in known_occupations - {occupation}:
-            if re.search(rf"\b(?:is|as) an? {re.escape(other)}\b", lowered) and occupation.lower() not in lowered:
-                return f"The narrative calls the person a {other}, but they are a {occupation}."
+        if occupation.lower() in lowered:
+            return None
+        for match in occupation_pattern(frozenset(known_occupations)).finditer(lowered):
+            if match.group(1) != occupation:
+                return f"The narrative calls the person a {match.group(1)}, but they are a {occupation}."
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def occupation_pattern(known_occupations: frozenset[str]) -> re.Pattern[str]:
+    """'is a nurse' or 'as an electrician' for any known occupation, longest first ('nurse practitioner'
+    before 'nurse'). Cached: frozenset() of a frozenset is the same object, so a caller passing one pays nothing."""
+    names = "|".join(re.escape(o) for o in sorted(known_occupations, key=len, reverse=True))
+    return re.compile(rf"\b(?:is|as) an? ({names})\b")
 
 
 SENTENCE_SUBJECT = re.compile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.records import Skeleton
 from schemas.tables import SETTLED
@@ -81,5 +82,10 @@ def settle_shard_table(skeletons: pa.Table, proposals: dict[int, pa.Table], verd
     return settle_slots(
         skeletons_of_table(skeletons),
         {r: {row["persona_id"]: row for row in table.to_pylist()} for r, table in proposals.items()},
-        {r: table.to_pylist() for r, table in verdicts.items()},
+        {r: failed_rows(table).to_pylist() for r, table in verdicts.items()},
     )
+
+
+def failed_rows(verdicts: pa.Table) -> pa.Table:
+    """The verdict rows that failed: all settling reads (a slot's passed checks are most of its rows)."""
+    return verdicts.filter(pc.invert(verdicts.column("passed")))

@@ -26,6 +26,7 @@ import orjson
 from schemas.config import BackendConfig
 from schemas.errors import BackendError, UserInputError
 from workers.backend import GenerationRequest, GenerationResult
+from workers.factory import takes_overlapping_batches
 from workers.worker_crash import (
     WorkerCrashError,
     crash_folder,
@@ -155,6 +156,7 @@ class EnginePool:
             # survives an out-of-memory kill, and a worker that dies on every request stops the build.
             max_restarts=cfg.max_worker_restarts,
             max_task_retries=cfg.max_worker_restarts,
+            max_concurrency=BATCHES_IN_FLIGHT_PER_WORKER if takes_overlapping_batches(cfg) else 1,
         )
         kwargs = {
             "backend_cfg": cfg.model_dump(mode="json"),

@@ -28,6 +28,13 @@ def create_backend(cfg: BackendConfig, threads: int | None = None) -> LLMBackend
     raise BackendError(f"unknown backend kind {cfg.kind!r}")
 
 
+def takes_overlapping_batches(cfg: BackendConfig) -> bool:
+    """Whether the backend's generate() may run for several batches at once in one worker: an HTTP
+    client shares its connections and concurrency slots among them, so a new batch starts while the
+    last one's slowest requests finish. An in-process engine (llama.cpp, vLLM, a plugin) takes one."""
+    return cfg.kind == "openai"
+
+
 def check_model(cfg: BackendConfig) -> None:
     """A model the backend cannot find is a UserInputError now, before a run folder or a worker exists."""
     if cfg.kind == "llama_cpp":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -17,6 +19,7 @@ from schemas.errors import BackendError, UserInputError
 from workers.backend import GenerationRequest, GenerationResult
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,52 @@ def refuses_json_schema(response: Reply) -> bool:
     return response.status_code == 500 and "response_format" in response.text
 
 
+class ClientLoop:
+    """An event loop on a daemon thread holding one aiohttp session and one concurrency limit.
+
+    Every generate() call, from any thread, runs its requests on this loop: connections are kept
+    alive across batches (a session per batch opened a TCP connection per request), and batches
+    that overlap share `concurrency` slots, so the next batch's requests start as soon as the last
+    one's finish instead of after its slowest request.
+    """
+
+    def __init__(self, cfg: BackendConfig, headers: dict[str, str]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-client", daemon=True)
+        self.thread.start()
+        self.session, self.limit = self.call(self._open(cfg, headers))
+
+    @staticmethod
+    async def _open(cfg: BackendConfig, headers: dict[str, str]) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        # aiohttp: httpx's connection pool costs milliseconds of CPU per request at this concurrency,
+        # which capped one worker at a few hundred requests per second.
+        connector = aiohttp.TCPConnector(limit=cfg.concurrency)
+        timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers={**headers, "Content-Type": "application/json"}
+        )
+        return session, asyncio.Semaphore(cfg.concurrency)
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the loop and wait for its result (from any thread but the loop's)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.call(self.session.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
 class OpenAIBackend:
     """Async requests with bounded concurrency; retries with exponential backoff and jitter.
 
     Structured output: `json_schema` first; an endpoint that refuses it (the llama.cpp server
     answers 500) is asked with `json_object` + `schema` instead, and keeps that mode.
+    generate() may be called from several threads at once (a model worker takes overlapping
+    batches); they share one session and one concurrency limit.
     """
 
     name = "openai"
@@ -49,7 +93,7 @@ class OpenAIBackend:
         self.cfg = cfg
         self.model = cfg.model
         self.mode = "json_schema" if cfg.structured_output == "auto" else cfg.structured_output
-        self._headers: dict[str, str] = {}
+        headers: dict[str, str] = {}
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
@@ -59,25 +103,23 @@ class OpenAIBackend:
                     f"${cfg.api_key_env} is not set",
                     f"export {cfg.api_key_env}=<key> before running",
                 )
-            self._headers["Authorization"] = f"Bearer {key}"  # kept in memory only
+            headers["Authorization"] = f"Bearer {key}"  # kept in memory only
+        self.client = ClientLoop(cfg, headers)
+        # The loop's thread and session end with the backend (or at exit), without an explicit close().
+        self._finalizer = weakref.finalize(self, self.client.close)
+
+    def close(self) -> None:
+        self._finalizer()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        return asyncio.run(self._generate_all(requests))
+        return self.client.call(self._generate_all(requests))
 
     async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        # aiohttp: httpx's connection pool costs milliseconds of CPU per request at this concurrency,
-        # which capped one worker at a few hundred requests per second.
-        limit = asyncio.Semaphore(self.cfg.concurrency)
-        connector = aiohttp.TCPConnector(limit=self.cfg.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
-        headers = {**self._headers, "Content-Type": "application/json"}
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as client:
+        async def one(request: GenerationRequest) -> GenerationResult:
+            async with self.client.limit:
+                return await self._generate_one(self.client.session, request)
 
-            async def one(request: GenerationRequest) -> GenerationResult:
-                async with limit:
-                    return await self._generate_one(client, request)
-
-            return list(await asyncio.gather(*(one(r) for r in requests)))
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def _post(self, client: aiohttp.ClientSession, payload: dict[str, Any]) -> Reply:
         if self.cfg.base_url is None:  # BackendConfig refuses an openai backend without one

@@ -118,21 +118,62 @@ class Endpoint:
         self.proc.wait(timeout=10)
 
 
-def tree_memory(root: psutil.Process) -> tuple[int, int]:
-    """(RSS, PSS) summed over the build's process tree. RSS counts a shared page (Ray's object store,
-    mapped by every worker) once per process that maps it; PSS splits it among them, so the PSS sum
-    is the memory the tree really holds."""
-    rss = pss = 0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):  # a process that ended between the listing and the read
-            info = proc.memory_full_info()
-            rss += info.rss
-            pss += getattr(info, "pss", info.rss)  # PSS is Linux-only
-    return rss, pss
+def process_role(proc: psutil.Process, root: psutil.Process) -> str:
+    """What a process of the build's tree does: the driver, a Ray daemon, or a Ray worker by its title
+    (Ray retitles workers `ray::<task or actor>`; an idle one reads `ray::IDLE`)."""
+    if proc.pid == root.pid:
+        return "driver"
+    title = " ".join(proc.cmdline()[:1]) or proc.name()
+    if title.startswith("ray::"):
+        return title.split()[0]
+    name = proc.name()
+    if "python" in name:
+        module = next((arg for arg in proc.cmdline()[1:] if arg.endswith(".py") or "." in arg), "python")
+        return Path(module).name
+    return name
 
 
-def run_build(config: Path, out: Path) -> tuple[float, tuple[int, int], str]:
-    """Wall seconds, peak (RSS, PSS) of the build's process tree (sampled every 0.25 s) and its output tail."""
+class TreeSampler:
+    """Peak RSS and PSS of the build's process tree, and the CPU seconds each role of it used.
+
+    RSS counts a shared page (Ray's object store, mapped by every worker) once per process that maps
+    it; PSS splits it among them, so the PSS sum is the memory the tree really holds."""
+
+    def __init__(self, root: psutil.Process) -> None:
+        self.root = root
+        self.peak_rss = self.peak_pss = 0
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds so far)
+        self.pss_at_peak: dict[str, float] = {}  # role -> its PSS when the tree's PSS peaked
+
+    def sample(self) -> None:
+        rss = pss = 0
+        by_role: dict[str, float] = {}
+        for proc in [self.root, *self.root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):  # a process that ended between the listing and the read
+                info = proc.memory_full_info()
+                rss += info.rss
+                proc_pss = getattr(info, "pss", info.rss)  # PSS is Linux-only
+                pss += proc_pss
+                times = proc.cpu_times()
+                role = process_role(proc, self.root)
+                known = self.cpu.get(proc.pid, (role, 0.0))[0]
+                if known != role and role == "ray::IDLE":  # keep what the worker was seen doing
+                    role = known
+                self.cpu[proc.pid] = (role, times.user + times.system)
+                by_role[role] = by_role.get(role, 0.0) + proc_pss
+        self.peak_rss = max(self.peak_rss, rss)
+        if pss > self.peak_pss:
+            self.peak_pss, self.pss_at_peak = pss, by_role
+
+    def cpu_by_role(self) -> dict[str, float]:
+        roles: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            roles[role] = roles.get(role, 0.0) + seconds
+        return dict(sorted(((r, round(s, 1)) for r, s in roles.items()), key=lambda item: -item[1]))
+
+
+def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, str]:
+    """Wall seconds, the process tree's sampler (every 0.25 s) and the build's output tail."""
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
@@ -141,16 +182,14 @@ def run_build(config: Path, out: Path) -> tuple[float, tuple[int, int], str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    root = psutil.Process(proc.pid)
-    peak_rss = peak_pss = 0
+    sampler = TreeSampler(psutil.Process(proc.pid))
     while proc.poll() is None:
-        rss, pss = tree_memory(root)
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        sampler.sample()
         time.sleep(0.25)
     output = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise RuntimeError(f"build failed ({proc.returncode}):\n{output[-3000:]}")
-    return time.monotonic() - started, (peak_rss, peak_pss), output[-2000:]
+    return time.monotonic() - started, sampler, output[-2000:]
 
 
 async def direct_load(url: str, requests: int, concurrency: int) -> float:
@@ -189,8 +228,9 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         cpu_before = endpoint.cpu_seconds()
         config = work / f"config-{size}-{int(tokens_per_s)}.yaml"
         out = work / f"run-{size}-{int(tokens_per_s)}"
+        subprocess.run(["rm", "-rf", str(out)], check=True)  # a kept folder from before would resume
         config.write_text(yaml.safe_dump(build_config(size, args.shard_size, work, args.workers, args.concurrency)))
-        wall, (peak_rss, peak_pss), _ = run_build(config, out)
+        wall, tree, _ = run_build(config, out)
         served = endpoint.stats()
         server_cpu = endpoint.cpu_seconds() - cpu_before
     finally:
@@ -207,8 +247,12 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         "startup_s": round(wall - flow_s, 1),
         "personas_per_s": round(manifest["produced"] / flow_s, 1),
         "stages": manifest["last_run_stage_seconds"],
-        "peak_rss_gb": round(peak_rss / 2**30, 2),
-        "peak_pss_gb": round(peak_pss / 2**30, 2),
+        "peak_rss_gb": round(tree.peak_rss / 2**30, 2),
+        "peak_pss_gb": round(tree.peak_pss / 2**30, 2),
+        "cpu_s_by_role": tree.cpu_by_role(),
+        "pss_gb_at_peak_by_role": {
+            role: round(b / 2**30, 2) for role, b in sorted(tree.pss_at_peak.items(), key=lambda item: -item[1])
+        },
         "requests": served["requests"],
         "endpoint_cpu_s": round(server_cpu, 1),
     }
@@ -232,6 +276,10 @@ def show(row: dict) -> None:
         f"endpoint CPU {row['endpoint_cpu_s']:.1f} s"
     )
     print(f"  per stage (slots / seconds; *_cpu are task seconds that overlap the stages): {stages}")
+    roles = ", ".join(f"{role} {seconds:.1f}" for role, seconds in row["cpu_s_by_role"].items() if seconds >= 0.5)
+    print(f"  CPU seconds by process (start-up included): {roles}")
+    memory = ", ".join(f"{role} {gb:.2f}" for role, gb in row["pss_gb_at_peak_by_role"].items() if gb >= 0.05)
+    print(f"  PSS (GB) by process at the peak: {memory}")
     if "ratio_to_capacity" in row:
         print(
             f"  capacity {row['baseline_requests_per_s']:,.1f} req/s (direct client, baseline); build "
@@ -250,12 +298,17 @@ def main() -> None:
     parser.add_argument("--capacity", type=float, default=0.0, help="tokens/s of an emulated fixed-capacity server")
     parser.add_argument("--slots", type=int, default=64, help="sequences that server decodes at once")
     parser.add_argument("--capacity-size", type=int, default=20000)
-    parser.add_argument("--keep", action="store_true", help="keep the run folders")
+    parser.add_argument("--keep", type=Path, help="build in this folder and keep the run folders there")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="populace-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="populace-bench-"))
         for size in [int(s) for s in args.sizes.split(",") if s]:
             rows.append(measure(size, args, Path(tmp), 0.0))
             show(rows[-1])

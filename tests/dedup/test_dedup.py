@@ -57,6 +57,27 @@ def test_minhash_verifies_every_candidate_exactly():
     assert {(p.a, p.b) for p in pairs} == {(0, 2)}  # 0-1 has Jaccard 0.82: candidate at most, never a pair
 
 
+def test_bulk_signatures_equal_datasketch_minhash_per_document():
+    """Stored indexes of earlier runs stay comparable: the bulk signatures are datasketch's values."""
+    from datasketch import MinHash
+
+    from dedup.minhash import SCHEME, SEED, TOKENS_PER_BLOCK, hash32
+
+    rng = np.random.default_rng(3)
+    sets = [{f"w{v} é" for v in rng.integers(0, 5000, size=rng.integers(0, 300))} for _ in range(400)]
+    sets += [set(), {f"t{i}" for i in range(TOKENS_PER_BLOCK + 10)}, {"x"}]  # empty, over one block, tiny
+    for num_perm in (128, 64):
+        sketch = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32)
+        expected = []
+        for tokens in sets:
+            sketch.clear()
+            sketch.update_batch([t.encode() for t in tokens] or [b""])
+            expected.append(sketch.hashvalues.copy())
+        got = signatures(sets, num_perm)
+        assert got.dtype == np.uint32 and got.shape == (len(sets), num_perm)
+        assert np.array_equal(got, np.array(expected))
+
+
 def test_semantic_layer_finds_paraphrases_with_the_static_embedder():
     embedder = create_embedder(EmbedderConfig())
     cfg = DedupConfig(exact=False, facts=False, minhash_threshold=0.99, cosine_threshold=0.85)
