@@ -63,7 +63,8 @@ def fmix32(values: np.ndarray) -> np.ndarray:
     values = values * m1
     values = values ^ (values >> s2)
     values = values * m2
-    return values ^ (values >> s3)
+    mixed: np.ndarray = values ^ (values >> s3)
+    return mixed
 
 
 def signatures(token_sets: Sequence[set[str]], num_perm: int) -> np.ndarray:
