@@ -19,6 +19,8 @@ from schemas.config import DedupConfig, EmbedderConfig
 
 # What keep-best orders by (fewest warnings, fewest rounds, lowest slot), beside the features.
 RANK_COLUMNS = ("warnings", "rounds", "slot")
+# Hashes and vectors: written uncompressed (write_table_atomically's raw_columns).
+RANDOM_COLUMNS = ("text_signatures", "fact_signatures", "vectors")
 
 
 @functools.cache

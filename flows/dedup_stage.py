@@ -16,7 +16,7 @@ from corpus.shard_readers import read_rows
 from dedup.detect import DedupItems, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
 from dedup.index_store import feature_key, load_features, save_index
-from dedup.shard_features import items_of_features, shard_features
+from dedup.shard_features import RANDOM_COLUMNS, items_of_features, shard_features
 from flows.judge_stage import final_stage
 from flows.task_options import STAGE_TASK
 from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
@@ -54,7 +54,7 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel:
             yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
 
     for shard, table, _ in run_all(shard_features, jobs(), parallel):
-        write_table_atomically(table, run.features(shard))
+        write_table_atomically(table, run.features(shard), raw_columns=RANDOM_COLUMNS)
     return pa.concat_tables([pq.read_table(run.features(s)) for s in shards], promote_options="default")
 
 

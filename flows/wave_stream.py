@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from corpus.run_folder import RunFolder
 from corpus.shard_readers import read_skeletons
-from dedup.shard_features import shard_features
+from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.progress import stage_progress
 from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig
@@ -232,7 +232,7 @@ class WaveStream:
         elif kind == "settle":
             write_table_atomically(table, self.run.stage_shard("settled", shard))
         else:
-            write_table_atomically(table, self.run.features(shard))
+            write_table_atomically(table, self.run.features(shard), raw_columns=RANDOM_COLUMNS)
         self.resume(shard)
 
     def skeletons_committed(self, shard: int) -> None:

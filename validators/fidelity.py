@@ -174,6 +174,8 @@ OTHER_PEOPLE = re.compile(
     r"|friend|neighbou?r|student|students|patient|patients|dog|cat|puppy|kitten|horse|car|truck|house|home)\b",
     re.IGNORECASE,
 )
+# Characters before an age that the possessive and relation patterns can span.
+LOOK_BACK = 120
 POSSESSIVE_BEFORE = re.compile(r"\b(?:her|his|their|my|whose)\s+(?:[a-z]+\s+)?$", re.IGNORECASE)
 RELATION_BEFORE = re.compile(
     r"\b(?:son|daughter|child|grandson|granddaughter|nephew|niece|brother|sister|friend"
@@ -181,15 +183,22 @@ RELATION_BEFORE = re.compile(
 )
 
 
+def ends_before(pattern: re.Pattern[str], text: str, end: int) -> bool:
+    """Whether `pattern` (anchored with $) matches text just before `end`. Searched over a window, not
+    the whole text before it (which made long narratives quadratic); pos/endpos keep \\b and $ exact."""
+    return pattern.search(text, max(0, end - LOOK_BACK), end) is not None
+
+
 def stated_ages(text: str, first_name: str | None = None) -> set[int]:
     """Ages the prose gives the person, not the ones it gives their son, dog or neighbour."""
     ages = set()
     for pattern in AGE_PATTERNS:
         for match in pattern.finditer(text):
-            before, after = text[: match.start()], text[match.end() :]
-            if pattern is AGE_PATTERNS[0] and (OTHER_PEOPLE.match(after) or POSSESSIVE_BEFORE.search(before)):
+            if pattern is AGE_PATTERNS[0] and (
+                OTHER_PEOPLE.match(text, match.end()) or ends_before(POSSESSIVE_BEFORE, text, match.start())
+            ):
                 continue
-            if RELATION_BEFORE.search(before + match.group(0).split(match.group(1))[0]):
+            if ends_before(RELATION_BEFORE, text, match.start(1)):
                 continue
             if pattern is AGE_PATTERNS[3] and first_name and not match.group(0).startswith(first_name):
                 continue  # "Tom, 8," is someone else when the person is Marie

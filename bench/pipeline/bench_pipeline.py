@@ -4,7 +4,9 @@ With an instant endpoint (bench/loadgen/persona_server.py answering at once) eve
 populace's own work: sampling, prompt building, the HTTP client, validation, revising, settling,
 dedup and writing. With --capacity the endpoint emulates a server of fixed throughput, and the
 build is compared with that capacity measured in the same run by a plain client at the same
-concurrency (the baseline), so the ratio says how much of the backend the pipeline keeps busy.
+concurrency (the baseline), in completion tokens/s (a server's capacity is tokens/s; the plain client's
+fixed prompt gets shorter answers than the build's), so the ratio says how much of the backend the
+pipeline keeps busy.
 
     python bench/pipeline/bench_pipeline.py --sizes 2000,20000 [--capacity 6000 --capacity-size 20000]
 
@@ -221,9 +223,14 @@ async def direct_load(url: str, requests: int, concurrency: int) -> float:
 def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float) -> dict:
     endpoint = Endpoint(tokens_per_s, args.slots, args.flawed)
     try:
-        baseline = None
+        baseline = baseline_tokens = None
         if tokens_per_s:
+            # Capacity is tokens/s: the plain client's answers (one fixed prompt) are not as long as the
+            # build's, so the ratio compares completion tokens/s; requests/s are shown beside it.
+            endpoint.stats(reset=True)
+            started = time.monotonic()
             baseline = asyncio.run(direct_load(endpoint.url, min(size, 4000), args.workers * args.concurrency))
+            baseline_tokens = endpoint.stats()["completion_tokens"] / (time.monotonic() - started)
         endpoint.stats(reset=True)
         cpu_before = endpoint.cpu_seconds()
         config = work / f"config-{size}-{int(tokens_per_s)}.yaml"
@@ -259,7 +266,9 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
     if tokens_per_s:
         row["baseline_requests_per_s"] = round(baseline, 1)
         row["build_requests_per_s"] = round(served["requests"] / flow_s, 1)
-        row["ratio_to_capacity"] = round(served["requests"] / flow_s / baseline, 3)
+        row["baseline_tokens_per_s"] = round(baseline_tokens, 1)
+        row["build_tokens_per_s"] = round(served["completion_tokens"] / flow_s, 1)
+        row["ratio_to_capacity"] = round(served["completion_tokens"] / flow_s / baseline_tokens, 3)
         row["busy_share"] = round(served["busy_slot_seconds"] / (args.slots * flow_s), 3)
     if not args.keep:
         subprocess.run(["rm", "-rf", str(out)], check=False)
@@ -282,8 +291,9 @@ def show(row: dict) -> None:
     print(f"  PSS (GB) by process at the peak: {memory}")
     if "ratio_to_capacity" in row:
         print(
-            f"  capacity {row['baseline_requests_per_s']:,.1f} req/s (direct client, baseline); build "
-            f"{row['build_requests_per_s']:,.1f} req/s -> {row['ratio_to_capacity']:.2f}x capacity, "
+            f"  capacity {row['baseline_tokens_per_s']:,.0f} tokens/s, {row['baseline_requests_per_s']:,.1f} req/s "
+            f"(direct client, baseline); build {row['build_tokens_per_s']:,.0f} tokens/s, "
+            f"{row['build_requests_per_s']:,.1f} req/s -> {row['ratio_to_capacity']:.2f}x capacity (tokens/s), "
             f"backend busy {row['busy_share']:.0%}"
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,6 +13,7 @@ from foundation.atomic_files import (
     remove_stale_temporaries,
     uncommitted,
     write_bytes_atomically,
+    write_table_atomically,
 )
 
 
@@ -53,3 +55,20 @@ def test_uncommitted_lists_the_keys_still_to_compute_and_stale_temporaries_go(tm
     (tmp_path / "sub" / ".part-00001.parquet.x1.tmp").write_bytes(b"killed writer")
     assert remove_stale_temporaries(tmp_path) == 1
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_raw_columns_are_written_uncompressed_and_read_back_whole(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    table = pa.table(
+        {
+            "persona_id": [f"p-{i}" for i in range(50)],
+            "facts": [["a", "b"]] * 50,
+            "vectors": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 8),
+        }
+    )
+    path = write_table_atomically(table, tmp_path / "part-0.parquet", raw_columns=["vectors"])
+    assert pq.read_table(path).equals(table)
+    chunk = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {chunk.column(i).path_in_schema: chunk.column(i).compression for i in range(chunk.num_columns)}
+    assert codecs == {"persona_id": "ZSTD", "facts.list.element": "ZSTD", "vectors.list.element": "UNCOMPRESSED"}
