@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from dedup.clusters import UnionFind
 from dedup.embedders.base import Embedder
+from dedup.lazy_rows import as_list, concat_rows
 from dedup.minhash import minhash_pairs, signatures
 from dedup.normalize import shingles, text_hash
 from dedup.pairs import DuplicatePair
@@ -29,9 +30,9 @@ class DedupItems:
     """
 
     ids: list[str]
-    texts: list[str]
+    texts: Sequence[str]  # a list, or ArrowRows read from stored features (converted row by row)
     ranks: list[float]
-    facts: list[set[str]] | None = None
+    facts: Sequence[set[str]] | None = None
     text_signatures: np.ndarray | None = None
     fact_signatures: np.ndarray | None = None
     vectors: np.ndarray | None = None
@@ -52,11 +53,11 @@ def compute_features(items: DedupItems, cfg: DedupConfig, embedder: Embedder | N
     if cfg.exact and items.text_hashes is None:
         items.text_hashes = [text_hash(t) for t in items.texts]
     if cfg.minhash and items.text_signatures is None:
-        items.text_signatures = signatures_of_texts(items.texts, cfg.shingles, cfg.num_perm)
+        items.text_signatures = signatures_of_texts(as_list(items.texts), cfg.shingles, cfg.num_perm)
     if cfg.facts and items.facts is not None and items.fact_signatures is None:
-        items.fact_signatures = signatures(items.facts, cfg.num_perm)
+        items.fact_signatures = signatures(as_list(items.facts), cfg.num_perm)
     if cfg.semantic and embedder is not None and items.vectors is None:
-        items.vectors = embed_texts(embedder, items.texts, cfg)
+        items.vectors = embed_texts(embedder, as_list(items.texts), cfg)
     return items
 
 
@@ -81,9 +82,9 @@ def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
     """a's rows then b's; features survive only where both sides have them."""
     return DedupItems(
         ids=a.ids + b.ids,
-        texts=a.texts + b.texts,
+        texts=concat_rows(a.texts, b.texts),
         ranks=a.ranks + b.ranks,
-        facts=(a.facts + b.facts) if a.facts is not None and b.facts is not None else None,
+        facts=concat_rows(a.facts, b.facts) if a.facts is not None and b.facts is not None else None,
         text_signatures=_concat(a.text_signatures, b.text_signatures),
         fact_signatures=_concat(a.fact_signatures, b.fact_signatures),
         vectors=_concat(a.vectors, b.vectors),

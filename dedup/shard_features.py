@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from dedup.detect import DedupItems, compute_features, fact_set
 from dedup.embedders import Embedder, create_embedder
+from dedup.lazy_rows import ArrowRows
 from schemas.config import DedupConfig, EmbedderConfig
 
 # What keep-best orders by (fewest warnings, fewest rounds, lowest slot), beside the features.
@@ -70,9 +71,9 @@ def items_of_features(features: pa.Table, best_first: bool = True) -> DedupItems
     names = features.column_names
     return DedupItems(
         ids=features.column("persona_id").to_pylist(),
-        texts=features.column("narrative").to_pylist(),
+        texts=ArrowRows(features.column("narrative"), str),
         ranks=[float(i) for i in range(features.num_rows)],
-        facts=[set(f) for f in features.column("facts").to_pylist()],
+        facts=ArrowRows(features.column("facts"), set),
         text_signatures=_matrix(features.column("text_signatures"), np.uint32) if "text_signatures" in names else None,
         fact_signatures=_matrix(features.column("fact_signatures"), np.uint32) if "fact_signatures" in names else None,
         vectors=_matrix(features.column("vectors"), np.float32) if "vectors" in names else None,

@@ -1,0 +1,84 @@
+"""Row values of an Arrow column made into Python objects only when read.
+
+Deduplicating a corpus reads the texts and fact sets of candidate pairs only (to verify them
+exactly); every other feature is a hash, a signature or a vector. Holding the whole corpus's texts
+and fact sets as Python objects cost more memory than everything else (a million personas carry
+tens of millions of facts), so they stay in Arrow and are converted one row at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, overload
+
+import pyarrow as pa
+
+T = TypeVar("T")
+
+
+class ArrowRows(Sequence[T]):
+    """A read-only sequence over an Arrow column; `convert` turns each row's Python value into T."""
+
+    def __init__(self, column: pa.Array | pa.ChunkedArray, convert: Callable[[Any], T]) -> None:
+        self.column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        self.convert = convert
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self.convert(value) for value in self.column[index].to_pylist()]
+        return self.convert(self.column[index].as_py())
+
+    def __iter__(self) -> Iterator[T]:
+        for start in range(0, len(self.column), 4096):  # converted in blocks, not all at once
+            yield from (self.convert(value) for value in self.column[start : start + 4096].to_pylist())
+
+
+class ChainedRows(Sequence[T]):
+    """`first` then `second`, without copying either."""
+
+    def __init__(self, first: Sequence[T], second: Sequence[T]) -> None:
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        split = len(self.first)
+        return self.first[index] if index < split else self.second[index - split]
+
+    def __iter__(self) -> Iterator[T]:
+        yield from self.first
+        yield from self.second
+
+
+def concat_rows(first: Sequence[T], second: Sequence[T]) -> Sequence[T]:
+    """Two lists as one list; anything lazy chained, so it stays lazy."""
+    if isinstance(first, list) and isinstance(second, list):
+        return first + second
+    return ChainedRows(first, second)
+
+
+def as_list(rows: Sequence[T]) -> list[T]:
+    """Every row as a Python object: for the code that computes missing features over all rows."""
+    return rows if isinstance(rows, list) else list(rows)
