@@ -101,6 +101,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+TOKEN_SETS_CACHED = 4096
 BIG_BUCKET = 50  # beyond this, a bucket is verified as a star and a chain, not all pairs
 
 
@@ -140,6 +141,8 @@ def minhash_pairs(
     existing corpus: they are indexed but not paired together.
     """
     bands, rows = choose_bands(threshold, sigs.shape[1])
+    # Sorted candidates repeat their first row: its set is made once, not once per pair.
+    token_set = lru_cache(maxsize=TOKEN_SETS_CACHED)(token_set)
     pairs = []
     for a, b in sorted(candidate_pairs(sigs, bands, rows, first_new)):
         similarity = jaccard(token_set(a), token_set(b))

@@ -9,9 +9,12 @@ import numpy as np
 
 from dedup.pairs import DuplicatePair
 
-# Flat (exact) search costs n^2 (50k vectors: ~10 s on 2 cores); beyond it IVF (4 sqrt(n) lists, 16 probed)
-# keeps the cost per vector near constant, with near-duplicates (cosine >= 0.9) still found.
+# Flat (exact) search costs queries x vectors (50k x 50k: ~10 s on 2 cores); beyond it IVF (4 sqrt(n)
+# lists, 16 probed) keeps the cost per vector near constant, with near-duplicates (cosine >= 0.9) still
+# found. A backfill wave queries only its few new rows against the corpus: flat, exact and cheaper than
+# training an IVF over the whole corpus again (876 x 200k: under 1 s against 11 s).
 EXACT_LIMIT = 50_000
+EXACT_BUDGET = EXACT_LIMIT * EXACT_LIMIT
 QUERY_CHUNK = 65_536
 MIN_ROWS_TO_CENTER = 64  # below this the batch mean is too noisy to remove
 
@@ -31,11 +34,13 @@ def center_rows(vectors: np.ndarray) -> np.ndarray:
     return unit
 
 
-def build_index(vectors: np.ndarray) -> faiss.Index:
-    """Flat inner-product index (exact), or IVF for very large corpora; moved to GPUs if FAISS sees any."""
+def build_index(vectors: np.ndarray, queries: int | None = None) -> faiss.Index:
+    """Flat inner-product index (exact) while `queries` (all rows by default) x rows fits EXACT_BUDGET,
+    else IVF; moved to GPUs if FAISS sees any."""
     n, dim = vectors.shape
+    queries = n if queries is None else queries
     index: faiss.Index
-    if n <= EXACT_LIMIT:
+    if queries * n <= EXACT_BUDGET:
         index = faiss.IndexFlatIP(dim)
     else:
         nlist = int(4 * math.sqrt(n))
@@ -59,7 +64,7 @@ def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int, first
     if n < 2:
         return []
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = build_index(vectors)
+    index = build_index(vectors, queries=n - first_new)
     k = min(neighbours + 1, n)
     pairs: dict[tuple[int, int], float] = {}
     for start in range(first_new, n, QUERY_CHUNK):
