@@ -11,20 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
+import numpy as np
 import pyarrow as pa
 
 T = TypeVar("T")
 
 
 class ArrowRows(Sequence[T]):
-    """A read-only sequence over an Arrow column; `convert` turns each row's Python value into T."""
+    """A read-only sequence over an Arrow column; `convert` turns each row's Python value into T.
 
-    def __init__(self, column: pa.Array | pa.ChunkedArray, convert: Callable[[Any], T]) -> None:
-        self.column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    `order` (row positions) presents the column permuted without copying it: row i is column[order[i]].
+    """
+
+    def __init__(
+        self, column: pa.Array | pa.ChunkedArray, convert: Callable[[Any], T], order: np.ndarray | None = None
+    ) -> None:
+        self.column = column
         self.convert = convert
+        self.order = order
 
     def __len__(self) -> int:
-        return len(self.column)
+        return len(self.column) if self.order is None else len(self.order)
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -34,12 +41,21 @@ class ArrowRows(Sequence[T]):
 
     def __getitem__(self, index: int | slice) -> T | list[T]:
         if isinstance(index, slice):
-            return [self.convert(value) for value in self.column[index].to_pylist()]
-        return self.convert(self.column[index].as_py())
+            return self._block(range(len(self))[index])
+        position = int(self.order[index]) if self.order is not None else index
+        return self.convert(self.column[position].as_py())
+
+    def _block(self, rows: range) -> list[T]:
+        if self.order is None and rows.step == 1:
+            values = self.column[rows.start : rows.stop].to_pylist()
+        else:
+            positions = np.asarray(rows) if self.order is None else self.order[rows.start : rows.stop : rows.step]
+            values = self.column.take(pa.array(positions)).to_pylist()
+        return [self.convert(value) for value in values]
 
     def __iter__(self) -> Iterator[T]:
-        for start in range(0, len(self.column), 4096):  # converted in blocks, not all at once
-            yield from (self.convert(value) for value in self.column[start : start + 4096].to_pylist())
+        for start in range(0, len(self), 4096):  # converted in blocks, not all at once
+            yield from self._block(range(start, min(start + 4096, len(self))))
 
 
 class ChainedRows(Sequence[T]):

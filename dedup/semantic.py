@@ -28,10 +28,11 @@ def center_rows(vectors: np.ndarray) -> np.ndarray:
     """
     if vectors.shape[0] < MIN_ROWS_TO_CENTER:
         return vectors
-    centred = vectors - vectors.mean(axis=0, keepdims=True)
+    centred: np.ndarray = (vectors - vectors.mean(axis=0, keepdims=True)).astype(np.float32, copy=False)
     norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    unit: np.ndarray = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0).astype(np.float32)
-    return unit
+    # In place (a million 256-d rows are a gigabyte a copy); a row of norm 0 is all zeros already.
+    np.divide(centred, norms, out=centred, where=norms > 0)
+    return centred
 
 
 def build_index(vectors: np.ndarray, queries: int | None = None) -> faiss.Index:
