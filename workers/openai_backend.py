@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import threading
@@ -72,10 +73,13 @@ class ClientLoop:
     def close(self) -> None:
         if self.loop.is_closed():
             return
-        self.call(self.session.close())
+        # At interpreter exit the loop's thread may be gone: then there is nothing left to close.
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
-        self.loop.close()
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class OpenAIBackend:

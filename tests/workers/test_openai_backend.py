@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
+import psutil
 import pytest
 
 from schemas.config import BackendConfig
@@ -113,3 +115,30 @@ def test_missing_api_key_is_a_user_error(monkeypatch):
 def test_openai_backend_needs_a_url():
     with pytest.raises(ValueError, match="base_url"):
         BackendConfig(kind="openai")
+
+
+def server_connections(base_url: str) -> set[int]:
+    """Local ports of this process's open TCP connections to the server."""
+    port = int(base_url.rsplit(":", 1)[1].split("/")[0])
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
+def test_batches_reuse_connections_and_overlapping_batches_share_the_slots(llama_chat_server):
+    """A model worker sends the next batch while the last one finishes: both calls run at once on one
+    session, within `concurrency` connections, and later batches reuse those connections."""
+    backend = create_backend(config(llama_chat_server, concurrency=2, structured_output="json_object"))
+    requests = [short_request().model_copy(update={"request_id": f"r-{i}", "seed": i}) for i in range(4)]
+    with ThreadPoolExecutor(2) as pool:  # two batches at once, as a worker's threads send them
+        answers = list(pool.map(backend.generate, [requests[:2], requests[2:]]))
+    assert [r.request_id for batch in answers for r in batch] == ["r-0", "r-1", "r-2", "r-3"]
+    assert all(r.error is None and set(orjson.loads(r.text)) == {"city"} for batch in answers for r in batch)
+    kept = server_connections(llama_chat_server)
+    assert 1 <= len(kept) <= 2  # the concurrency limit holds across both batches; connections stay open
+    backend.generate([requests[0]])
+    assert server_connections(llama_chat_server) == kept  # the next batch went over the same connections
+    backend.close()
+    assert not server_connections(llama_chat_server)
