@@ -17,8 +17,37 @@ import pyarrow as pa
 T = TypeVar("T")
 
 
-class ArrowRows(Sequence[T]):
-    """A read-only sequence over an Arrow column; `convert` turns each row's Python value into T.
+class LazyRows(Sequence[T]):
+    """A read-only sequence whose rows are made on demand: subclasses give one row and a block of rows."""
+
+    def _row(self, index: int) -> T:
+        raise NotImplementedError
+
+    def _block(self, rows: range) -> list[T]:
+        return [self._row(i) for i in rows]
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return self._block(range(len(self))[index])
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._row(index)
+
+    def __iter__(self) -> Iterator[T]:
+        for start in range(0, len(self), 4096):  # made in blocks, not all at once
+            yield from self._block(range(start, min(start + 4096, len(self))))
+
+
+class ArrowRows(LazyRows[T]):
+    """An Arrow column; `convert` turns each row's Python value into T.
 
     `order` (row positions) presents the column permuted without copying it: row i is column[order[i]].
     """
@@ -33,15 +62,7 @@ class ArrowRows(Sequence[T]):
     def __len__(self) -> int:
         return len(self.column) if self.order is None else len(self.order)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            return self._block(range(len(self))[index])
+    def _row(self, index: int) -> T:
         position = int(self.order[index]) if self.order is not None else index
         return self.convert(self.column[position].as_py())
 
@@ -53,12 +74,8 @@ class ArrowRows(Sequence[T]):
             values = self.column.take(pa.array(positions)).to_pylist()
         return [self.convert(value) for value in values]
 
-    def __iter__(self) -> Iterator[T]:
-        for start in range(0, len(self), 4096):  # converted in blocks, not all at once
-            yield from self._block(range(start, min(start + 4096, len(self))))
 
-
-class ChainedRows(Sequence[T]):
+class ChainedRows(LazyRows[T]):
     """`first` then `second`, without copying either."""
 
     def __init__(self, first: Sequence[T], second: Sequence[T]) -> None:
@@ -67,19 +84,7 @@ class ChainedRows(Sequence[T]):
     def __len__(self) -> int:
         return len(self.first) + len(self.second)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _row(self, index: int) -> T:
         split = len(self.first)
         return self.first[index] if index < split else self.second[index - split]
 
