@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
-from schemas.tables import PERSONAS, REJECTS
+from schemas.tables import PERSONAS, REJECTS, rows_table
 
 
 def reject_stage(reason: str) -> str:
@@ -72,8 +72,8 @@ def persona_tables(
                     "duplicate_cluster_id": cluster["cluster_id"] if cluster else row["persona_id"],
                 }
             )
-    personas_table = pa.Table.from_pylist(personas, schema=PERSONAS)
-    rejects_table = pa.Table.from_pylist(rejects, schema=REJECTS)
+    personas_table = rows_table(personas, PERSONAS)
+    rejects_table = rows_table(rejects, REJECTS)
     check_table(personas_table, PERSONAS_CHECK, f"personas {label}")
     check_table(rejects_table, REJECTS_CHECK, f"rejects {label}")
     return personas_table, rejects_table

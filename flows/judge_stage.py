@@ -13,7 +13,7 @@ from corpus.shard_readers import read_rows
 from flows.task_options import MODEL_TASK, STAGE_TASK
 from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
 from schemas.config import RunConfig
-from schemas.tables import JUDGEMENTS, SETTLED
+from schemas.tables import JUDGEMENTS, SETTLED, rows_table
 from taxonomy.model import Taxonomy
 from validators.judge import apply_thresholds, judge_requests, parse_judgement
 from workers.engine_pool import Engines
@@ -35,9 +35,7 @@ def judge_wave(run: RunFolder, cfg: RunConfig, taxonomy: Taxonomy, shards: list[
     for result in engines.generate(backend, requests, stage="judge"):
         scored[shard_of[result.request_id]].append(parse_judgement(result))
     for shard in todo:
-        write_table_atomically(
-            pa.Table.from_pylist(scored[shard], schema=JUDGEMENTS), run.stage_shard("judgements", shard)
-        )
+        write_table_atomically(rows_table(scored[shard], JUDGEMENTS), run.stage_shard("judgements", shard))
 
 
 @task(**STAGE_TASK)
@@ -45,6 +43,6 @@ def gate_shard(run: RunFolder, cfg: RunConfig, shard: int) -> Path:
     def gate() -> pa.Table:
         judgements = {r["persona_id"]: r for r in read_rows(run.stage_shard("judgements", shard))}
         gated = apply_thresholds(read_rows(run.stage_shard("settled", shard)), judgements, cfg.judge)
-        return pa.Table.from_pylist(gated, schema=SETTLED)
+        return rows_table(gated, SETTLED)
 
     return commit_once(run.stage_shard("gated", shard), gate)

@@ -28,7 +28,7 @@ from flows.progress import stage_progress
 from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig
 from schemas.records import Skeleton
-from schemas.tables import PROPOSALS, VERDICTS
+from schemas.tables import PROPOSALS, VERDICTS, rows_table
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell
 from taxonomy.skeleton_table import SKELETON_STATISTICS
@@ -195,7 +195,7 @@ class WaveStream:
             return
         del self.proposing[shard]
         rows = sorted(open_round.rows, key=lambda r: r["persona_id"])
-        table = pa.Table.from_pylist(rows, schema=PROPOSALS)
+        table = rows_table(rows, PROPOSALS)
         write_table_atomically(table, self.run.round_shard("proposals", open_round.round_no, shard))
         self.validate(shard, open_round.round_no, table)
 

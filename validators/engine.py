@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schemas.errors import PopulaceError
 from schemas.records import Proposal, ProseProposal, Skeleton
-from schemas.tables import VERDICTS
+from schemas.tables import VERDICTS, rows_table
 from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID, Attribute, Taxonomy
 from taxonomy.names import known_first_names
 from taxonomy.opening import write_opening
@@ -247,4 +247,4 @@ def validate_shard_table(skeletons: pa.Table, proposals: pa.Table, taxonomy: Tax
     ]
     errors = {pid: r["error"] for pid, r in by_id.items() if r["error"]}
     _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
-    return pa.Table.from_pylist(verdicts, schema=VERDICTS)
+    return rows_table(verdicts, VERDICTS)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.records import Skeleton
-from schemas.tables import SETTLED
+from schemas.tables import SETTLED, rows_table
 from taxonomy.skeleton_table import skeletons_of_table
 from validators.engine import parse_proposal
 
@@ -74,7 +74,7 @@ def settle_slots(
                 "completion_tokens": sum(proposals[r][pid]["completion_tokens"] for r in rounds),
             }
         )
-    return pa.Table.from_pylist(rows, schema=SETTLED)
+    return rows_table(rows, SETTLED)
 
 
 def settle_shard_table(skeletons: pa.Table, proposals: dict[int, pa.Table], verdicts: dict[int, pa.Table]) -> pa.Table:
