@@ -101,7 +101,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-TOKEN_SETS_CACHED = 4096
+TOKEN_SETS_CACHED = 4096  # rows whose token sets minhash_pairs keeps while it verifies candidates
 BIG_BUCKET = 50  # beyond this, a bucket is verified as a star and a chain, not all pairs
 
 
