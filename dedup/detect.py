@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.clusters import UnionFind
 from dedup.embedders.base import Embedder
-from dedup.lazy_rows import as_list, concat_rows
+from dedup.lazy_rows import ChainedRows, as_list, blocks, concat_rows, rows_at
 from dedup.minhash import minhash_pairs, signatures
-from dedup.normalize import shingles, text_hash
+from dedup.normalize import TEXT_HASH_CHARS, shingles, text_hash
 from dedup.pairs import DuplicatePair
 from dedup.parallel import RAY_MIN_TEXTS
-from dedup.semantic import center_rows, semantic_pairs
+from dedup.semantic import semantic_pairs
 from dedup.signatures import signatures_of_texts
 from schemas.config import DedupConfig
 from schemas.tables import CLUSTERS
@@ -30,13 +31,14 @@ class DedupItems:
     """
 
     ids: list[str]
-    texts: Sequence[str]  # a list, or ArrowRows read from stored features (converted row by row)
+    # Lists and arrays, or lazy columns (dedup.lazy_rows: feature shards read block by block).
+    texts: Sequence[str]
     ranks: list[float]
     facts: Sequence[set[str]] | None = None
-    text_signatures: np.ndarray | None = None
-    fact_signatures: np.ndarray | None = None
-    vectors: np.ndarray | None = None
-    text_hashes: list[str] | None = None
+    text_signatures: np.ndarray | Sequence[Any] | None = None
+    fact_signatures: np.ndarray | Sequence[Any] | None = None
+    vectors: np.ndarray | Sequence[Any] | None = None
+    text_hashes: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,10 +74,13 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], cfg: DedupConfig) -> n
     return embedder.embed(texts)
 
 
-def _concat(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+def _concat(old: np.ndarray | Sequence[Any] | None, new: np.ndarray | Sequence[Any] | None) -> Any:
+    """Arrays concatenated; a lazy column on either side chained (so it stays lazy)."""
     if old is None or new is None:
         return None
-    return np.concatenate([old, new]) if len(old) else new
+    if isinstance(old, np.ndarray) and isinstance(new, np.ndarray):
+        return np.concatenate([old, new]) if len(old) else new
+    return ChainedRows(old, new)
 
 
 def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
@@ -88,22 +93,29 @@ def concat_items(a: DedupItems, b: DedupItems) -> DedupItems:
         text_signatures=_concat(a.text_signatures, b.text_signatures),
         fact_signatures=_concat(a.fact_signatures, b.fact_signatures),
         vectors=_concat(a.vectors, b.vectors),
-        text_hashes=(a.text_hashes + b.text_hashes)
+        text_hashes=concat_rows(a.text_hashes, b.text_hashes)
         if a.text_hashes is not None and b.text_hashes is not None
         else None,
     )
 
 
 def exact_pairs(hashes: Sequence[str], first_new: int) -> list[DuplicatePair]:
-    first_by_hash: dict[str, int] = {}
-    pairs = []
-    for index, digest in enumerate(hashes):
-        if digest in first_by_hash:
-            if index >= first_new:
-                pairs.append(DuplicatePair(first_by_hash[digest], index, "exact", 1.0))
-        else:
-            first_by_hash[digest] = index
-    return pairs
+    """Each row from `first_new` on whose hash an earlier row has, paired with the first such row."""
+    digests = np.empty(len(hashes), dtype=f"S{TEXT_HASH_CHARS}")
+    for positions, block in blocks(hashes):
+        digests[positions] = block
+    _, first, inverse = np.unique(digests, return_index=True, return_inverse=True)
+    original = first[inverse.ravel()]  # np.unique's index is each value's first occurrence
+    rows = np.arange(len(digests))
+    return [
+        DuplicatePair(int(original[i]), int(i), "exact", 1.0)
+        for i in np.flatnonzero((original != rows) & (rows >= first_new))
+    ]
+
+
+def token_sets_of(rows: Sequence[Any], tokens: Callable[[Any], set[str]]) -> Callable[[np.ndarray], list[set[str]]]:
+    """The token sets of the rows at given positions, read together (one pass over a lazy column)."""
+    return lambda positions: [tokens(row) for row in rows_at(rows, positions)]
 
 
 def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[DuplicatePair]:
@@ -115,17 +127,24 @@ def find_pairs(items: DedupItems, cfg: DedupConfig, first_new: int = 0) -> list[
         if items.text_signatures is None:
             raise ValueError("the minhash layer needs text signatures: run compute_features first")
         pairs += minhash_pairs(
-            lambda i: shingles(items.texts[i], cfg.shingles),
+            token_sets_of(items.texts, lambda text: shingles(text, cfg.shingles)),
             items.text_signatures,
+            cfg.num_perm,
             cfg.minhash_threshold,
             "minhash",
             first_new,
         )
     if cfg.semantic and items.vectors is not None:
-        vectors = center_rows(items.vectors) if cfg.center_vectors else items.vectors
-        pairs += semantic_pairs(vectors, cfg.cosine_threshold, cfg.neighbours, first_new)
+        pairs += semantic_pairs(items.vectors, cfg.cosine_threshold, cfg.neighbours, first_new, cfg.center_vectors)
     if cfg.facts and items.facts is not None and items.fact_signatures is not None:
-        pairs += minhash_pairs(items.facts.__getitem__, items.fact_signatures, cfg.facts_threshold, "facts", first_new)
+        pairs += minhash_pairs(
+            token_sets_of(items.facts, set),
+            items.fact_signatures,
+            cfg.num_perm,
+            cfg.facts_threshold,
+            "facts",
+            first_new,
+        )
     return pairs
 
 
@@ -133,29 +152,42 @@ def cluster_pairs(items: DedupItems, pairs: list[DuplicatePair], first_new: int 
     """Union-find over all layers; each cluster keeps its best-ranked member (existing rows first).
 
     Rows of the existing corpus are always kept and are not reported; each new row gets
-    (persona_id, cluster_id, kept, duplicate_of, layer, similarity).
+    (persona_id, cluster_id, kept, duplicate_of, layer, similarity), clusters in the order of
+    their first row, their rows in index order. Rows in no pair (nearly all) are their own
+    cluster and are written in bulk; only paired rows go through the union-find.
     """
-    forest = UnionFind(range(len(items)))
+    forest = UnionFind(sorted({member for pair in pairs for member in (pair.a, pair.b)}))
     strongest: dict[int, DuplicatePair] = {}
     for pair in pairs:
         forest.union(pair.a, pair.b)
         for member in (pair.a, pair.b):
             if member not in strongest or pair.similarity > strongest[member].similarity:
                 strongest[member] = pair
-    rows: dict[str, list[Any]] = {name: [] for name in CLUSTERS.names}
-    for members in forest.groups().values():
-        keeper = min(members, key=lambda i: (i >= first_new, items.ranks[i], items.ids[i]))
-        for index in members:
-            if index < first_new:
-                continue
-            best = strongest.get(index)
-            rows["persona_id"].append(items.ids[index])
-            rows["cluster_id"].append(items.ids[keeper])
-            rows["kept"].append(index == keeper)
-            rows["duplicate_of"].append(None if index == keeper else items.ids[keeper])
-            rows["layer"].append(best.layer if best else None)
-            rows["similarity"].append(float(best.similarity) if best else None)
-    return pa.table(rows, schema=CLUSTERS)
+    root, keeper = np.arange(len(items)), np.arange(len(items))
+    for first, members in forest.groups().items():  # `first`: the union-find root is the smallest row
+        root[members] = first
+        keeper[members] = min(members, key=lambda i: (i >= first_new, items.ranks[i], items.ids[i]))
+    new = np.arange(first_new, len(items))
+    new = new[np.lexsort((new, root[new]))]
+    ids = pa.array(items.ids, type=pa.string())
+    kept = keeper[new] == new
+    cluster_ids = ids.take(pa.array(keeper[new]))
+    layers: list[str | None] = [None] * len(new)
+    similarities: list[float | None] = [None] * len(new)
+    slot_of = np.empty(len(items), dtype=np.int64)
+    slot_of[new] = np.arange(len(new))
+    for member, best in strongest.items():
+        if member >= first_new:
+            layers[slot_of[member]], similarities[slot_of[member]] = best.layer, float(best.similarity)
+    columns = {
+        "persona_id": ids.take(pa.array(new)),
+        "cluster_id": cluster_ids,
+        "kept": pa.array(kept),
+        "duplicate_of": pc.if_else(pa.array(kept), pa.scalar(None, pa.string()), cluster_ids),
+        "layer": pa.array(layers, type=pa.string()),
+        "similarity": pa.array(similarities, type=pa.float64()),
+    }
+    return pa.table(columns).cast(CLUSTERS)
 
 
 def find_duplicates(

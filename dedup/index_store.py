@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.detect import DedupItems
+from dedup.lazy_rows import rows_at
 from schemas.config import DedupConfig
 
 
@@ -19,13 +21,29 @@ def feature_key(cfg: DedupConfig, embedder_name: str | None) -> dict[str, Any]:
     return {"num_perm": cfg.num_perm, "shingles": cfg.shingles.model_dump(), "embedder": embedder_name}
 
 
+ROWS_PER_WRITE = 65_536
+
+
+def write_matrix(path: Path, rows: np.ndarray | Sequence[Any]) -> None:
+    """An .npy file of the (n, width) rows, written block by block (a lazy column is never held whole)."""
+    with path.open("wb") as out:
+        for start in range(0, len(rows), ROWS_PER_WRITE):
+            block = np.ascontiguousarray(rows_at(rows, np.arange(start, min(start + ROWS_PER_WRITE, len(rows)))))
+            if start == 0:
+                header = {"descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False}
+                np.lib.format.write_array_header_2_0(out, {**header, "shape": (len(rows), block.shape[1])})
+            out.write(block.tobytes())
+
+
 def save_index(folder: Path, items: DedupItems, key: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"persona_id": items.ids}), folder / "ids.parquet")
     for name in ("text_signatures", "fact_signatures", "vectors"):
         value = getattr(items, name)
-        if value is not None:
-            np.save(folder / f"{name}.npy", value)
+        path = folder / f"{name}.npy"
+        path.unlink(missing_ok=True)  # from an earlier, interrupted save
+        if value is not None and len(value):
+            write_matrix(path, value)
     # Written last: an index without meta.json is ignored, so a crash mid-save is harmless.
     (folder / "meta.json").write_bytes(orjson.dumps({**key, "count": len(items)}))
 

@@ -1,20 +1,43 @@
-"""Row values of an Arrow column made into Python objects only when read.
+"""Rows made into Python objects (or numpy blocks) only when read, and the two ways dedup reads them.
 
 Deduplicating a corpus reads the texts and fact sets of candidate pairs only (to verify them
-exactly); every other feature is a hash, a signature or a vector. Holding the whole corpus's texts
-and fact sets as Python objects cost more memory than everything else (a million personas carry
-tens of millions of facts), so they stay in Arrow and are converted one row at a time.
+exactly), and every signature and vector once per pass, block by block. Holding a million personas'
+texts, fact sets, signatures and vectors at once costs several gigabytes, so a column may be lazy:
+`blocks(rows)` passes over it (in whatever order its storage gives, each block with its row
+positions) and `rows_at(rows, positions)` reads just the rows asked for. Plain lists and numpy
+arrays work with both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 import numpy as np
-import pyarrow as pa
 
 T = TypeVar("T")
+
+BLOCK_ROWS = 65_536  # rows per block of an in-memory column
+
+
+def blocks(rows: Sequence[Any] | np.ndarray) -> Iterator[tuple[np.ndarray, Any]]:
+    """(positions, values) blocks covering every row once: a list or array in slices, a lazy
+    column in its storage's order (values: a list, or a 2-D array for a matrix column)."""
+    if isinstance(rows, LazyRows):
+        yield from rows.blocks()
+        return
+    for start in range(0, len(rows), BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, len(rows))
+        yield np.arange(start, stop), rows[start:stop]
+
+
+def rows_at(rows: Sequence[Any] | np.ndarray, positions: np.ndarray) -> Any:
+    """The rows at `positions`, in that order: a 2-D array for a matrix column, else a list."""
+    if isinstance(rows, LazyRows):
+        return rows.rows_at(positions)
+    if isinstance(rows, np.ndarray):
+        return rows[positions]
+    return [rows[int(i)] for i in positions]
 
 
 class LazyRows(Sequence[T]):
@@ -45,40 +68,19 @@ class LazyRows(Sequence[T]):
         for start in range(0, len(self), 4096):  # made in blocks, not all at once
             yield from self._block(range(start, min(start + 4096, len(self))))
 
+    def blocks(self) -> Iterator[tuple[np.ndarray, Any]]:
+        for start in range(0, len(self), BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, len(self))
+            yield np.arange(start, stop), self._block(range(start, stop))
 
-class ArrowRows(LazyRows[T]):
-    """An Arrow column; `convert` turns each row's Python value into T.
-
-    `order` (row positions) presents the column permuted without copying it: row i is column[order[i]].
-    """
-
-    def __init__(
-        self, column: pa.Array | pa.ChunkedArray, convert: Callable[[Any], T], order: np.ndarray | None = None
-    ) -> None:
-        self.column = column
-        self.convert = convert
-        self.order = order
-
-    def __len__(self) -> int:
-        return len(self.column) if self.order is None else len(self.order)
-
-    def _row(self, index: int) -> T:
-        position = int(self.order[index]) if self.order is not None else index
-        return self.convert(self.column[position].as_py())
-
-    def _block(self, rows: range) -> list[T]:
-        if self.order is None and rows.step == 1:
-            values = self.column[rows.start : rows.stop].to_pylist()
-        else:
-            positions = np.asarray(rows) if self.order is None else self.order[rows.start : rows.stop : rows.step]
-            values = self.column.take(pa.array(positions)).to_pylist()
-        return [self.convert(value) for value in values]
+    def rows_at(self, positions: np.ndarray) -> Any:
+        return [self._row(int(i)) for i in positions]
 
 
 class ChainedRows(LazyRows[T]):
-    """`first` then `second`, without copying either."""
+    """`first` then `second`, without copying either (lists, arrays or lazy columns)."""
 
-    def __init__(self, first: Sequence[T], second: Sequence[T]) -> None:
+    def __init__(self, first: Sequence[T] | np.ndarray, second: Sequence[T] | np.ndarray) -> None:
         self.first, self.second = first, second
 
     def __len__(self) -> int:
@@ -91,6 +93,28 @@ class ChainedRows(LazyRows[T]):
     def __iter__(self) -> Iterator[T]:
         yield from self.first
         yield from self.second
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, Any]]:
+        yield from blocks(self.first)
+        for positions, values in blocks(self.second):
+            yield positions + len(self.first), values
+
+    def rows_at(self, positions: np.ndarray) -> Any:
+        positions = np.asarray(positions, dtype=np.int64)
+        split = len(self.first)
+        in_first = positions < split
+        first = rows_at(self.first, positions[in_first])
+        second = rows_at(self.second, positions[~in_first] - split)
+        if isinstance(first, np.ndarray) and isinstance(second, np.ndarray):
+            out = np.empty((len(positions), *first.shape[1:]), dtype=first.dtype)
+            out[in_first], out[~in_first] = first, second
+            return out
+        merged: list[Any] = [None] * len(positions)
+        for slot, value in zip(np.flatnonzero(in_first), first, strict=True):
+            merged[slot] = value
+        for slot, value in zip(np.flatnonzero(~in_first), second, strict=True):
+            merged[slot] = value
+        return merged
 
 
 def concat_rows(first: Sequence[T], second: Sequence[T]) -> Sequence[T]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import xxhash
 from datasketch import MinHash
 
+from dedup.lazy_rows import blocks
 from dedup.pairs import DuplicatePair
 
 SEED = 1
@@ -101,18 +103,34 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-TOKEN_SETS_CACHED = 4096  # rows whose token sets minhash_pairs keeps while it verifies candidates
 BIG_BUCKET = 50  # beyond this, a bucket is verified as a star and a chain, not all pairs
+# Candidate pairs verified per read of their rows' token sets (at most twice as many rows' sets in memory).
+PAIRS_PER_READ = 8192
+# 64-bit mixing constants (splitmix64's multipliers) for the band keys.
+KEY_SEED, KEY_MULTIPLIER, KEY_SHIFT = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(31)
 
 
-def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0) -> set[tuple[int, int]]:
-    """Rows that agree on all `rows` values of at least one band, found per band with a
-    vectorised sort (np.unique) rather than one Python LSH insert and query per row."""
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64: one key per band of `rows` signature values; equal bands, equal keys.
+
+    Eight bytes per band instead of four per value, so LSH holds (bands x 8) bytes per row, not the
+    whole signature. Unequal bands collide with probability ~2^-64; a collision only adds a
+    candidate, which verification drops."""
+    values = sigs[:, : bands * rows].astype(np.uint64).reshape(len(sigs), bands, rows)
+    keys = np.full((len(sigs), bands), KEY_SEED, dtype=np.uint64)
+    for column in range(rows):
+        keys ^= values[:, :, column]
+        keys *= KEY_MULTIPLIER  # wraps mod 2^64
+        keys ^= keys >> KEY_SHIFT
+    return keys
+
+
+def candidate_pairs(keys: np.ndarray, first_new: int = 0) -> set[tuple[int, int]]:
+    """Rows that share at least one band key, found per band with a vectorised sort (np.unique)
+    rather than one Python LSH insert and query per row."""
     candidates: set[tuple[int, int]] = set()
-    for band in range(bands):
-        keys = np.ascontiguousarray(sigs[:, band * rows : (band + 1) * rows])
-        keys = keys.view(np.dtype((np.void, keys.dtype.itemsize * rows))).ravel()
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    for band in range(keys.shape[1]):
+        _, inverse, counts = np.unique(keys[:, band], return_inverse=True, return_counts=True)
         shared = np.flatnonzero(counts[inverse] > 1)
         if shared.size == 0:
             continue
@@ -132,20 +150,33 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, first_new: int = 0)
 
 
 def minhash_pairs(
-    token_set: Callable[[int], set[str]], sigs: np.ndarray, threshold: float, layer: str, first_new: int = 0
+    token_sets: Callable[[np.ndarray], Sequence[set[str]]],
+    sigs: Sequence[Any] | np.ndarray,
+    num_perm: int,
+    threshold: float,
+    layer: str,
+    first_new: int = 0,
 ) -> list[DuplicatePair]:
     """LSH proposes candidates; only pairs whose exact Jaccard >= threshold are returned.
 
-    `token_set(i)` gives row i's set on demand, so only candidates are ever shingled again
-    (a million texts' shingle sets would not fit in memory). Rows before `first_new` are an
-    existing corpus: they are indexed but not paired together.
+    `sigs` is an (n, num_perm) array or a lazy column of one (read block by block into band keys);
+    `token_sets(positions)` gives those rows' sets, so only candidates are ever shingled again, a
+    few thousand pairs at a time (a million texts' shingle sets would not fit in memory). Rows before
+    `first_new` are an existing corpus: they are indexed but not paired together.
     """
-    bands, rows = choose_bands(threshold, sigs.shape[1])
-    # Sorted candidates repeat their first row: its set is made once, not once per pair.
-    token_set = lru_cache(maxsize=TOKEN_SETS_CACHED)(token_set)
+    bands, rows = choose_bands(threshold, num_perm)
+    keys = np.empty((len(sigs), bands), dtype=np.uint64)
+    for positions, block in blocks(sigs):
+        keys[positions] = band_keys(np.asarray(block), bands, rows)
+    candidates = sorted(candidate_pairs(keys, first_new))
+    del keys
     pairs = []
-    for a, b in sorted(candidate_pairs(sigs, bands, rows, first_new)):
-        similarity = jaccard(token_set(a), token_set(b))
-        if similarity >= threshold:
-            pairs.append(DuplicatePair(a, b, layer, similarity))
+    for start in range(0, len(candidates), PAIRS_PER_READ):
+        chunk = candidates[start : start + PAIRS_PER_READ]
+        needed = np.unique(np.asarray(chunk, dtype=np.int64).ravel())
+        sets = dict(zip(needed.tolist(), token_sets(needed), strict=True))
+        for a, b in chunk:
+            similarity = jaccard(sets[a], sets[b])
+            if similarity >= threshold:
+                pairs.append(DuplicatePair(a, b, layer, similarity))
     return pairs

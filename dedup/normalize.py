@@ -18,6 +18,9 @@ def normalize_text(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
+TEXT_HASH_CHARS = 64  # a SHA-256 hex digest
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(normalize_text(text).encode()).hexdigest()
 

@@ -1,80 +1,137 @@
-"""Embedding near-duplicates: FAISS inner product on unit vectors (cosine), GPU when present."""
+"""Embedding near-duplicates: FAISS inner product on unit vectors (cosine), GPU when present.
+
+The vectors may be an in-memory array or a lazy column read block by block from feature shards;
+either way they are passed over a few times (mean, index, queries) and never held whole, so the
+memory is the index's (or, when the search is exact, the queries' alone).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
 
+from dedup.lazy_rows import blocks
 from dedup.pairs import DuplicatePair
 
-# Flat (exact) search costs queries x vectors (50k x 50k: ~10 s on 2 cores); beyond it IVF (4 sqrt(n)
-# lists, 16 probed) keeps the cost per vector near constant, with near-duplicates (cosine >= 0.9) still
-# found. A backfill wave queries only its few new rows against the corpus: flat, exact and cheaper than
-# training an IVF over the whole corpus again (876 x 200k: under 1 s against 11 s).
+# Exact search costs queries x vectors (50k x 50k: ~10 s on 2 cores); beyond it IVF (4 sqrt(n) lists,
+# 16 probed) keeps the cost per vector near constant, with near-duplicates (cosine >= 0.9) still found.
+# A backfill wave queries only its few new rows against the corpus: exact, and cheaper than training
+# an IVF over the whole corpus again (876 x 200k: under 1 s against 11 s).
 EXACT_LIMIT = 50_000
 EXACT_BUDGET = EXACT_LIMIT * EXACT_LIMIT
-QUERY_CHUNK = 65_536
 MIN_ROWS_TO_CENTER = 64  # below this the batch mean is too noisy to remove
 
 
-def center_rows(vectors: np.ndarray) -> np.ndarray:
-    """Remove the batch's common direction, then re-normalise (no-op for small batches).
+def gpus() -> int:
+    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
-    Measured on the reference corpora (1.5k-14k-character records): at cosine 0.9 the static
-    embedder flagged 29-89% of records as duplicates uncentred and 0-4% centred, against
-    1-9% for the full MiniLM.
-    """
-    if vectors.shape[0] < MIN_ROWS_TO_CENTER:
-        return vectors
-    centred: np.ndarray = (vectors - vectors.mean(axis=0, keepdims=True)).astype(np.float32, copy=False)
+
+def column_mean(vectors: Sequence[Any] | np.ndarray) -> np.ndarray:
+    total: np.ndarray | None = None
+    for _, block in blocks(vectors):
+        part = np.asarray(block, dtype=np.float64).sum(axis=0)
+        total = part if total is None else total + part
+    assert total is not None
+    mean: np.ndarray = (total / len(vectors)).astype(np.float32)
+    return mean
+
+
+def unit_rows(block: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+    """float32 rows, the batch's common direction removed and re-normalised when `mean` is given.
+
+    Centring, measured on the reference corpora (1.5k-14k-character records): at cosine 0.9 the
+    static embedder flagged 29-89% of records as duplicates uncentred and 0-4% centred, against
+    1-9% for the full MiniLM."""
+    rows = np.ascontiguousarray(block, dtype=np.float32)
+    if mean is None:
+        return rows
+    centred: np.ndarray = rows - mean
     norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    # In place (a million 256-d rows are a gigabyte a copy); a row of norm 0 is all zeros already.
-    np.divide(centred, norms, out=centred, where=norms > 0)
+    np.divide(centred, norms, out=centred, where=norms > 0)  # a row of norm 0 is all zeros already
     return centred
 
 
-def build_index(vectors: np.ndarray, queries: int | None = None) -> faiss.Index:
-    """Flat inner-product index (exact) while `queries` (all rows by default) x rows fits EXACT_BUDGET,
-    else IVF; moved to GPUs if FAISS sees any."""
-    n, dim = vectors.shape
-    queries = n if queries is None else queries
-    index: faiss.Index
-    if queries * n <= EXACT_BUDGET:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        nlist = int(4 * math.sqrt(n))
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = vectors[np.random.default_rng(0).choice(n, size=min(n, nlist * 64), replace=False)]
-        ivf.train(sample)
-        ivf.nprobe = 16
-        index = ivf
-    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(vectors)
-    return index
+def knn(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest by inner product of queries in one block of the corpus (on a GPU when present)."""
+    if gpus():
+        return faiss.knn_gpu(faiss.StandardGpuResources(), queries, corpus, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return faiss.knn(queries, corpus, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
-def semantic_pairs(vectors: np.ndarray, threshold: float, neighbours: int, first_new: int = 0) -> list[DuplicatePair]:
+def exact_neighbours(
+    vectors: Sequence[Any] | np.ndarray, mean: np.ndarray | None, first_new: int, k: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The k nearest of every row from `first_new` on, by brute force over the corpus block by block."""
+    queries = np.empty((len(vectors) - first_new, 0), dtype=np.float32)
+    for positions, block in blocks(vectors):
+        wanted = positions >= first_new
+        if wanted.any():
+            rows = unit_rows(np.asarray(block)[wanted], mean)
+            if queries.shape[1] == 0:
+                queries = np.empty((len(vectors) - first_new, rows.shape[1]), dtype=np.float32)
+            queries[positions[wanted] - first_new] = rows
+    heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    for positions, block in blocks(vectors):
+        sims, ids = knn(queries, unit_rows(np.asarray(block), mean), min(k, len(positions)))
+        heap.add_result(sims, np.where(ids >= 0, positions[np.maximum(ids, 0)], -1))
+    heap.finalize()
+    yield np.arange(first_new, len(vectors)), heap.D, heap.I
+
+
+def approximate_neighbours(
+    vectors: Sequence[Any] | np.ndarray, mean: np.ndarray | None, first_new: int, k: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The k nearest of every row from `first_new` on, through an IVF index (4 sqrt(n) lists, 16 probed).
+
+    The index keeps its vectors as float16 (half the memory of float32; similarities move by ~1e-3),
+    trained on a fixed-seed sample, filled and queried block by block."""
+    n = len(vectors)
+    nlist = int(4 * math.sqrt(n))
+    sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, nlist * 64), replace=False))
+    training: list[np.ndarray] = []
+    for positions, block in blocks(vectors):
+        chosen = np.isin(positions, sample)
+        training.append(unit_rows(np.asarray(block)[chosen], mean))
+    train = np.concatenate(training)
+    dim = train.shape[1]
+    ivf = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.train(train)
+    ivf.nprobe = 16
+    del train, training
+    index: faiss.Index = faiss.index_cpu_to_all_gpus(ivf) if gpus() else ivf
+    for positions, block in blocks(vectors):
+        index.add_with_ids(unit_rows(np.asarray(block), mean), positions.astype(np.int64))
+    for positions, block in blocks(vectors):
+        wanted = positions >= first_new
+        if wanted.any():
+            sims, ids = index.search(unit_rows(np.asarray(block)[wanted], mean), k)
+            yield positions[wanted], sims, ids
+
+
+def semantic_pairs(
+    vectors: Sequence[Any] | np.ndarray, threshold: float, neighbours: int, first_new: int = 0, center: bool = False
+) -> list[DuplicatePair]:
     """Pairs (i, j), i < j, with cosine >= threshold among each new row's k nearest neighbours.
 
-    Rows before `first_new` are an existing corpus: searched against, not queried.
-    """
-    n = vectors.shape[0]
+    Rows before `first_new` are an existing corpus: searched against, not queried. With `center`,
+    the mean of all rows is removed first (from 64 rows on; below, the mean is too noisy)."""
+    n = len(vectors)
     if n < 2:
         return []
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = build_index(vectors, queries=n - first_new)
+    mean = column_mean(vectors) if center and n >= MIN_ROWS_TO_CENTER else None
     k = min(neighbours + 1, n)
+    search = exact_neighbours if (n - first_new) * n <= EXACT_BUDGET else approximate_neighbours
     pairs: dict[tuple[int, int], float] = {}
-    for start in range(first_new, n, QUERY_CHUNK):
-        sims, ids = index.search(vectors[start : start + QUERY_CHUNK], k)
-        for offset in range(sims.shape[0]):
-            i = start + offset
-            for sim, j in zip(sims[offset], ids[offset], strict=True):
-                if j < 0 or j == i or sim < threshold:
-                    continue
-                key = (min(i, int(j)), max(i, int(j)))
-                pairs[key] = max(pairs.get(key, -1.0), float(min(sim, 1.0)))
+    for queried, sims, ids in search(vectors, mean, first_new, k):
+        hits = (ids >= 0) & (ids != queried[:, None]) & (sims >= threshold)
+        for row, column in zip(*np.nonzero(hits), strict=True):
+            i, j = int(queried[row]), int(ids[row, column])
+            key = (min(i, j), max(i, j))
+            pairs[key] = max(pairs.get(key, -1.0), float(min(sims[row, column], 1.0)))
     return [DuplicatePair(a, b, "semantic", s) for (a, b), s in sorted(pairs.items())]

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from corpus.run_folder import PERSONAS, RunFolder
-from corpus.shard_readers import read_rows
 from dedup.detect import DedupItems, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
+from dedup.feature_shards import FeatureShards
 from dedup.index_store import feature_key, load_features, save_index
-from dedup.shard_features import RANDOM_COLUMNS, items_of_features, shard_features
+from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.judge_stage import final_stage
 from flows.task_options import STAGE_TASK
 from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
@@ -46,8 +46,8 @@ def load_existing_corpora(run_dirs: list[str], cfg: RunConfig, embedder_name: st
     return combined
 
 
-def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel: bool = True) -> pa.Table:
-    """Every shard's dedup features, computing (in parallel tasks) those not on disk yet."""
+def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel: bool = True) -> FeatureShards:
+    """Every shard's dedup features (computing in parallel tasks those not on disk yet), left on disk."""
 
     def jobs() -> Iterator[tuple[int, tuple[pa.Table, DedupConfig]]]:
         for shard in uncommitted({s: run.features(s) for s in shards}):
@@ -55,7 +55,7 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel:
 
     for shard, table, _ in run_all(shard_features, jobs(), parallel):
         write_table_atomically(table, run.features(shard), raw_columns=RANDOM_COLUMNS)
-    return pa.concat_tables([pq.read_table(run.features(s)) for s in shards], promote_options="default")
+    return FeatureShards([run.features(s) for s in shards])
 
 
 @task(**STAGE_TASK)
@@ -77,26 +77,28 @@ def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic and cfg.against else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
     previous = pq.read_table(run.clusters(wave - 1)) if wave else None
+    new = features.ordered()
     if previous is not None:
-        ids = features.column("persona_id")
+        ids = features.ids()
         kept_before = previous.filter(pc.field("kept")).column("persona_id")
-        kept_items = items_of_features(features.filter(pc.is_in(ids, value_set=kept_before)))
+        kept_items = features.items(features.ordered(pc.is_in(ids, value_set=kept_before)))
         existing = kept_items if existing is None else concat_items(existing, kept_items)
-        features = features.filter(pc.invert(pc.is_in(ids, value_set=previous.column("persona_id"))))
-    clusters = find_duplicates(items_of_features(features), cfg.dedup, embedder, existing)
+        new = features.ordered(pc.invert(pc.is_in(ids, value_set=previous.column("persona_id"))))
+    clusters = find_duplicates(features.items(new), cfg.dedup, embedder, existing)
     if previous is not None:
         clusters = pa.concat_tables([previous, clusters.cast(previous.schema)])
     return clusters
 
 
 def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
-    kept = {r["persona_id"] for r in read_rows(clusters_path) if r["kept"]}
+    kept = pq.read_table(clusters_path, columns=["persona_id", "kept"]).filter(pc.field("kept")).column("persona_id")
     counts: dict[str, int] = {}
     for shard in shards:
         # Kept ids come from the clusters; every stage holds the same stratum per slot.
-        for row in pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]).to_pylist():
-            if row["persona_id"] in kept:
-                counts[row["stratum"]] = counts.get(row["stratum"], 0) + 1
+        table = pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"])
+        strata = table.filter(pc.is_in(table.column("persona_id"), value_set=kept)).column("stratum")
+        for entry in pc.value_counts(strata).to_pylist():
+            counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
     return counts
 
 
@@ -104,11 +106,6 @@ def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters
     """Store the kept personas' features so later runs can deduplicate against this one."""
     kept = pq.read_table(clusters_path).filter(pc.field("kept")).column("persona_id")
     features = corpus_features(run, cfg, shards)
-    features = features.filter(pc.is_in(features.column("persona_id"), value_set=kept))
-    features = features.take(pc.sort_indices(features, [("slot", "ascending")]))
+    order = features.ordered(pc.is_in(features.ids(), value_set=kept), by=("slot",))
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    save_index(
-        run.dedup_index,
-        items_of_features(features, best_first=False),
-        feature_key(cfg.dedup, embedder.name if embedder else None),
-    )
+    save_index(run.dedup_index, features.items(order), feature_key(cfg.dedup, embedder.name if embedder else None))

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -146,6 +147,8 @@ class TreeSampler:
         self.peak_rss = self.peak_pss = 0
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds so far)
         self.pss_at_peak: dict[str, float] = {}  # role -> its PSS when the tree's PSS peaked
+        self.started = time.monotonic()
+        self.timeline: list[tuple[float, float, float]] = []  # (seconds, tree PSS, driver PSS) per sample
 
     def sample(self) -> None:
         rss = pss = 0
@@ -164,6 +167,7 @@ class TreeSampler:
                 self.cpu[proc.pid] = (role, times.user + times.system)
                 by_role[role] = by_role.get(role, 0.0) + proc_pss
         self.peak_rss = max(self.peak_rss, rss)
+        self.timeline.append((time.monotonic() - self.started, pss, by_role.get("driver", 0.0)))
         if pss > self.peak_pss:
             self.peak_pss, self.pss_at_peak = pss, by_role
 
@@ -174,8 +178,9 @@ class TreeSampler:
         return dict(sorted(((r, round(s, 1)) for r, s in roles.items()), key=lambda item: -item[1]))
 
 
-def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, str]:
-    """Wall seconds, the process tree's sampler (every 0.25 s) and the build's output tail."""
+def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[float, str]]]:
+    """Wall seconds, the process tree's sampler (every 0.25 s) and the build's log lines with the
+    seconds at which each arrived (to say which stage the memory peaked in)."""
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
@@ -185,13 +190,31 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, str]:
         text=True,
     )
     sampler = TreeSampler(psutil.Process(proc.pid))
+    lines: list[tuple[float, str]] = []
+
+    def read_lines() -> None:
+        for line in proc.stdout or []:
+            lines.append((time.monotonic() - sampler.started, line.rstrip()))
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
     while proc.poll() is None:
         sampler.sample()
         time.sleep(0.25)
-    output = proc.stdout.read() if proc.stdout else ""
+    reader.join()
     if proc.returncode != 0:
-        raise RuntimeError(f"build failed ({proc.returncode}):\n{output[-3000:]}")
-    return time.monotonic() - started, sampler, output[-2000:]
+        tail = "\n".join(line for _, line in lines[-40:])
+        raise RuntimeError(f"build failed ({proc.returncode}):\n{tail}")
+    return time.monotonic() - started, sampler, lines
+
+
+def driver_peak(tree: TreeSampler, lines: list[tuple[float, str]]) -> dict:
+    """When the driver's PSS peaked and the last log line before it (the stage it was in)."""
+    if not tree.timeline:
+        return {}
+    at, _, pss = max(tree.timeline, key=lambda sample: sample[2])
+    before = [line for seconds, line in lines if seconds <= at and line.strip()]
+    return {"gb": round(pss / 2**30, 2), "at_s": round(at, 1), "after_line": before[-1][-160:] if before else ""}
 
 
 async def direct_load(url: str, requests: int, concurrency: int) -> float:
@@ -237,7 +260,7 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         out = work / f"run-{size}-{int(tokens_per_s)}"
         subprocess.run(["rm", "-rf", str(out)], check=True)  # a kept folder from before would resume
         config.write_text(yaml.safe_dump(build_config(size, args.shard_size, work, args.workers, args.concurrency)))
-        wall, tree, _ = run_build(config, out)
+        wall, tree, lines = run_build(config, out)
         served = endpoint.stats()
         server_cpu = endpoint.cpu_seconds() - cpu_before
     finally:
@@ -260,6 +283,9 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         "pss_gb_at_peak_by_role": {
             role: round(b / 2**30, 2) for role, b in sorted(tree.pss_at_peak.items(), key=lambda item: -item[1])
         },
+        "driver_peak": driver_peak(tree, lines),
+        # Every 2 s: (seconds, tree PSS GB, driver PSS GB), to see which stage holds what.
+        "pss_timeline": [(round(t, 1), round(p / 2**30, 2), round(d / 2**30, 2)) for t, p, d in tree.timeline[::8]],
         "requests": served["requests"],
         "endpoint_cpu_s": round(server_cpu, 1),
     }
@@ -289,6 +315,9 @@ def show(row: dict) -> None:
     print(f"  CPU seconds by process (start-up included): {roles}")
     memory = ", ".join(f"{role} {gb:.2f}" for role, gb in row["pss_gb_at_peak_by_role"].items() if gb >= 0.05)
     print(f"  PSS (GB) by process at the peak: {memory}")
+    peak = row["driver_peak"]
+    if peak:
+        print(f"  driver PSS peaked at {peak['gb']:.2f} GB, {peak['at_s']:.0f} s in, after: {peak['after_line']}")
     if "ratio_to_capacity" in row:
         print(
             f"  capacity {row['baseline_tokens_per_s']:,.0f} tokens/s, {row['baseline_requests_per_s']:,.1f} req/s "

@@ -53,7 +53,7 @@ def test_pairs_below_threshold_are_not_merged():
 
 def test_minhash_verifies_every_candidate_exactly():
     sets = [set("abcdefghij"), set("abcdefghik"), set("abcdefghij")]
-    pairs = minhash_pairs(sets.__getitem__, signatures(sets, 128), 0.95, "minhash")
+    pairs = minhash_pairs(lambda rows: [sets[i] for i in rows], signatures(sets, 128), 128, 0.95, "minhash")
     assert {(p.a, p.b) for p in pairs} == {(0, 2)}  # 0-1 has Jaccard 0.82: candidate at most, never a pair
 
 
@@ -174,12 +174,14 @@ def test_faiss_gpu_index_finds_the_pairs_exact_search_finds():
     assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == expected
 
 
-def test_shard_features_give_the_clusters_of_computing_everything_at_once():
-    """Features computed per settled shard (as a build does, in parallel tasks) and assembled best first
-    cluster exactly like the same personas deduplicated in one pass."""
+def test_shard_features_give_the_clusters_of_computing_everything_at_once(tmp_path):
+    """Features computed per settled shard (as a build does, in parallel tasks), left on disk and read
+    best first, cluster exactly like the same personas deduplicated in one pass in memory."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from dedup.shard_features import items_of_features, shard_features
+    from dedup.feature_shards import FeatureShards
+    from dedup.shard_features import shard_features
 
     cfg = DedupConfig(embedder=EmbedderConfig(kind="static"))
     near = BASE.replace("next spring", "next summer")
@@ -196,8 +198,11 @@ def test_shard_features_give_the_clusters_of_computing_everything_at_once():
             "attributes": [[{"key": k, "value": v} for k, v in f] for f in facts],
         }
     )
-    shards = [shard_features(settled.slice(0, 3), cfg), shard_features(settled.slice(3), cfg)]
-    assembled = items_of_features(pa.concat_tables(shards, promote_options="default"))
+    paths = [tmp_path / "0.parquet", tmp_path / "1.parquet"]
+    for path, part in zip(paths, (settled.slice(0, 3), settled.slice(3)), strict=True):
+        pq.write_table(shard_features(part, cfg), path)
+    shards = FeatureShards(paths)
+    assembled = shards.items(shards.ordered())
     assert assembled.ids == ["p-1", "p-4", "p-2", "p-0", "p-3"]  # fewest warnings, rounds, then slot; p-5 refused
 
     order = [1, 4, 2, 0, 3]

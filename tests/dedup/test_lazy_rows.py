@@ -1,29 +1,33 @@
-"""Texts and fact sets of stored features stay in Arrow and become Python objects row by row."""
+"""Lazy rows: chained without copying, read by block and by position like lists and arrays."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+import numpy as np
 import pytest
 
-from dedup.lazy_rows import ArrowRows, ChainedRows, as_list, concat_rows
-
-
-def test_arrow_rows_convert_each_row_when_read():
-    column = pa.chunked_array([[["a", "b"], ["c"]], [[], ["d", "d"]]])
-    rows = ArrowRows(column, set)
-    assert len(rows) == 4
-    assert rows[0] == {"a", "b"} and rows[3] == {"d"} and rows[-1] == {"d"}
-    assert rows[1:3] == [{"c"}, set()]
-    assert list(rows) == [{"a", "b"}, {"c"}, set(), {"d"}]
+from dedup.lazy_rows import ChainedRows, as_list, blocks, concat_rows, rows_at
 
 
 def test_concatenation_stays_lazy_and_indexes_across_both_parts():
-    lazy = ArrowRows(pa.array(["x", "y"]), str)
+    lazy = ChainedRows(["x"], ["y"])
     assert concat_rows(["a"], ["b"]) == ["a", "b"]  # two lists: one list
     chained = concat_rows(["a", "b", "c"], lazy)
     assert isinstance(chained, ChainedRows)
     assert [chained[i] for i in range(len(chained))] == ["a", "b", "c", "x", "y"]
     assert chained[-1] == "y" and chained[2:4] == ["c", "x"]
     assert as_list(concat_rows(chained, ["z"])) == ["a", "b", "c", "x", "y", "z"]
+    assert rows_at(chained, np.array([4, 0, 3])) == ["y", "a", "x"]
     with pytest.raises(IndexError):
         chained[5]
+
+
+def test_lists_and_arrays_read_by_block_and_position(monkeypatch):
+    monkeypatch.setattr("dedup.lazy_rows.BLOCK_ROWS", 4)
+    matrix = np.arange(20).reshape(10, 2)
+    seen = [(positions.tolist(), block.tolist()) for positions, block in blocks(matrix)]
+    assert [len(p) for p, _ in seen] == [4, 4, 2] and seen[2] == ([8, 9], [[16, 17], [18, 19]])
+    assert rows_at(matrix, np.array([9, 1])).tolist() == [[18, 19], [2, 3]]
+    assert rows_at(list("abcdef"), np.array([5, 0])) == ["f", "a"]
+    chained = ChainedRows(matrix[:3], matrix[3:])
+    assert np.array_equal(rows_at(chained, np.array([9, 0, 3])), matrix[[9, 0, 3]])
+    assert sorted(p for positions, _ in blocks(chained) for p in positions.tolist()) == list(range(10))
