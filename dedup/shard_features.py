@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.detect import DedupItems, compute_features, fact_set
+from dedup.detect import DedupItems, compute_features
 from dedup.embedders import Embedder, create_embedder
 from dedup.feature_shards import RANK_COLUMNS
 from schemas.config import DedupConfig, EmbedderConfig
@@ -31,24 +31,31 @@ def _fixed_rows(matrix: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
 
 
+def fact_lists(attributes: pa.ChunkedArray) -> pa.ListArray:
+    """Each persona's facts as "key=value" strings, computed in Arrow from its attribute map."""
+    attributes = attributes.combine_chunks()
+    facts = pc.binary_join_element_wise(attributes.keys, attributes.items, "=")
+    return pa.ListArray.from_arrays(attributes.offsets, facts, mask=attributes.is_null())
+
+
 def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
     """The shard's accepted personas with what the enabled layers need: text, facts, hash, signatures, vector."""
     accepted = settled.filter(pc.field("accepted")).select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
-    rows = accepted.to_pylist()
+    facts = fact_lists(accepted.column("attributes"))
     items = DedupItems(
-        ids=[r["persona_id"] for r in rows],
-        texts=[r["narrative"] for r in rows],
-        ranks=[0.0] * len(rows),
-        facts=[fact_set(r["attributes"]) for r in rows],
+        ids=accepted.column("persona_id").to_pylist(),
+        texts=accepted.column("narrative").to_pylist(),
+        ranks=[0.0] * accepted.num_rows,
+        facts=[set(f or ()) for f in facts.to_pylist()],
     )
     embedder = _embedder(cfg.embedder.model_dump_json()) if cfg.semantic else None
     compute_features(items, cfg, embedder)
     columns = {name: accepted.column(name) for name in ("persona_id", *RANK_COLUMNS, "narrative")}
-    columns["facts"] = pa.array([sorted(f) for f in items.facts or []], type=pa.list_(pa.string()))
+    columns["facts"] = facts  # read back as sets: order and repeats do not matter
     if items.text_hashes is not None:
         columns["text_hash"] = pa.array(items.text_hashes, type=pa.string())
     for name in ("text_signatures", "fact_signatures", "vectors"):
         value = getattr(items, name)
-        if value is not None and len(rows):
+        if value is not None and accepted.num_rows:
             columns[name] = _fixed_rows(value)
     return pa.table(columns)

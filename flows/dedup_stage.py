@@ -91,15 +91,14 @@ def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
 
 
 def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
+    """Personas kept so far per stratum: one lookup of every settled slot in the kept ids (a set built once)."""
     kept = pq.read_table(clusters_path, columns=["persona_id", "kept"]).filter(pc.field("kept")).column("persona_id")
-    counts: dict[str, int] = {}
-    for shard in shards:
-        # Kept ids come from the clusters; every stage holds the same stratum per slot.
-        table = pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"])
-        strata = table.filter(pc.is_in(table.column("persona_id"), value_set=kept)).column("stratum")
-        for entry in pc.value_counts(strata).to_pylist():
-            counts[entry["values"]] = counts.get(entry["values"], 0) + entry["counts"]
-    return counts
+    # Kept ids come from the clusters; every stage holds the same stratum per slot.
+    slots = pa.concat_tables(
+        [pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]) for shard in shards]
+    )
+    strata = slots.filter(pc.is_in(slots.column("persona_id"), value_set=kept)).column("stratum")
+    return {entry["values"]: entry["counts"] for entry in pc.value_counts(strata).to_pylist()}
 
 
 def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
@@ -142,32 +143,51 @@ class TreeSampler:
     RSS counts a shared page (Ray's object store, mapped by every worker) once per process that maps
     it; PSS splits it among them, so the PSS sum is the memory the tree really holds."""
 
+    # Seconds between PSS passes: reading smaps_rollup walks every page table (~90 ms of CPU per pass
+    # over a build's tree on 2 cores), so PSS is read every 2 s and whenever RSS passes the highest RSS
+    # at which PSS was read by 3%.
+    PSS_EVERY, RSS_RISE = 2.0, 1.03
+
     def __init__(self, root: psutil.Process) -> None:
         self.root = root
         self.peak_rss = self.peak_pss = 0
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, CPU seconds so far)
         self.pss_at_peak: dict[str, float] = {}  # role -> its PSS when the tree's PSS peaked
         self.started = time.monotonic()
-        self.timeline: list[tuple[float, float, float]] = []  # (seconds, tree PSS, driver PSS) per sample
+        self.last_pss = -self.PSS_EVERY
+        self.rss_at_pss = 0  # the highest tree RSS at which PSS was read
+        self.timeline: list[tuple[float, float, float]] = []  # (seconds, tree PSS, driver PSS) per PSS pass
 
     def sample(self) -> None:
-        rss = pss = 0
-        by_role: dict[str, float] = {}
+        rss = 0
+        roles: dict[int, tuple[psutil.Process, str]] = {}
         for proc in [self.root, *self.root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):  # a process that ended between the listing and the read
-                info = proc.memory_full_info()
-                rss += info.rss
-                proc_pss = getattr(info, "pss", info.rss)  # PSS is Linux-only
-                pss += proc_pss
+                rss += proc.memory_info().rss
                 times = proc.cpu_times()
                 role = process_role(proc, self.root)
                 known = self.cpu.get(proc.pid, (role, 0.0))[0]
                 if known != role and role == "ray::IDLE":  # keep what the worker was seen doing
                     role = known
                 self.cpu[proc.pid] = (role, times.user + times.system)
-                by_role[role] = by_role.get(role, 0.0) + proc_pss
+                roles[proc.pid] = (proc, role)
+        now = time.monotonic() - self.started
+        if rss > self.RSS_RISE * self.rss_at_pss or now - self.last_pss >= self.PSS_EVERY:
+            self.sample_pss(roles.values(), now)
+            self.rss_at_pss = max(self.rss_at_pss, rss)
         self.peak_rss = max(self.peak_rss, rss)
-        self.timeline.append((time.monotonic() - self.started, pss, by_role.get("driver", 0.0)))
+
+    def sample_pss(self, processes: Iterable[tuple[psutil.Process, str]], now: float) -> None:
+        pss = 0
+        by_role: dict[str, float] = {}
+        for proc, role in processes:
+            with contextlib.suppress(psutil.Error):
+                info = proc.memory_full_info()
+                proc_pss = getattr(info, "pss", info.rss)  # PSS is Linux-only
+                pss += proc_pss
+                by_role[role] = by_role.get(role, 0.0) + proc_pss
+        self.last_pss = now
+        self.timeline.append((now, pss, by_role.get("driver", 0.0)))
         if pss > self.peak_pss:
             self.peak_pss, self.pss_at_peak = pss, by_role
 
@@ -284,8 +304,8 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
             role: round(b / 2**30, 2) for role, b in sorted(tree.pss_at_peak.items(), key=lambda item: -item[1])
         },
         "driver_peak": driver_peak(tree, lines),
-        # Every 2 s: (seconds, tree PSS GB, driver PSS GB), to see which stage holds what.
-        "pss_timeline": [(round(t, 1), round(p / 2**30, 2), round(d / 2**30, 2)) for t, p, d in tree.timeline[::8]],
+        # (seconds, tree PSS GB, driver PSS GB) every ~2 s, to see which stage holds what.
+        "pss_timeline": [(round(t, 1), round(p / 2**30, 2), round(d / 2**30, 2)) for t, p, d in tree.timeline],
         "requests": served["requests"],
         "endpoint_cpu_s": round(server_cpu, 1),
     }
