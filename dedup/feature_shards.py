@@ -41,7 +41,7 @@ class FeatureShards:
 
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
-        keys = [pq.read_table(p, columns=["persona_id", *RANK_COLUMNS]) for p in paths]
+        keys = [pq.ParquetFile(p).read(columns=["persona_id", *RANK_COLUMNS]) for p in paths]
         self.offsets = np.cumsum([0, *(t.num_rows for t in keys)])
         self.keys = pa.concat_tables(keys) if keys else pa.table({"persona_id": pa.array([], pa.string())})
         # A shard with no accepted persona has no feature columns: only shards with rows say which exist.
@@ -84,7 +84,9 @@ class FeatureShards:
         )
 
     def read(self, shard: int, name: str) -> pa.ChunkedArray:
-        return pq.read_table(self.paths[shard], columns=[name]).column(name)
+        # ParquetFile.read, not read_table: a dataset per call costs milliseconds, and dedup reads
+        # a column of every shard several times (2-6x faster per read here).
+        return pq.ParquetFile(self.paths[shard]).read(columns=[name]).column(name)
 
     def width(self, name: str) -> int:
         """Values per row of a matrix column."""

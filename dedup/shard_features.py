@@ -32,9 +32,11 @@ def _fixed_rows(matrix: np.ndarray) -> pa.Array:
 
 
 def fact_lists(attributes: pa.ChunkedArray) -> pa.ListArray:
-    """Each persona's facts as "key=value" strings, computed in Arrow from its attribute map."""
+    """Each persona's facts as "key=value" strings, computed in Arrow from its attributes (a map, or
+    a list of {key, value} entries)."""
     attributes = attributes.combine_chunks()
-    facts = pc.binary_join_element_wise(attributes.keys, attributes.items, "=")
+    entries = attributes.values  # offsets index into the whole child, sliced or not
+    facts = pc.binary_join_element_wise(entries.field("key"), entries.field("value"), "=")
     return pa.ListArray.from_arrays(attributes.offsets, facts, mask=attributes.is_null())
 
 

@@ -183,3 +183,15 @@ def test_clusters_from_disk_equal_clusters_in_memory(shards, tmp_path):
     assert loaded.fact_signatures is None and loaded.text_signatures is not None
     both = concat_items(loaded, features.items(order))
     assert isinstance(both.vectors, ChainedRows) and len(both.vectors) == 2 * len(order)
+
+
+def test_fact_lists_read_maps_and_entry_lists_sliced_or_not():
+    from dedup.detect import fact_set
+    from dedup.shard_features import fact_lists
+
+    maps = pa.array([[("a", "1"), ("b", "2")], None, [("c", "3")]], type=pa.map_(pa.string(), pa.string()))
+    entries = pa.array([[{"key": "a", "value": "1"}], [{"key": "b", "value": "2"}, {"key": "c", "value": "3"}]])
+    assert fact_lists(pa.chunked_array([maps])).to_pylist() == [["a=1", "b=2"], None, ["c=3"]]
+    assert fact_lists(pa.chunked_array([maps.slice(2), maps.slice(0, 1)])).to_pylist() == [["c=3"], ["a=1", "b=2"]]
+    sliced = fact_lists(pa.chunked_array([entries.slice(1)])).to_pylist()
+    assert [set(f) for f in sliced] == [fact_set(entries.slice(1).to_pylist()[0])]
