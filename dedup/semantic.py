@@ -55,10 +55,11 @@ def unit_rows(block: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
     return centred
 
 
-def knn(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest by inner product of queries in one block of the corpus (on a GPU when present)."""
-    if gpus():
-        return faiss.knn_gpu(faiss.StandardGpuResources(), queries, corpus, k, metric=faiss.METRIC_INNER_PRODUCT)
+def knn(queries: np.ndarray, corpus: np.ndarray, k: int, gpu: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest by inner product of queries in one block of the corpus (on the GPU resources
+    given, if any)."""
+    if gpu is not None:
+        return faiss.knn_gpu(gpu, queries, corpus, k, metric=faiss.METRIC_INNER_PRODUCT)
     return faiss.knn(queries, corpus, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
@@ -75,8 +76,9 @@ def exact_neighbours(
                 queries = np.empty((len(vectors) - first_new, rows.shape[1]), dtype=np.float32)
             queries[positions[wanted] - first_new] = rows
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+    gpu = faiss.StandardGpuResources() if gpus() else None  # one per search, not one per block
     for positions, block in blocks(vectors):
-        sims, ids = knn(queries, unit_rows(np.asarray(block), mean), min(k, len(positions)))
+        sims, ids = knn(queries, unit_rows(np.asarray(block), mean), min(k, len(positions)), gpu)
         heap.add_result(sims, np.where(ids >= 0, positions[np.maximum(ids, 0)], -1))
     heap.finalize()
     yield np.arange(first_new, len(vectors)), heap.D, heap.I
@@ -122,7 +124,7 @@ def semantic_pairs(
     Rows before `first_new` are an existing corpus: searched against, not queried. With `center`,
     the mean of all rows is removed first (from 64 rows on; below, the mean is too noisy)."""
     n = len(vectors)
-    if n < 2:
+    if n < 2 or first_new >= n:  # nothing to compare, or no new row to query
         return []
     mean = column_mean(vectors) if center and n >= MIN_ROWS_TO_CENTER else None
     k = min(neighbours + 1, n)

@@ -140,6 +140,7 @@ def test_semantic_search_by_blocks_equals_brute_force(monkeypatch):
     assert {(p.a, p.b) for p in semantic_pairs(chained, 0.95, 10, first_new=2000)} == {
         p for p in expected if p[1] >= 2000
     }
+    assert semantic_pairs(chained, 0.95, 10, first_new=3000) == []  # a backfill wave that kept no one
 
 
 def test_large_corpora_search_an_ivf_filled_block_by_block(monkeypatch):
