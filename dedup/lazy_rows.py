@@ -47,7 +47,8 @@ class LazyRows(Sequence[T]):
         raise NotImplementedError
 
     def _block(self, rows: range) -> list[T]:
-        return [self._row(i) for i in rows]
+        # Through rows_at, so a column stored in shards reads each shard once per block, not per row.
+        return list(self.rows_at(np.asarray(rows, dtype=np.int64)))
 
     @overload
     def __getitem__(self, index: int) -> T: ...

@@ -77,8 +77,9 @@ def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic and cfg.against else None
     existing = load_existing_corpora(cfg.against, cfg, embedder.name if embedder else None)
     previous = pq.read_table(run.clusters(wave - 1)) if wave else None
-    new = features.ordered()
-    if previous is not None:
+    if previous is None:
+        new = features.ordered()
+    else:
         ids = features.ids()
         kept_before = previous.filter(pc.field("kept")).column("persona_id")
         kept_items = features.items(features.ordered(pc.is_in(ids, value_set=kept_before)))

@@ -77,6 +77,7 @@ def test_lazy_columns_read_the_rows_of_their_order_by_block_and_by_position(shar
         return [out[i] for i in range(len(column))]
 
     assert gathered(items.texts) == [rows[i]["text"] for i in subset]
+    assert list(items.texts) == gathered(items.texts) and items.texts[1:3] == gathered(items.texts)[1:3]
     assert np.array_equal(np.array(gathered(items.vectors)), np.array([rows[i]["vec"] for i in subset]))
     ask = np.array([3, 1, 1, 0])
     assert rows_at(items.facts, ask) == [rows[subset[i]]["facts"] for i in ask]
