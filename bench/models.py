@@ -35,7 +35,7 @@ def measure(model: str, n: int, seed: int) -> dict:
     outcomes, verdicts = validate_batch(
         [(s, r.text) for s, r in zip(skeletons, results, strict=True)], taxonomy, load_rule_pack(), 0
     )
-    parsed = {v["persona_id"] for v in verdicts if v["check"] == "schema" and v["passed"]}
+    parsed = {v["persona_id"] for v in verdicts.to_pylist() if v["check"] == "schema" and v["passed"]}
     faithful = {
         o.persona_id
         for o in outcomes

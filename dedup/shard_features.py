@@ -42,7 +42,10 @@ def fact_lists(attributes: pa.ChunkedArray) -> pa.ListArray:
 
 def shard_features(settled: pa.Table, cfg: DedupConfig) -> pa.Table:
     """The shard's accepted personas with what the enabled layers need: text, facts, hash, signatures, vector."""
-    accepted = settled.filter(pc.field("accepted")).select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
+    # Columns first, then a boolean mask: filtering the whole table by an expression went through
+    # Acero and cost more than the MinHash signatures.
+    columns = settled.select(["persona_id", *RANK_COLUMNS, "narrative", "attributes"])
+    accepted = columns.filter(settled.column("accepted"))
     facts = fact_lists(accepted.column("attributes"))
     items = DedupItems(
         ids=accepted.column("persona_id").to_pylist(),

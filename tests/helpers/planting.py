@@ -21,7 +21,7 @@ from flows.build import write_records
 from foundation.atomic_files import write_table_atomically
 from schemas.config import RunConfig, load_run_config
 from schemas.records import Skeleton
-from schemas.tables import CLUSTERS, PROPOSALS, VERDICTS
+from schemas.tables import CLUSTERS, PROPOSALS
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell, plan_quotas, plan_slots, shard_ranges, shortfall
@@ -91,7 +91,7 @@ def plant_shard(
         for pid, text in sorted(outputs.items())
     ]
     _, verdicts = validate_batch([(s, outputs[s.persona_id]) for s in skeletons], taxonomy, load_rule_pack(), 0)
-    settled = settle_slots(skeletons, {0: {p["persona_id"]: p for p in proposals}}, {0: verdicts})
+    settled = settle_slots(skeletons, {0: {p["persona_id"]: p for p in proposals}}, {0: verdicts.to_pylist()})
     refused = [
         (r["persona_id"], r["reason"], r["detail"])
         for r, keep in zip(settled.to_pylist(), accept, strict=True)
@@ -99,7 +99,7 @@ def plant_shard(
     ]
     assert not refused, f"a planted answer did not settle as planted: {refused}"
     write_table_atomically(pa.Table.from_pylist(proposals, schema=PROPOSALS), run.round_shard("proposals", 0, shard))
-    write_table_atomically(pa.Table.from_pylist(verdicts, schema=VERDICTS), run.round_shard("verdicts", 0, shard))
+    write_table_atomically(verdicts, run.round_shard("verdicts", 0, shard))
     write_table_atomically(settled, run.stage_shard("settled", shard))
     return skeletons
 

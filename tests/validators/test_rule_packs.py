@@ -151,7 +151,7 @@ def check(facts_override: dict, name: str | None, narrative: str | None) -> dict
     skeleton = Skeleton(persona_id="p-0", slot=0, stratum="all", attributes=facts, name=name or CLEAN_NAME)
     text = orjson.dumps({"narrative": narrative or CLEAN_NARRATIVE}).decode()
     _, verdicts = validate_batch([(skeleton, text)], TAXONOMY, RULES, 0)
-    return {v["check"]: v["passed"] for v in verdicts}
+    return {v["check"]: v["passed"] for v in verdicts.to_pylist()}
 
 
 def test_clean_persona_passes_every_rule():

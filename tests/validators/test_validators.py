@@ -44,8 +44,9 @@ def test_a_good_persona_passes_every_check_and_opens_with_the_facts():
     assert outcomes[0].passed and outcomes[0].feedback == []
     assert outcomes[0].proposal.name == "Dana Reyes"
     assert outcomes[0].proposal.narrative == f"Dana Reyes is a 45-year-old nurse. {NARRATIVE}"
-    assert {v["check"] for v in verdicts} >= {"schema", "fidelity:age", "fidelity:name", "rule:age_vs_education"}
-    assert all(v["passed"] for v in verdicts)
+    checks = set(verdicts.column("check").to_pylist())
+    assert checks >= {"schema", "fidelity:age", "fidelity:name", "rule:age_vs_education"}
+    assert all(verdicts.column("passed").to_pylist()) and set(verdicts.column("message").to_pylist()) == {""}
 
 
 def test_each_failure_is_named_with_feedback():
@@ -162,7 +163,7 @@ def test_settle_takes_the_last_round_and_keeps_reason():
             TAXONOMY,
             RULES,
             r,
-        )[1]
+        )[1].to_pylist()
         for r in (0, 1)
     }
     rows = {r["persona_id"]: r for r in settle_slots(sks, proposals, verdicts).to_pylist()}
