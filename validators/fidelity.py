@@ -148,17 +148,21 @@ def find_gender_contradiction(text: str, gender: str | None) -> str | None:
     return None
 
 
-# Compiled once: a pattern per word, tried in the order above.
+# Compiled once: a pattern per word, tried in the order above, behind one pattern for any of them
+# (nearly every narrative has none of the words: one search instead of one per word).
 TRAIT_WORD_PATTERNS = {
-    key: [(word, re.compile(rf"\b{re.escape(word)}\b")) for word in words]
+    key: (
+        re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})\b"),
+        [(word, re.compile(rf"\b{re.escape(word)}\b")) for word in words],
+    )
     for key, words in TRAIT_CONTRADICTIONS.items()
 }
 
 
 def find_trait_contradiction(text: str, attributes: dict[str, str]) -> str | None:
     lowered = text.lower()
-    for (trait, level), words in TRAIT_WORD_PATTERNS.items():
-        if attributes.get(trait) != level:
+    for (trait, level), (any_word, words) in TRAIT_WORD_PATTERNS.items():
+        if attributes.get(trait) != level or not any_word.search(lowered):
             continue
         for word, pattern in words:
             if pattern.search(lowered):
