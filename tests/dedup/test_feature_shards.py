@@ -155,6 +155,25 @@ def test_large_corpora_search_an_ivf_filled_block_by_block(monkeypatch):
     assert {(p.a, p.b) for p in centred} == twins
 
 
+def test_a_backfill_through_the_ivf_sizes_its_lists_by_its_queries(monkeypatch):
+    vectors, twins = planted(6000)
+    monkeypatch.setattr(semantic, "EXACT_BUDGET", 1000)
+    lists: list[int] = []
+    make_index = semantic.faiss.IndexIVFScalarQuantizer
+
+    def recording(quantizer, dim, nlist, *args):
+        lists.append(nlist)
+        return make_index(quantizer, dim, nlist, *args)
+
+    monkeypatch.setattr(semantic.faiss, "IndexIVFScalarQuantizer", recording)
+    # The twins' second halves are the new rows; their first halves are in the existing corpus.
+    chained = ChainedRows(vectors[:5990], vectors[5990:])
+    assert {(p.a, p.b) for p in semantic_pairs(chained, 0.95, 10, first_new=5990)} == twins
+    assert lists == [int(4 * 10**0.5)]  # 4 sqrt(10 queries), not 4 sqrt(6,000 rows)
+    assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == twins
+    assert lists[1] == int(4 * 6000**0.5)  # a first wave: every row is a query
+
+
 def test_clusters_from_disk_equal_clusters_in_memory(shards, tmp_path):
     features, rows = shards
     order = features.ordered()
