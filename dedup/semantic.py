@@ -8,7 +8,7 @@ memory is the index's (or, when the search is exact, the queries' alone).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import faiss
@@ -36,14 +36,25 @@ def gpus() -> int:
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
 
-def column_mean(vectors: Sequence[Any] | np.ndarray) -> np.ndarray:
+def mean_and_rows(
+    vectors: Sequence[Any] | np.ndarray, chosen: Callable[[np.ndarray], np.ndarray], center: bool
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """One pass over the vectors: their column mean (when centring), and the rows `chosen(positions)`
+    selects in each block, raw, with their positions (the queries or the training sample: taken in
+    the same pass as the mean, not in one of their own)."""
     total: np.ndarray | None = None
-    for _, block in blocks(vectors):
-        part = np.asarray(block, dtype=np.float64).sum(axis=0)
-        total = part if total is None else total + part
-    assert total is not None
-    mean: np.ndarray = (total / len(vectors)).astype(np.float32)
-    return mean
+    positions_of: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    for positions, block in blocks(vectors):
+        block = np.asarray(block)
+        if center:
+            part = block.sum(axis=0, dtype=np.float64)
+            total = part if total is None else total + part
+        keep = chosen(positions)
+        positions_of.append(positions[keep])
+        rows.append(block[keep])
+    mean = None if total is None else (total / len(vectors)).astype(np.float32)
+    return mean, np.concatenate(positions_of), np.concatenate(rows)
 
 
 def unit_rows(block: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
@@ -70,17 +81,13 @@ def knn(queries: np.ndarray, corpus: np.ndarray, k: int, gpu: Any = None) -> tup
 
 
 def exact_neighbours(
-    vectors: Sequence[Any] | np.ndarray, mean: np.ndarray | None, first_new: int, k: int
+    vectors: Sequence[Any] | np.ndarray, center: bool, first_new: int, k: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The k nearest of every row from `first_new` on, by brute force over the corpus block by block."""
-    queries = np.empty((len(vectors) - first_new, 0), dtype=np.float32)
-    for positions, block in blocks(vectors):
-        wanted = positions >= first_new
-        if wanted.any():
-            rows = unit_rows(np.asarray(block)[wanted], mean)
-            if queries.shape[1] == 0:
-                queries = np.empty((len(vectors) - first_new, rows.shape[1]), dtype=np.float32)
-            queries[positions[wanted] - first_new] = rows
+    mean, positions, rows = mean_and_rows(vectors, lambda positions: positions >= first_new, center)
+    queries = np.empty((len(vectors) - first_new, rows.shape[1]), dtype=np.float32)
+    queries[positions - first_new] = unit_rows(rows, mean)
+    del rows
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
     gpu = faiss.StandardGpuResources() if gpus() else None  # one per search, not one per block
     for positions, block in blocks(vectors):
@@ -91,7 +98,7 @@ def exact_neighbours(
 
 
 def approximate_neighbours(
-    vectors: Sequence[Any] | np.ndarray, mean: np.ndarray | None, first_new: int, k: int
+    vectors: Sequence[Any] | np.ndarray, center: bool, first_new: int, k: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The k nearest of every row from `first_new` on, through an IVF index (4 sqrt(queries) lists,
     8 probed).
@@ -105,10 +112,8 @@ def approximate_neighbours(
     nlist = int(LISTS_PER_ROOT * math.sqrt(n - first_new))
     sampled = np.zeros(n, dtype=bool)  # a mask, not np.isin per block (6 s of a 1M dedup)
     sampled[np.random.default_rng(0).choice(n, size=min(n, nlist * TRAIN_PER_LIST), replace=False)] = True
-    training: list[np.ndarray] = []
-    for positions, block in blocks(vectors):
-        training.append(unit_rows(np.asarray(block)[sampled[positions]], mean))
-    train = np.concatenate(training)
+    mean, _, rows = mean_and_rows(vectors, lambda positions: sampled[positions], center)
+    train = unit_rows(rows, mean)
     dim = train.shape[1]
     ivf = faiss.IndexIVFScalarQuantizer(
         faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
@@ -116,7 +121,7 @@ def approximate_neighbours(
     ivf.cp.min_points_per_centroid = TRAIN_PER_LIST  # no warning: fewer is enough to find near-duplicates
     ivf.train(train)
     ivf.nprobe = PROBES
-    del train, training
+    del train, rows
     index: faiss.Index = faiss.index_cpu_to_all_gpus(ivf) if gpus() else ivf
     for positions, block in blocks(vectors):
         index.add_with_ids(unit_rows(np.asarray(block), mean), positions.astype(np.int64))
@@ -137,11 +142,10 @@ def semantic_pairs(
     n = len(vectors)
     if n < 2 or first_new >= n:  # nothing to compare, or no new row to query
         return []
-    mean = column_mean(vectors) if center and n >= MIN_ROWS_TO_CENTER else None
     k = min(neighbours + 1, n)
     search = exact_neighbours if (n - first_new) * n <= EXACT_BUDGET else approximate_neighbours
     pairs: dict[tuple[int, int], float] = {}
-    for queried, sims, ids in search(vectors, mean, first_new, k):
+    for queried, sims, ids in search(vectors, center and n >= MIN_ROWS_TO_CENTER, first_new, k):
         hits = (ids >= 0) & (ids != queried[:, None]) & (sims >= threshold)
         for row, column in zip(*np.nonzero(hits), strict=True):
             i, j = int(queried[row]), int(ids[row, column])
