@@ -27,7 +27,7 @@ from dedup.pairs import DuplicatePair
 EXACT_LIMIT = 50_000
 EXACT_BUDGET = EXACT_LIMIT * EXACT_LIMIT
 MIN_ROWS_TO_CENTER = 64  # below this the batch mean is too noisy to remove
-LISTS_PER_ROOT = 4  # IVF lists per sqrt(rows)
+LISTS_PER_ROOT = 4  # IVF lists per sqrt(queries)
 TRAIN_PER_LIST = 16  # k-means training rows per list (FAISS asks for 39 to place centroids well)
 PROBES = 8  # lists searched per query
 

@@ -152,11 +152,11 @@ class VerdictColumns:
         self.severity.append(severity)
         self.message.append(message)
 
-    def extend(self, pid: str, checks: list[str], severities: list[str], messages: list[str | None]) -> None:
+    def extend(self, pid: str, checks: list[str], severities: Sequence[str], messages: list[str | None]) -> None:
         """One slot's rows for several checks at once."""
         self.persona_id += [pid] * len(checks)
         self.check += checks
-        self.severity += severities
+        self.severity.extend(severities)
         self.message += messages
 
     def table(self) -> pa.Table:
