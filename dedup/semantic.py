@@ -1,8 +1,9 @@
 """Embedding near-duplicates: FAISS inner product on unit vectors (cosine), GPU when present.
 
 The vectors may be an in-memory array or a lazy column read block by block from feature shards;
-either way they are passed over a few times (mean, index, queries) and never held whole, so the
-memory is the index's (or, when the search is exact, the queries' alone).
+either way they are passed over a few times (the mean with the queries or the training sample, then
+the index, then the queries) and never held whole, so the memory is the index's (or, when the search
+is exact, the queries' alone).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 import orjson
+import pyarrow as pa
 import pytest
 
 from schemas.errors import UserInputError
 from schemas.records import Skeleton
+from schemas.tables import PROPOSALS, SKELETONS
 from taxonomy.loader import load_taxonomy
-from validators.engine import validate_batch
+from validators.engine import validate_batch, validate_shard_table
 from validators.fidelity import (
     find_age_contradiction,
     find_gender_contradiction,
@@ -47,6 +49,28 @@ def test_a_good_persona_passes_every_check_and_opens_with_the_facts():
     checks = set(verdicts.column("check").to_pylist())
     assert checks >= {"schema", "fidelity:age", "fidelity:name", "rule:age_vs_education"}
     assert all(verdicts.column("passed").to_pylist()) and set(verdicts.column("message").to_pylist()) == {""}
+
+
+def test_a_revise_round_validates_only_the_slots_it_proposed_again():
+    slots = [skeleton("p-1"), skeleton("p-2"), skeleton("p-3")]
+    skeletons = pa.Table.from_pylist(
+        [{**s.model_dump(), "shard": 0, "attributes": list(s.attributes.items()), "redraws": []} for s in slots],
+        schema=SKELETONS,
+    )
+    proposals = pa.Table.from_pylist(
+        [
+            {"persona_id": "p-1", "round": 1, "raw_output": "", "error": "timeout"},
+            {"persona_id": "p-3", "round": 1, "raw_output": answer(), "error": None},
+        ],
+        schema=PROPOSALS,
+    )
+    verdicts = validate_shard_table(skeletons, proposals, TAXONOMY, 1)
+    _, expected = validate_batch([(slots[0], ""), (slots[2], answer())], TAXONOMY, RULES, 1, {"p-1": "timeout"})
+    assert verdicts.equals(expected)
+    assert set(verdicts.column("persona_id").to_pylist()) == {"p-1", "p-3"}  # p-2 passed round 0
+    failed = [r for r in verdicts.to_pylist() if not r["passed"]]
+    assert [(r["persona_id"], r["check"]) for r in failed] == [("p-1", "backend")]
+    assert set(verdicts.column("round").to_pylist()) == {1}
 
 
 def test_each_failure_is_named_with_feedback():
