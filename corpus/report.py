@@ -19,7 +19,6 @@ import duckdb
 
 from corpus.run_folder import PERSONAS, REJECTS, VERDICTS, RunFolder
 from foundation.atomic_files import atomic_path
-from schemas.tables import PERSONAS_AS_MAP
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -137,11 +136,12 @@ def build_report(run: RunFolder, leaves_per_root: dict[str, int], samples: int =
                     )
                 )
         if run.has_files(PERSONAS):
-            personas = f"({PERSONAS_AS_MAP.format(files=run.glob_sql(PERSONAS))})"
+            # Facts read as their {key, value} entries: making maps of them costs more than the queries.
+            personas = run.parquet_sql(PERSONAS)
             used = dict(
                 con.sql(
                     f"SELECT split_part(k, '.', 1), count(DISTINCT k) FROM (SELECT "
-                    f"unnest(map_keys(attributes)) AS k FROM {personas}) GROUP BY 1"
+                    f"unnest(attributes).key AS k FROM {personas}) GROUP BY 1"
                 ).fetchall()
             )
             roots = sorted(leaves_per_root)
@@ -227,7 +227,7 @@ def _summary(manifest: dict[str, Any]) -> str:
 def _samples(rows: list[tuple[Any, ...]]) -> str:
     parts = ["<h2>Sample personas</h2>"]
     for persona_id, stratum, name, narrative, attributes in rows:
-        facts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in list(dict(attributes).items())[:10])
+        facts = ", ".join(f"{fact['key'].split('.')[-1]}={fact['value']}" for fact in attributes[:10])
         parts.append(
             f'<div class="persona"><h3>{html.escape(name)} <small>{html.escape(persona_id)} · '
             f"{html.escape(stratum)}</small></h3><p>{html.escape(narrative)}</p>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,31 @@ def metrics_from_counts(counts: SampleCounts, cells: list[dict[str, Any]], scope
     return out
 
 
+@dataclass(frozen=True)
+class FactsSql:
+    """DuckDB expressions over an `attributes` column: a MAP (skeletons) or a list of {key, value}
+    entries (personas)."""
+
+    is_map: bool
+
+    @classmethod
+    def of(cls, column_type: str) -> FactsSql:
+        return cls(column_type.startswith("MAP"))
+
+    def value(self, attr_id: str) -> str:
+        key = sql_string(attr_id)
+        return f"attributes[{key}]" if self.is_map else f"list_filter(attributes, lambda e: e.key = {key})[1].value"
+
+    @property
+    def size(self) -> str:
+        return "cardinality(attributes)" if self.is_map else "len(attributes)"
+
+    @property
+    def keys(self) -> str:
+        """Each fact's key, one row per fact (a SELECT item)."""
+        return "unnest(map_keys(attributes))" if self.is_map else "unnest(attributes).key"
+
+
 def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -> SampleCounts:
     """The counts of skeleton or persona tables (`attributes` map column) read with DuckDB.
 
@@ -111,14 +137,13 @@ def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -
     try:
         con.execute(f"CREATE VIEW raw AS SELECT * FROM {read_parquet_sql(glob)}")
         columns = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
-        # Persona tables carry no open_attributes column and keep facts as {key, value} entries.
+        # Persona tables carry no open_attributes column and keep facts as {key, value} entries, read
+        # as they are: turning a million personas' entries into maps costs several times the counts.
         opened = "open_attributes" if "open_attributes" in columns else "[]::VARCHAR[]"
-        facts = "attributes" if columns["attributes"].startswith("MAP") else "map_from_entries(attributes)"
-        con.execute(f"CREATE VIEW s AS SELECT stratum, {facts} AS attributes, {opened} AS open_attributes FROM raw")
-        picked = "".join(f", attributes[{sql_string(attr_id)}] AS {column[attr_id]}" for attr_id in wanted)
+        facts = FactsSql.of(columns["attributes"])
+        picked = "".join(f", {facts.value(attr_id)} AS {column[attr_id]}" for attr_id in wanted)
         con.execute(
-            f"CREATE TEMP TABLE narrow AS SELECT stratum{picked}, "
-            "cardinality(attributes) + len(open_attributes) AS facts FROM s"
+            f"CREATE TEMP TABLE narrow AS SELECT stratum{picked}, {facts.size} + len({opened}) AS facts FROM raw"
         )
         personas = con.execute("SELECT count(*) FROM narrow").fetchone()
         counts = SampleCounts(personas=personas[0] if personas else 0)
@@ -135,8 +160,8 @@ def count_parquet(glob: str | Path, variables: list[str], scope: MetricsScope) -
         counts.leaves.update(
             dict(
                 con.execute(
-                    "SELECT k, count(*) FROM (SELECT unnest(map_keys(attributes)) AS k FROM s "
-                    "UNION ALL SELECT unnest(open_attributes) AS k FROM s) GROUP BY 1"
+                    f"SELECT k, count(*) FROM (SELECT {facts.keys} AS k FROM raw "
+                    f"UNION ALL SELECT unnest({opened}) AS k FROM raw) GROUP BY 1"
                 ).fetchall()
             )
         )

@@ -18,14 +18,16 @@ import numpy as np
 from dedup.lazy_rows import blocks
 from dedup.pairs import DuplicatePair
 
-# Exact search costs queries x vectors (50k x 50k: ~10 s on 2 cores); beyond it an IVF. Measured on
-# the load generator's corpora against 4 sqrt(n) lists, 64 training rows per list and 16 probed:
-# 16 training rows per list and 8 probed found the same 558 pairs at 200k in half the time (10 s
-# against 19 s) and 13,604 of 13,605 at 1M (92 s against 149 s; 3 missed, 2 others found).
+# Exact search costs queries x vectors; beyond 10k x 10k an IVF. Measured on the load generator's
+# corpora on 2 cores: exact against the IVF below, 2.1 s against 0.5 s at 20k (the same 7 pairs),
+# 11.7 s against 1.8 s at 50k (38 pairs) and 58 s against 4.5 s at 100k (150 pairs): none missed.
+# Against 4 sqrt(n) lists, 64 training rows per list and 16 probed, 16 training rows per list and
+# 8 probed found the same 558 pairs at 200k in half the time (10 s against 19 s) and 13,604 of
+# 13,605 at 1M (92 s against 149 s; 3 missed, 2 others found).
 # A backfill wave queries only its few new rows against the corpus: exact while within the same
-# budget (876 x 200k: under 1 s), else an IVF with lists for its queries (13k x 1M: 25.5 s for the
-# wave's dedup against 52.3 s with lists for every row; 11,973 of 11,974 duplicates found again).
-EXACT_LIMIT = 50_000
+# budget (37 x 20k), else an IVF with lists for its queries (13k x 1M: 25.5 s for the wave's dedup
+# against 52.3 s with lists for every row; 11,973 of 11,974 duplicates found again).
+EXACT_LIMIT = 10_000
 EXACT_BUDGET = EXACT_LIMIT * EXACT_LIMIT
 MIN_ROWS_TO_CENTER = 64  # below this the batch mean is too noisy to remove
 LISTS_PER_ROOT = 4  # IVF lists per sqrt(queries)

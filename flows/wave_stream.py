@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.run_folder import RunFolder
-from corpus.shard_readers import read_skeletons
 from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.progress import stage_progress
 from foundation.atomic_files import write_table_atomically
@@ -31,7 +31,7 @@ from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS, rows_table
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell
-from taxonomy.skeleton_table import SKELETON_STATISTICS
+from taxonomy.skeleton_table import SKELETON_STATISTICS, skeletons_of_table
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
 from validators.settle import failed_checks, failed_rows, settle_shard_table
@@ -49,12 +49,14 @@ TaskTag = tuple[str, int, int | None]
 
 def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
     """Slots to propose in this round and the feedback each gets (none in round 0)."""
-    skeletons = read_skeletons(run.stage_shard("skeletons", shard))
+    skeletons = pq.read_table(run.stage_shard("skeletons", shard))
     if round_no == 0:
-        return skeletons, {}
+        return skeletons_of_table(skeletons), {}
     previous = failed_checks(failed_rows(pq.read_table(run.round_shard("verdicts", round_no - 1, shard))).to_pylist())
     feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
-    return [s for s in skeletons if s.persona_id in feedback], feedback
+    # Only the slots revised become records (a tenth of a shard or so, in slot order as before).
+    revised = pc.is_in(skeletons.column("persona_id"), value_set=pa.array(list(feedback), pa.string()))
+    return skeletons_of_table(skeletons.filter(revised)), feedback
 
 
 def proposal_row(result: GenerationResult, round_no: int) -> dict[str, Any]:
@@ -123,7 +125,13 @@ class WaveStream:
             self.advance = advance
 
             def open_more() -> None:
-                while unopened and not self.sampling and self.stream.queued_requests < low_water:
+                # Sampled one shard at a time, but two while no round is out (a wave's start): the
+                # workers then wait for the first skeletons, and two tasks use two cores.
+                while (
+                    unopened
+                    and self.sampling < (1 if self.proposing else 2)
+                    and self.stream.queued_requests < low_water
+                ):
                     self.resume(unopened.popleft())
 
             open_more()

@@ -126,12 +126,18 @@ class Taxonomy(Strict):
     categories: list[Node]
     content_hash: str = Field(default="", description="sha256 of the canonical content, set by the loader.")
     _attributes: dict[str, Attribute] = PrivateAttr(default_factory=dict)
+    _labels: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, _context: object) -> None:
         self._attributes = {a.id: a for root in self.categories for node in root.walk() for a in node.attributes}
+        self._labels = {attr_id: a.label for attr_id, a in self._attributes.items()}
 
     def attributes(self) -> dict[str, Attribute]:
         return self._attributes
+
+    def labels(self) -> dict[str, str]:
+        """Attribute id -> label (every prompt lists each fact by its label)."""
+        return self._labels
 
     def nodes(self) -> list[Node]:
         return [node for root in self.categories for node in root.walk()]

@@ -45,8 +45,8 @@ def _messages(template: str, **values: Any) -> list[dict[str, str]]:
 
 
 def labelled_facts(attributes: dict[str, str], taxonomy: Taxonomy) -> list[tuple[str, str]]:
-    known = taxonomy.attributes()
-    return [(known[k].label if k in known else k, v) for k, v in attributes.items()]
+    labels = taxonomy.labels()
+    return [(labels.get(k, k), v) for k, v in attributes.items()]
 
 
 def render_judge_messages(
