@@ -87,6 +87,11 @@ class RunFolder:
         """Duplicate clusters of every persona accepted up to `wave`."""
         return self.root / "dedup" / f"wave-{wave}" / "clusters.parquet"
 
+    @property
+    def over_quota(self) -> Path:
+        """Kept personas beyond their stratum's quota after the last wave (rejected as over_quota)."""
+        return self.root / "dedup" / "over-quota.parquet"
+
     def features(self, shard: int) -> Path:
         """A shard's dedup features (signatures, vectors, text hashes)."""
         return self.stage_shard("dedup/features", shard)

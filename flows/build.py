@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
@@ -23,17 +24,25 @@ from corpus.run_lock import run_lock
 from corpus.run_metrics import tokens_spent
 from dedup.embedders.factory import check_embedder_files
 from flows.artifacts import publish_summary_artifacts
-from flows.dedup_stage import dedup_corpus, kept_per_stratum, save_dedup_index
+from flows.dedup_stage import dedup_corpus, kept_per_stratum, over_quota_slots, save_dedup_index
 from flows.judge_stage import final_stage, gate_shard, judge_wave
 from flows.progress import stage_progress
 from flows.task_options import MODEL_TASK, STAGE_TASK
 from flows.wave_stream import WaveStream
-from foundation.atomic_files import remove_stale_temporaries, uncommitted, write_table_atomically
+from foundation.atomic_files import commit_once, remove_stale_temporaries, uncommitted, write_table_atomically
 from foundation.process_guard import take_back_stop_signals
 from schemas.config import RunConfig
 from taxonomy.loader import load_taxonomy
 from taxonomy.model import Taxonomy
-from taxonomy.quotas import QuotaCell, SlotPlan, plan_backfill, plan_slots, shard_ranges, shortfall
+from taxonomy.quotas import (
+    QuotaCell,
+    SlotPlan,
+    backfill_asks,
+    plan_backfill,
+    plan_slots,
+    shard_ranges,
+    shortfall,
+)
 from validators.rule_pack import load_rule_pack
 from workers.cpu_tasks import run_all, share, tasks_can_run
 from workers.engine_pool import Engines, backend_secrets
@@ -119,15 +128,20 @@ class Build:
         """Wave 0 fills the plan; each backfill wave gives new slots (new ids) to the strata that
         validation and dedup left short, until the quotas are met or a limit stops it."""
         wave_cells = self.inputs.plan.slot_cells
+        kept_before = 0
         for wave in range(self.cfg.max_backfill_waves + 1):
             yield wave, wave_cells
             assert self.clusters is not None  # run_wave has just set it
-            self.missing = shortfall(self.inputs.plan.cells, kept_per_stratum(self.run, self.shards, self.clusters))
+            kept = kept_per_stratum(self.run, self.shards, self.clusters)
+            self.missing = shortfall(self.inputs.plan.cells, kept)
             self.stopped_by = backfill_stop(self.cfg, self.missing, wave, tokens_spent(self.run))
             if self.stopped_by:
                 get_run_logger().info("no further backfill: %s", self.stopped_by)
                 return
-            wave_cells = plan_backfill(self.inputs.plan.cells, self.missing)
+            # The share of this wave's slots not kept: what the next wave asks for beyond the shortfall.
+            loss = 1 - (sum(kept.values()) - kept_before) / len(wave_cells)
+            kept_before = sum(kept.values())
+            wave_cells = plan_backfill(self.inputs.plan.cells, backfill_asks(self.missing, loss))
 
     def run_wave(self, wave: int, wave_cells: list[QuotaCell], engines: Engines) -> None:
         ranges = shard_ranges(self.slots, len(wave_cells), self.cfg.shard_size)
@@ -166,9 +180,21 @@ class Build:
         )
         lineage = run_lineage(self.run, self.cfg, self.taxonomy)
         with self.stage("write", "write"):
-            seconds = write_records(self.run, lineage, self.shards, self.clusters, final_stage(self.cfg))
+            quotas = {cell.label: cell.count for cell in self.inputs.plan.cells}
+            clusters = self.clusters
+            # Committed once, so a rerun after a crash sets the same personas aside.
+            trimmed = (
+                pq.read_table(
+                    commit_once(self.run.over_quota, lambda: over_quota_slots(self.run, self.shards, clusters, quotas))
+                )
+                .column("persona_id")
+                .combine_chunks()
+            )
+            seconds = write_records(
+                self.run, lineage, self.shards, self.clusters, final_stage(self.cfg), quote(trimmed)
+            )
             add_seconds(self.timings, "write_cpu", seconds)
-            save_dedup_index(self.run, self.cfg, self.shards, self.clusters)
+            save_dedup_index(self.run, self.cfg, self.shards, self.clusters, trimmed)
         publish_started = time.monotonic()
         manifest = publish(
             self.run,
@@ -247,10 +273,16 @@ def stream_wave(
 
 @task(**STAGE_TASK)
 def write_records(
-    run: RunFolder, lineage: dict[str, Any], shards: list[int], clusters_path: Path, settled_stage: str = "settled"
+    run: RunFolder,
+    lineage: dict[str, Any],
+    shards: list[int],
+    clusters_path: Path,
+    settled_stage: str = "settled",
+    over_quota: pa.Array | None = None,
 ) -> float:
     """Personas and rejects of every shard not yet written (built in parallel tasks, committed here);
-    returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows."""
+    returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows;
+    `over_quota`: ids kept beyond their stratum's quota, written as rejects."""
     clusters = pq.read_table(clusters_path)
     now = datetime.now(UTC)
 
@@ -259,7 +291,7 @@ def write_records(
         for shard in uncommitted({s: run.stage_shard("personas", s) for s in shards}):
             settled = pq.read_table(run.stage_shard(settled_stage, shard))
             mine = clusters.filter(pc.is_in(clusters.column("persona_id"), value_set=settled.column("persona_id")))
-            yield shard, (settled, mine, lineage, now, f"shard {shard}")
+            yield shard, (settled, mine, lineage, now, f"shard {shard}", over_quota)
 
     seconds = 0.0
     with stage_progress("write (shards)", len(shards)) as advance:

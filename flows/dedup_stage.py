@@ -91,20 +91,49 @@ def cluster_wave(run: RunFolder, cfg: RunConfig, shards: list[int], wave: int, p
     return clusters
 
 
-def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
-    """Personas kept so far per stratum: one lookup of every settled slot in the kept ids (a set built once)."""
+def kept_slots(run: RunFolder, shards: list[int], clusters_path: Path) -> pa.Table:
+    """persona_id, stratum and slot of every persona kept so far: one lookup of every settled slot in
+    the kept ids (a set built once)."""
     kept = pq.read_table(clusters_path, columns=["persona_id", "kept"]).filter(pc.field("kept")).column("persona_id")
     # Kept ids come from the clusters; every stage holds the same stratum per slot.
     slots = pa.concat_tables(
-        [pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum"]) for shard in shards]
+        [
+            pq.read_table(run.stage_shard("settled", shard), columns=["persona_id", "stratum", "slot"])
+            for shard in shards
+        ]
     )
-    strata = slots.filter(pc.is_in(slots.column("persona_id"), value_set=kept)).column("stratum")
+    return slots.filter(pc.is_in(slots.column("persona_id"), value_set=kept))
+
+
+def kept_per_stratum(run: RunFolder, shards: list[int], clusters_path: Path) -> dict[str, int]:
+    """Personas kept so far per stratum."""
+    strata = kept_slots(run, shards, clusters_path).column("stratum")
     return {entry["values"]: entry["counts"] for entry in pc.value_counts(strata).to_pylist()}
 
 
-def save_dedup_index(run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path) -> None:
-    """Store the kept personas' features so later runs can deduplicate against this one."""
+def over_quota_slots(run: RunFolder, shards: list[int], clusters_path: Path, quotas: dict[str, int]) -> pa.Table:
+    """The kept personas beyond their stratum's quota: the last slots of each stratum over it, so
+    only backfill slots (a first wave asks exactly the quotas, a backfill wave a little more than
+    the strata lack). persona_id and stratum, in slot order."""
+    kept = kept_slots(run, shards, clusters_path).sort_by("slot")
+    surplus: list[pa.Table] = []
+    for entry in pc.value_counts(kept.column("stratum")).to_pylist():
+        label, count = entry["values"], entry["counts"]
+        if count > quotas.get(label, 0):
+            mine = kept.filter(pc.equal(kept.column("stratum"), label))
+            surplus.append(mine.slice(quotas.get(label, 0)))
+    table = pa.concat_tables(surplus) if surplus else kept.slice(0, 0)
+    return table.sort_by("slot").select(["persona_id", "stratum"])
+
+
+def save_dedup_index(
+    run: RunFolder, cfg: RunConfig, shards: list[int], clusters_path: Path, trimmed: pa.Array | None = None
+) -> None:
+    """Store the kept personas' features (less those `trimmed` over quota) so later runs can
+    deduplicate against this one."""
     kept = pq.read_table(clusters_path).filter(pc.field("kept")).column("persona_id")
+    if trimmed is not None and len(trimmed):
+        kept = kept.filter(pc.invert(pc.is_in(kept, value_set=trimmed)))
     features = corpus_features(run, cfg, shards)
     order = features.ordered(pc.is_in(features.ids(), value_set=kept), by=("slot",))
     embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None

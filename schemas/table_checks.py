@@ -32,7 +32,7 @@ REJECTS_CHECK = pa_check.DataFrameSchema(
     {
         "persona_id": pa_check.Column(str, _nonempty, unique=True),
         "slot": pa_check.Column(int, pa_check.Check.ge(0), unique=True),
-        "stage": pa_check.Column(str, pa_check.Check.isin(["propose", "validate", "judge", "dedup"])),
+        "stage": pa_check.Column(str, pa_check.Check.isin(["propose", "validate", "judge", "dedup", "quota"])),
         "reason": pa_check.Column(str, _nonempty),
         "detail": pa_check.Column(str, nullable=True),
         "round": pa_check.Column(int, pa_check.Check.ge(0)),

@@ -304,9 +304,26 @@ def shortfall(cells: list[QuotaCell], kept_per_label: dict[str, int]) -> dict[st
     }
 
 
-def plan_backfill(cells: list[QuotaCell], missing: dict[str, int]) -> list[QuotaCell]:
-    """The cells of the next backfill wave's slots: one per missing persona, in plan order."""
-    return [cell for cell in cells for _ in range(missing.get(cell.label, 0))]
+# The highest loss rate a backfill wave plans for: a model that fails nearly everything asks at
+# most about twice the shortfall per wave, not unboundedly more.
+MAX_BACKFILL_LOSS = 0.5
+
+
+def backfill_asks(missing: dict[str, int], loss: float) -> dict[str, int]:
+    """Slots a backfill wave asks per short cell: the shortfall, plus what the last wave's loss rate
+    (its slots not kept) says this wave will lose again, plus one standard deviation of that loss.
+
+    Asking only the shortfall leaves about half the strata short after every wave (some slots always
+    fail), so a build either runs one more wave per stratum or ends short; with the margin a wave
+    usually fills its strata. The surplus kept is trimmed after the last wave (over_quota rejects).
+    With no loss it asks exactly the shortfall."""
+    loss = min(max(loss, 0.0), MAX_BACKFILL_LOSS)
+    return {label: n + math.ceil(n * loss / (1 - loss) + math.sqrt(n * loss)) for label, n in missing.items()}
+
+
+def plan_backfill(cells: list[QuotaCell], asks: dict[str, int]) -> list[QuotaCell]:
+    """The cells of the next backfill wave's slots: as many as each cell asks, in plan order."""
+    return [cell for cell in cells for _ in range(asks.get(cell.label, 0))]
 
 
 def assign_slots(cells: list[QuotaCell], seed: int) -> list[QuotaCell]:

@@ -14,6 +14,7 @@ from corpus.catalog import query_run
 from flows.build import build_corpus
 from schemas.config import BackendConfig
 from taxonomy.draws import persona_id_for
+from taxonomy.quotas import backfill_asks
 from tests.helpers.configs import tiny_config
 from tests.helpers.paths import REPO
 from tests.helpers.planting import UNREADABLE, plant_run, plant_slots, publish_run
@@ -161,7 +162,8 @@ def test_run_folder_layout_and_no_temp_files(built):
 def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quotas(earlier, tmp_path):
     """The earlier corpus holds the facts of every first-wave slot, so each first-wave persona that passes
     the checks repeats one of its personas (facts layer), whatever the model wrote. Each backfill wave then
-    samples new slots for exactly what the strata still lack, until the quotas are met or waves run out."""
+    samples new slots for what the strata still lack plus the margin the last wave's losses call for,
+    until the quotas are met or waves run out; what is kept beyond a quota is set aside."""
     cfg = tiny_config(name="tiny-again", against=[str(earlier)], max_backfill_waves=4)
     out = tmp_path / "again"
     build_corpus(cfg, str(out))
@@ -191,10 +193,10 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
         r["slot"]: r["stratum"] for r in query_run(out, f"select slot, stratum from {SKELETONS}").to_pylist()
     }
     stratum_of_id = {persona_id_for(cfg.seed, slot): stratum for slot, stratum in stratum_of_slot.items()}
-    start, wanted, wave = 0, dict(requested), 0
+    start, wanted, wave, kept_before = 0, dict(requested), 0, 0
     while True:
         sampled = Counter(stratum_of_slot[slot] for slot in range(start, start + sum(wanted.values())))
-        assert sampled == Counter(wanted), f"wave {wave} sampled {dict(sampled)} for a shortfall of {wanted}"
+        assert sampled == Counter(wanted), f"wave {wave} sampled {dict(sampled)} for asks of {wanted}"
         start += sum(wanted.values())
         clusters = pq.read_table(out / "dedup" / f"wave-{wave}" / "clusters.parquet").to_pylist()
         kept = Counter(stratum_of_id[r["persona_id"]] for r in clusters if r["kept"])
@@ -202,7 +204,11 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
         short = {label: n - kept[label] for label, n in requested.items() if n > kept[label]}
         if not short or wave == cfg.max_backfill_waves:
             break
-        wanted, wave = short, wave + 1
+        # The next wave asks for the shortfall and what this wave's loss rate says it will lose again.
+        loss = 1 - (sum(kept.values()) - kept_before) / sum(wanted.values())
+        kept_before = sum(kept.values())
+        wanted, wave = backfill_asks(short, loss), wave + 1
+        assert all(wanted[label] > n for label, n in short.items())  # wave 0 lost every slot: a margin
     assert start == manifest["slots"] == len(stratum_of_slot) and manifest["backfilled"] == start - cfg.population
     assert manifest["short_by_stratum"] == short
     assert manifest["backfill_stopped_by"] == ("max_backfill_waves" if short else "quotas_met")
@@ -210,6 +216,14 @@ def test_dedup_against_an_earlier_run_removes_repeats_and_backfill_restores_quot
     assert {r["stratum"]: r["n"] for r in produced} == {
         label: n - short.get(label, 0) for label, n in requested.items() if n > short.get(label, 0)
     }
+    # What the last wave kept beyond a quota is set aside as over_quota rejects: the last slots kept.
+    beyond = {label: kept[label] - n for label, n in requested.items() if kept[label] > n}
+    trimmed = query_run(out, "select slot, stratum from rejects where reason = 'over_quota'").to_pylist()
+    assert Counter(r["stratum"] for r in trimmed) == Counter(beyond)
+    persona_slots = query_run(out, "select slot, stratum from personas").to_pylist()
+    for row in trimmed:
+        assert all(p["slot"] < row["slot"] for p in persona_slots if p["stratum"] == row["stratum"])
+    assert manifest["produced"] + manifest["rejected"] == manifest["slots"]
     assert manifest["tokens_spent"] > 0 and (out / "dedup" / "index" / "meta.json").is_file()
     assert wave > 0 and manifest["last_run_engines"]["starts"] == 1  # every wave and round on one model load
 

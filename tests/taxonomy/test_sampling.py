@@ -299,3 +299,19 @@ def test_skeletons_read_from_a_shard_table_match_its_rows():
             (r["persona_id"], r["slot"], r["stratum"], r["name"]) for r in expected
         ]
     assert len({s.persona_id for s in skeletons_of_table(table)}) == len(rows) == 40
+
+
+def test_a_backfill_wave_asks_for_its_shortfall_and_what_it_expects_to_lose():
+    from taxonomy.quotas import MAX_BACKFILL_LOSS, QuotaCell, backfill_asks, plan_backfill
+
+    assert backfill_asks({"a": 37, "b": 1}, 0.0) == {"a": 37, "b": 1}  # nothing lost last wave: exactly the gap
+    # 1,130 short at a 1.36% loss: 15.6 expected lost again, 3.9 its standard deviation.
+    assert backfill_asks({"a": 1130}, 0.0136) == {"a": 1130 + 20}
+    assert backfill_asks({"a": 3}, 0.002) == {"a": 4}
+    # Everything lost (a model that fails every check): about twice the gap, not unboundedly more.
+    capped = backfill_asks({"a": 100}, 1.0)
+    assert capped == backfill_asks({"a": 100}, MAX_BACKFILL_LOSS) == {"a": 100 + 100 + 8}
+    asks = backfill_asks({"x=a": 2, "x=b": 5}, 0.1)
+    assert asks["x=a"] > 2 and asks["x=b"] > 5
+    cells = [QuotaCell((("x", "a"),), 0.5, 10), QuotaCell((("x", "b"),), 0.5, 10)]
+    assert [c.label for c in plan_backfill(cells, asks)] == ["x=a"] * asks["x=a"] + ["x=b"] * asks["x=b"]
