@@ -44,7 +44,7 @@ class StaticEmbedder:
     """Token-embedding lookup and mean pooling: thousands of texts per second on one core."""
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 1024) -> None:
-        from model2vec import StaticModel
+        from dedup.embedders.word_tokens import WordCachedStaticModel
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not folder.is_dir():
@@ -55,7 +55,7 @@ class StaticEmbedder:
                 "point embedder.model at a model2vec folder, or leave it unset",
             )
         verify_model_files(folder)
-        self._model = StaticModel.from_pretrained(str(folder))
+        self._model = WordCachedStaticModel.from_pretrained(str(folder))
         self.name = f"static:{folder.name}"
         self.dimension = int(self._model.dim)
         self.batch_size = batch_size

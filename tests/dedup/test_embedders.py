@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from dedup.embedders import Embedder, create_embedder
 from dedup.embedders.static import DEFAULT_MODEL_DIR
 from schemas.config import EmbedderConfig
 from schemas.errors import UserInputError
+from tests.helpers.paths import REPO
 from tests.helpers.processes import start_llama_server
 
 TEXTS = [
@@ -135,3 +137,33 @@ def test_transformer_without_the_extra_says_how_to_enable_it():
 def test_endpoint_config_needs_a_url():
     with pytest.raises(ValueError, match="base_url"):
         EmbedderConfig(kind="endpoint")
+
+
+def test_word_cached_tokens_and_vectors_equal_model2vec_on_real_and_awkward_text():
+    """The static embedder tokenizes plain ASCII prose a word at a time through a cache; the ids and
+    the vectors must be model2vec's own, for real conversation text (English and not) and for the
+    cases the word path hands back to the tokenizer or must cut (accents, control characters, tabs,
+    a text past the 512-token limit, unknown tokens)."""
+    from model2vec import StaticModel
+
+    from dedup.embedders.word_tokens import WordCachedStaticModel
+
+    lines = (REPO / "data" / "conversations" / "oasst1.jsonl").read_text().splitlines()
+    turns = [message["content"] for line in lines for message in json.loads(line)["messages"]]
+    awkward = [
+        "",
+        "   ",
+        "Tabs\tand\nnew\r\nlines; dashes -- (brackets) [x] {y} <z> ~^_`|\\ @#$%&*+=/?!:;,.'\"",
+        "MiXeD CaSe 42-year-old nurse's 3rd job, 1,250.75 dollars; e-mail A.B@c.de",
+        "café résumé naïve — “quotes” ’apostrophes’ 東京 emoji 🙂",
+        "a bell\x07 and a form\x0cfeed and a delete\x7f inside",
+        "word " * 700,  # past max_length: truncated before unknown tokens are dropped
+        "a word longer than WordPiece takes: " + "x" * 120 + " ok",  # one unknown token
+    ]
+    texts = turns + awkward
+    assert sum(not t.isascii() for t in turns) > 10  # the sample exercises the tokenizer's own path too
+    library = StaticModel.from_pretrained(str(DEFAULT_MODEL_DIR))
+    cached = WordCachedStaticModel.from_pretrained(str(DEFAULT_MODEL_DIR))
+    assert cached.tokenize(texts) == library.tokenize(texts)
+    assert cached.tokenize(texts) == library.tokenize(texts)  # the second pass from the cache
+    assert np.array_equal(cached.encode(texts), library.encode(texts))
