@@ -6,12 +6,14 @@ import functools
 import re
 from collections.abc import Collection
 
-AGE_PATTERNS = [
-    re.compile(r"\b(\d{1,3})[- ]years?[- ]old\b", re.IGNORECASE),
-    re.compile(r"\baged? (?:of )?(\d{1,3})\b", re.IGNORECASE),
-    re.compile(r"\b(\d{1,3}),? (?:is|was) (?:a|an|the)\b", re.IGNORECASE),
-    re.compile(r"\b[A-Z][a-z]+, (\d{1,3}),"),
-]
+# An age is a number of one to three digits; each is tested against the four ways prose gives a
+# person's age: "62-year-old", "aged 62" (or "age of 62"), "62, is a ..." and "Marie, 62, ...".
+# One scan for numbers and anchored tests around each, not a scan of the text per pattern.
+NUMBER = re.compile(r"\b\d{1,3}\b")
+YEARS_OLD_AFTER = re.compile(r"[- ]years?[- ]old\b", re.IGNORECASE)
+AGED_BEFORE = re.compile(r"\baged? (?:of )?$", re.IGNORECASE)
+IS_A_AFTER = re.compile(r",? (?:is|was) (?:a|an|the)\b", re.IGNORECASE)
+NAME_COMMA_BEFORE = re.compile(r"\b[A-Z][a-z]+, $")
 # Present tense only: "worked as a nurse" is history, "works as a nurse" is a claim about now.
 JOB_CLAIM = re.compile(
     r"\b(?:works|is working|currently works|is employed|makes a living) as (?:an? |the )?([a-z][a-z -]{1,40}?)"
@@ -101,10 +103,8 @@ RESIDENCE = re.compile(
     r"\b(?:lives|living|resides|residing|is based|based|settled|calls home|home) in "
     rf"(?:[A-Z][a-z]+(?: [A-Z][a-z]+)*, )?({STATE_NAMES})\b"
 )
-PRONOUNS = {
-    "man": re.compile(r"\b(?:he|him|his|himself)\b", re.IGNORECASE),
-    "woman": re.compile(r"\b(?:she|her|hers|herself)\b", re.IGNORECASE),
-}
+# He-words in group 1, she-words in group 2: both counted in one pass.
+PRONOUNS = re.compile(r"\b(?:(he|him|his|himself)|(she|her|hers|herself))\b", re.IGNORECASE)
 SELF_NOUNS = {
     "man": r"man|gentleman|guy|father of|husband to|grandfather|businessman",
     "woman": r"woman|lady|mother of|wife to|grandmother|businesswoman",
@@ -131,19 +131,27 @@ def find_place_contradiction(text: str, region: str | None, state: str | None = 
     return None
 
 
+# "is a gentleman" for a woman; and the words that show she is one all the same.
+CALLED_A = {
+    gender: re.compile(rf"\b(?:is|as) an? (?:\w+ )?({nouns})\b", re.IGNORECASE) for gender, nouns in SELF_NOUNS.items()
+}
+SELF_NOUN = {gender: re.compile(rf"\b(?:{nouns})\b", re.IGNORECASE) for gender, nouns in SELF_NOUNS.items()}
+
+
 def find_gender_contradiction(text: str, gender: str | None) -> str | None:
     """The prose refers to a woman as he (or a man as she) more than the other way, or calls them the other."""
-    if gender not in PRONOUNS:
+    if gender not in SELF_NOUNS:
         return None
     other = "woman" if gender == "man" else "man"
-    wrong = len(PRONOUNS[other].findall(text))
-    right = len(PRONOUNS[gender].findall(text))
+    found = PRONOUNS.findall(text)
+    his = sum(1 for he, _ in found if he)
+    right, wrong = (his, len(found) - his) if gender == "man" else (len(found) - his, his)
     if wrong >= 2 and wrong > right:
         pronouns = "he/him/his" if other == "man" else "she/her"
         fix = "she/her" if gender == "woman" else "he/him/his"
         return f"The narrative calls the person {pronouns}, but they are a {gender}; use {fix}."
-    noun = re.search(rf"\b(?:is|as) an? (?:\w+ )?({SELF_NOUNS[other]})\b", text, re.IGNORECASE)
-    if noun and not re.search(rf"\b(?:{SELF_NOUNS[gender]})\b", text, re.IGNORECASE):
+    noun = CALLED_A[other].search(text)
+    if noun and not SELF_NOUN[gender].search(text):
         return f"The narrative calls the person a {noun.group(1)}, but they are a {gender}."
     return None
 
@@ -196,17 +204,20 @@ def ends_before(pattern: re.Pattern[str], text: str, end: int) -> bool:
 def stated_ages(text: str, first_name: str | None = None) -> set[int]:
     """Ages the prose gives the person, not the ones it gives their son, dog or neighbour."""
     ages = set()
-    for pattern in AGE_PATTERNS:
-        for match in pattern.finditer(text):
-            if pattern is AGE_PATTERNS[0] and (
-                OTHER_PEOPLE.match(text, match.end()) or ends_before(POSSESSIVE_BEFORE, text, match.start())
-            ):
-                continue
-            if ends_before(RELATION_BEFORE, text, match.start(1)):
-                continue
-            if pattern is AGE_PATTERNS[3] and first_name and not match.group(0).startswith(first_name):
-                continue  # "Tom, 8," is someone else when the person is Marie
-            ages.add(int(match.group(1)))
+    for number in NUMBER.finditer(text):
+        start, end = number.span()
+        if ends_before(RELATION_BEFORE, text, start):
+            continue  # "her son, 8," or "his daughter aged 8"
+        years_old = YEARS_OLD_AFTER.match(text, end)
+        if years_old and not (OTHER_PEOPLE.match(text, years_old.end()) or ends_before(POSSESSIVE_BEFORE, text, start)):
+            ages.add(int(number.group()))
+            continue
+        if ends_before(AGED_BEFORE, text, start) or IS_A_AFTER.match(text, end):
+            ages.add(int(number.group()))
+            continue
+        named = NAME_COMMA_BEFORE.search(text, max(0, start - LOOK_BACK), start)
+        if named and text.startswith(",", end) and not (first_name and not text.startswith(first_name, named.start())):
+            ages.add(int(number.group()))  # "Tom, 8," is someone else when the person is Marie
     return ages
 
 
@@ -283,7 +294,8 @@ def find_name_contradiction(continuation: str, name: str, known_first_names: fro
     first = name.split(" ")[0]
     opening = SENTENCE_SUBJECT.match(continuation.strip())
     candidates = [opening.group(1)] if opening else []
-    candidates += [m.group(1) for m in NAMED.finditer(continuation)]
+    if "name is" in continuation or " by" in continuation or "called" in continuation:  # NAMED needs one
+        candidates += [m.group(1) for m in NAMED.finditer(continuation)]
     for other in candidates:
         if other != first and other in known_first_names and other not in name.split(" "):
             return f"The narrative calls the person {other}, but their name is {name}; call them {first}."

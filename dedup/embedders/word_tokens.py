@@ -48,10 +48,9 @@ class WordCachedStaticModel(StaticModel):
     """model2vec's StaticModel with `tokenize` served from a per-word cache where that is exact."""
 
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
-        state = self.__dict__.get("_words")
-        if state is None:
-            lowercase = splits_words_like_bert(json.loads(self.tokenizer.to_str()))
-            state = self.__dict__["_words"] = (lowercase, {})
+        state: tuple[bool | None, dict[str, list[int]]] | None = self.__dict__.get("_words")
+        if state is None:  # the first call: whether the word path applies, and an empty cache
+            state = self.__dict__["_words"] = (splits_words_like_bert(json.loads(self.tokenizer.to_str())), {})
         lowercase, cache = state
         if lowercase is None:
             return super().tokenize(sentences)
