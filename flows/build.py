@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
+from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import quote
 
 from corpus.persona_records import persona_tables
@@ -119,6 +120,7 @@ class Build:
     clusters: Path | None = None  # the latest wave's clusters
     missing: dict[str, int] = field(default_factory=dict)
     stopped_by: str | None = None
+    early_write: PrefectFuture[float] | None = None  # the first wave's records, written during backfill
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -142,6 +144,18 @@ class Build:
             loss = 1 - (sum(kept.values()) - kept_before) / len(wave_cells)
             kept_before = sum(kept.values())
             wave_cells = plan_backfill(self.inputs.plan.cells, backfill_asks(self.missing, loss))
+            if wave == 0:
+                self.write_first_wave()
+
+    def write_first_wave(self) -> None:
+        """Start writing the first wave's personas and rejects beside the backfill waves. They are final
+        once its dedup is done: a backfill wave only adds rows to the clusters, and only backfill slots
+        can end beyond a quota (the first wave asks exactly the quotas, so it keeps at most them)."""
+        assert self.clusters is not None  # wave 0's dedup has run
+        lineage = run_lineage(self.run, self.cfg, self.taxonomy)
+        self.early_write = write_records.submit(
+            self.run, lineage, list(self.shards), self.clusters, final_stage(self.cfg), progress=False
+        )
 
     def run_wave(self, wave: int, wave_cells: list[QuotaCell], engines: Engines) -> None:
         ranges = shard_ranges(self.slots, len(wave_cells), self.cfg.shard_size)
@@ -190,7 +204,8 @@ class Build:
                 .column("persona_id")
                 .combine_chunks()
             )
-            seconds = write_records(
+            seconds = self.early_write.result() if self.early_write else 0.0  # skipped below once written
+            seconds += write_records(
                 self.run, lineage, self.shards, self.clusters, final_stage(self.cfg), quote(trimmed)
             )
             add_seconds(self.timings, "write_cpu", seconds)
@@ -279,22 +294,25 @@ def write_records(
     clusters_path: Path,
     settled_stage: str = "settled",
     over_quota: pa.Array | None = None,
+    progress: bool = True,
 ) -> float:
     """Personas and rejects of every shard not yet written (built in parallel tasks, committed here);
     returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows;
-    `over_quota`: ids kept beyond their stratum's quota, written as rejects."""
+    `over_quota`: ids kept beyond their stratum's quota, written as rejects. Without `progress` (a
+    write beside a wave, whose bar is showing) it reports nothing."""
     clusters = pq.read_table(clusters_path)
     now = datetime.now(UTC)
+    # A shard counts as written once its personas file exists (its rejects are written first).
+    todo = uncommitted({s: run.stage_shard("personas", s) for s in shards})
 
     def jobs() -> Iterator[tuple[int, tuple[Any, ...]]]:
-        # A shard counts as written once its personas file exists (its rejects are written first).
-        for shard in uncommitted({s: run.stage_shard("personas", s) for s in shards}):
+        for shard in todo:
             settled = pq.read_table(run.stage_shard(settled_stage, shard))
             mine = clusters.filter(pc.is_in(clusters.column("persona_id"), value_set=settled.column("persona_id")))
             yield shard, (settled, mine, lineage, now, f"shard {shard}", over_quota)
 
     seconds = 0.0
-    with stage_progress("write (shards)", len(shards)) as advance:
+    with stage_progress("write (shards)", len(todo)) if progress else nullcontext(lambda: None) as advance:
         for shard, (personas, rejects), spent in run_all(persona_tables, jobs()):
             write_table_atomically(rejects, run.stage_shard("rejects", shard))
             write_table_atomically(personas, run.stage_shard("personas", shard))

@@ -14,6 +14,7 @@ from prefect import task
 from corpus.run_folder import PERSONAS, RunFolder
 from dedup.detect import DedupItems, concat_items, fact_set, find_duplicates
 from dedup.embedders import create_embedder
+from dedup.embedders.factory import embedder_name
 from dedup.feature_shards import FeatureShards
 from dedup.index_store import feature_key, load_features, save_index
 from dedup.shard_features import RANDOM_COLUMNS, shard_features
@@ -136,5 +137,6 @@ def save_dedup_index(
         kept = kept.filter(pc.invert(pc.is_in(kept, value_set=trimmed)))
     features = corpus_features(run, cfg, shards)
     order = features.ordered(pc.is_in(features.ids(), value_set=kept), by=("slot",))
-    embedder = create_embedder(cfg.dedup.embedder) if cfg.dedup.semantic else None
-    save_index(run.dedup_index, features.items(order), feature_key(cfg.dedup, embedder.name if embedder else None))
+    # The features were computed in tasks: only the embedder's name is needed here, not the model.
+    name = embedder_name(cfg.dedup.embedder) if cfg.dedup.semantic else None
+    save_index(run.dedup_index, features.items(order), feature_key(cfg.dedup, name))

@@ -14,6 +14,11 @@ from dedup.embedders.base import in_batches, normalize_rows
 from schemas.errors import BackendError, UserInputError
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+DEFAULT_MODEL = "default"  # the model name sent when the config names none
+
+
+def endpoint_name(model: str | None) -> str:
+    return f"endpoint:{model or DEFAULT_MODEL}"
 
 
 def pool_tokens(embedding: list[float] | list[list[float]]) -> np.ndarray:
@@ -45,10 +50,10 @@ class EndpointEmbedder:
                 )
             headers["Authorization"] = f"Bearer {key}"  # never logged, never written
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
-        self.model = model or "default"
+        self.model = model or DEFAULT_MODEL
         self.batch_size = batch_size
         self.max_attempts = max_attempts
-        self.name = f"endpoint:{self.model}"
+        self.name = endpoint_name(self.model)
         self.dimension = int(self._request(["dimension probe"]).shape[1])
 
     def _request(self, batch: list[str]) -> np.ndarray:

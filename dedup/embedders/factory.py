@@ -27,6 +27,20 @@ def create_embedder(cfg: EmbedderConfig) -> Embedder:
     return EndpointEmbedder(cfg.base_url, cfg.model, cfg.api_key_env, cfg.batch_size, cfg.timeout_s)
 
 
+def embedder_name(cfg: EmbedderConfig) -> str:
+    """The name an embedder of this config gives (stored features are keyed by it), without loading
+    a model or calling an endpoint where the name does not depend on them (static, endpoint)."""
+    if cfg.kind == "static":
+        from dedup.embedders.static import static_name
+
+        return static_name(cfg.model)
+    if cfg.kind == "endpoint":
+        from dedup.embedders.endpoint import endpoint_name
+
+        return endpoint_name(cfg.model)
+    return create_embedder(cfg).name  # a transformer's name says the device it loaded on
+
+
 def check_embedder_files(cfg: EmbedderConfig, where: str, field: str) -> None:
     """The model files an embedder would load are there (and, for static, match their checksums).
 

@@ -15,6 +15,10 @@ from schemas.errors import UserInputError
 DEFAULT_MODEL_DIR = package_path("dedup.embedders", "minilm-static-256")
 
 
+def static_name(model_dir: str | Path | None) -> str:
+    return f"static:{(Path(model_dir) if model_dir else DEFAULT_MODEL_DIR).name}"
+
+
 def verify_model_files(folder: Path) -> None:
     """Every file listed in SHA256SUMS must be present and match, or the model is refused."""
     sums = folder / "SHA256SUMS"
@@ -56,7 +60,7 @@ class StaticEmbedder:
             )
         verify_model_files(folder)
         self._model = WordCachedStaticModel.from_pretrained(str(folder))
-        self.name = f"static:{folder.name}"
+        self.name = static_name(folder)
         self.dimension = int(self._model.dim)
         self.batch_size = batch_size
 

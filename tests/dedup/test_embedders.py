@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dedup.embedders import Embedder, create_embedder
+from dedup.embedders.factory import embedder_name
 from dedup.embedders.static import DEFAULT_MODEL_DIR
 from schemas.config import EmbedderConfig
 from schemas.errors import UserInputError
@@ -94,6 +95,18 @@ def test_endpoint_batches_keep_order(llama_embedding_server):
     assert rows.shape == (3, batched.dimension)
     nearest = (rows @ alone.T).argmax(axis=1)
     assert nearest[0] == 0 and nearest[2] == 2  # the first of each request (rows 0 and 2) is its own text
+    # The name stored features are keyed by, known without calling the endpoint.
+    for model in ("smollm2", None):
+        cfg = EmbedderConfig(kind="endpoint", base_url=llama_embedding_server, model=model)
+        assert embedder_name(cfg) == create_embedder(cfg).name
+
+
+def test_a_static_embedders_name_is_known_without_loading_it(tmp_path):
+    copy = tmp_path / "my-static"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    for cfg in (EmbedderConfig(), EmbedderConfig(model=str(copy))):
+        assert embedder_name(cfg) == create_embedder(cfg).name
+    assert embedder_name(EmbedderConfig(model=str(copy))) == "static:my-static"
 
 
 def test_static_model_files_match_their_hashes_and_size():
