@@ -157,6 +157,7 @@ class TreeSampler:
         self.last_pss = -self.PSS_EVERY
         self.rss_at_pss = 0  # the highest tree RSS at which PSS was read
         self.timeline: list[tuple[float, float, float]] = []  # (seconds, tree PSS, driver PSS) per PSS pass
+        self.own_cpu = 0.0  # CPU seconds this process spent sampling (taken from the build's cores)
 
     def sample(self) -> None:
         rss = 0
@@ -202,6 +203,7 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[f
     """Wall seconds, the process tree's sampler (every 0.25 s) and the build's log lines with the
     seconds at which each arrived (to say which stage the memory peaked in)."""
     started = time.monotonic()
+    sampler_cpu = time.process_time()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "build", "--config", str(config), "--out", str(out)],
         cwd=REPO,
@@ -222,6 +224,7 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[f
         sampler.sample()
         time.sleep(0.25)
     reader.join()
+    sampler.own_cpu = time.process_time() - sampler_cpu
     if proc.returncode != 0:
         tail = "\n".join(line for _, line in lines[-40:])
         raise RuntimeError(f"build failed ({proc.returncode}):\n{tail}")
@@ -308,6 +311,7 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         "pss_timeline": [(round(t, 1), round(p / 2**30, 2), round(d / 2**30, 2)) for t, p, d in tree.timeline],
         "requests": served["requests"],
         "endpoint_cpu_s": round(server_cpu, 1),
+        "sampler_cpu_s": round(tree.own_cpu, 1),
     }
     if tokens_per_s:
         row["baseline_requests_per_s"] = round(baseline, 1)
@@ -328,7 +332,7 @@ def show(row: dict) -> None:
         f"\n{row['size']:,} personas ({slots:,} slots, {row['rejected']} rejects, {row['requests']:,} requests): "
         f"flow {row['flow_s']:.1f} s + start-up {row['startup_s']:.1f} s -> {row['personas_per_s']:,.0f} personas/s; "
         f"peak RSS {row['peak_rss_gb']:.2f} GB (PSS {row['peak_pss_gb']:.2f} GB); "
-        f"endpoint CPU {row['endpoint_cpu_s']:.1f} s"
+        f"endpoint CPU {row['endpoint_cpu_s']:.1f} s, this sampler's CPU {row['sampler_cpu_s']:.1f} s"
     )
     print(f"  per stage (slots / seconds; *_cpu are task seconds that overlap the stages): {stages}")
     roles = ", ".join(f"{role} {seconds:.1f}" for role, seconds in row["cpu_s_by_role"].items() if seconds >= 0.5)
