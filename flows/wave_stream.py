@@ -125,13 +125,7 @@ class WaveStream:
             self.advance = advance
 
             def open_more() -> None:
-                # Sampled one shard at a time, but two while no round is out (a wave's start): the
-                # workers then wait for the first skeletons, and two tasks use two cores.
-                while (
-                    unopened
-                    and self.sampling < (1 if self.proposing else 2)
-                    and self.stream.queued_requests < low_water
-                ):
+                while unopened and not self.sampling and self.stream.queued_requests < low_water:
                     self.resume(unopened.popleft())
 
             open_more()
@@ -211,13 +205,19 @@ class WaveStream:
         if proposals is None:
             proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
+        if round_no:  # a revise round: only its slots' skeletons go to the task
+            revised = pc.is_in(skeletons.column("persona_id"), value_set=proposals.column("persona_id"))
+            skeletons = skeletons.filter(revised)
         self.start(
             ("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no
         )
 
     def settle(self, shard: int) -> None:
         proposals = {r: pq.read_table(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)}
-        verdicts = {r: pq.read_table(self.run.round_shard("verdicts", r, shard)) for r in range(self.rounds)}
+        # Settling reads only the failed verdicts: the passed ones (most of ~40 per slot) stay here.
+        verdicts = {
+            r: failed_rows(pq.read_table(self.run.round_shard("verdicts", r, shard))) for r in range(self.rounds)
+        }
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
         self.start(("settle", shard, None), settle_shard_table, skeletons, proposals, verdicts)
 
