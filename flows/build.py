@@ -45,7 +45,7 @@ from taxonomy.quotas import (
     shortfall,
 )
 from validators.rule_pack import load_rule_pack
-from workers.cpu_tasks import run_all, share, tasks_can_run
+from workers.cpu_tasks import MAX_TASKS_IN_FLIGHT, run_all, share, tasks_can_run
 from workers.engine_pool import Engines, backend_secrets
 from workers.factory import check_model
 from workers.proposer import ensure_ray
@@ -299,7 +299,8 @@ def write_records(
     """Personas and rejects of every shard not yet written (built in parallel tasks, committed here);
     returns the tasks' seconds. The clusters table is read once and each task gets its shard's rows;
     `over_quota`: ids kept beyond their stratum's quota, written as rejects. Without `progress` (a
-    write beside a wave, whose bar is showing) it reports nothing."""
+    write beside a wave, whose bar is showing) it reports nothing and keeps two shards in flight,
+    not a cluster's worth: it only fills the CPUs the wave leaves idle, and holds less memory."""
     clusters = pq.read_table(clusters_path)
     now = datetime.now(UTC)
     # A shard counts as written once its personas file exists (its rejects are written first).
@@ -313,7 +314,8 @@ def write_records(
 
     seconds = 0.0
     with stage_progress("write (shards)", len(todo)) if progress else nullcontext(lambda: None) as advance:
-        for shard, (personas, rejects), spent in run_all(persona_tables, jobs()):
+        in_flight = MAX_TASKS_IN_FLIGHT if progress else 2
+        for shard, (personas, rejects), spent in run_all(persona_tables, jobs(), in_flight=in_flight):
             write_table_atomically(rejects, run.stage_shard("rejects", shard))
             write_table_atomically(personas, run.stage_shard("personas", shard))
             seconds += spent
