@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.run_folder import RunFolder
@@ -31,7 +30,7 @@ from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS, rows_table
 from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell
-from taxonomy.skeleton_table import SKELETON_STATISTICS, skeletons_of_table
+from taxonomy.skeleton_table import SKELETON_STATISTICS, skeleton_rows_of, skeletons_of_table
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
 from validators.settle import failed_checks, failed_rows, settle_shard_table
@@ -55,8 +54,7 @@ def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[S
     previous = failed_checks(failed_rows(pq.read_table(run.round_shard("verdicts", round_no - 1, shard))).to_pylist())
     feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
     # Only the slots revised become records (a tenth of a shard or so, in slot order as before).
-    revised = pc.is_in(skeletons.column("persona_id"), value_set=pa.array(list(feedback), pa.string()))
-    return skeletons_of_table(skeletons.filter(revised)), feedback
+    return skeletons_of_table(skeleton_rows_of(skeletons, pa.array(list(feedback), pa.string()))), feedback
 
 
 def proposal_row(result: GenerationResult, round_no: int) -> dict[str, Any]:
@@ -206,8 +204,7 @@ class WaveStream:
             proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
         skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
         if round_no:  # a revise round: only its slots' skeletons go to the task
-            revised = pc.is_in(skeletons.column("persona_id"), value_set=proposals.column("persona_id"))
-            skeletons = skeletons.filter(revised)
+            skeletons = skeleton_rows_of(skeletons, proposals.column("persona_id"))
         self.start(
             ("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no
         )

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.records import Skeleton
 from schemas.tables import SKELETONS
@@ -109,6 +110,12 @@ def stratum_column(batch: SkeletonBatch) -> pa.Array:
     position = {id(cell): i for i, cell in enumerate(distinct)}
     indices = np.fromiter((position[id(c)] for c in batch.cells), dtype=np.int32, count=len(batch.cells))
     return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array([c.label for c in distinct], pa.string()))
+
+
+def skeleton_rows_of(table: pa.Table, persona_ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The rows of a skeletons table whose persona_id is in `persona_ids` (a revise round's slots), in
+    table order."""
+    return table.filter(pc.is_in(table.column("persona_id"), value_set=persona_ids))
 
 
 def skeletons_of_table(table: pa.Table) -> list[Skeleton]:

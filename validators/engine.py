@@ -20,7 +20,7 @@ from taxonomy.model import AGE_ID, GENDER_ID, OCCUPATION_ID, REGION_ID, STATE_ID
 from taxonomy.names import known_first_names
 from taxonomy.opening import write_opening
 from taxonomy.sampling import condition_holds
-from taxonomy.skeleton_table import skeletons_of_table
+from taxonomy.skeleton_table import skeleton_rows_of, skeletons_of_table
 from validators.fidelity import (
     find_age_contradiction,
     find_gender_contradiction,
@@ -282,7 +282,7 @@ def validate_shard_table(skeletons: pa.Table, proposals: pa.Table, taxonomy: Tax
     outputs = dict(zip(pids, proposals.column("raw_output").to_pylist(), strict=True))
     errors = {pid: e for pid, e in zip(pids, proposals.column("error").to_pylist(), strict=True) if e}
     if len(pids) < skeletons.num_rows:  # a revise round: only the slots it proposed again
-        skeletons = skeletons.filter(pc.is_in(skeletons.column("persona_id"), pa.array(pids, type=pa.string())))
+        skeletons = skeleton_rows_of(skeletons, pa.array(pids, type=pa.string()))
     items = [(s, outputs[s.persona_id] or "") for s in skeletons_of_table(skeletons)]
     _, verdicts = validate_batch(items, taxonomy, load_rule_pack(), round_no, errors)
     return verdicts

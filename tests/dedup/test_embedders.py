@@ -180,3 +180,30 @@ def test_word_cached_tokens_and_vectors_equal_model2vec_on_real_and_awkward_text
     assert cached.tokenize(texts) == library.tokenize(texts)
     assert cached.tokenize(texts) == library.tokenize(texts)  # the second pass from the cache
     assert np.array_equal(cached.encode(texts), library.encode(texts))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t["normalizer"].update(lowercase=False),  # a cased BERT tokenizer: words kept as written
+        lambda t: t.update(pre_tokenizer={"type": "Whitespace"}),  # not BERT's: the tokenizer's own path
+    ],
+    ids=["cased-bert", "other-pre-tokenizer"],
+)
+def test_word_cached_tokens_follow_the_tokenizer_they_are_given(tmp_path, change):
+    """The word path splits like BertPreTokenizer and lower-cases only when BertNormalizer does; any
+    other tokenizer is left to tokenize on its own. Either way the ids are the library's."""
+    from model2vec import StaticModel
+
+    from dedup.embedders.word_tokens import WordCachedStaticModel
+
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    change(tokenizer)
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    texts = [*TEXTS, "MiXeD CaSe: Anna's 3rd job (nurse) pays $1,250.75!", "café Zoë", "a bell\x07 rings"]
+    library = StaticModel.from_pretrained(str(folder))
+    cached = WordCachedStaticModel.from_pretrained(str(folder))
+    assert cached.tokenize(texts) == library.tokenize(texts)
+    assert np.array_equal(cached.encode(texts), library.encode(texts))
