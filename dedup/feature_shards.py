@@ -128,16 +128,16 @@ class ShardColumn(LazyRows[Any]):
         convert = self.convert or (lambda value: value)
         return [convert(value) for value in column.to_pylist()]
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, Any]]:
-        """One block per shard that holds rows of this column, in shard order."""
+    def blocks(self, start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+        """One block per shard that holds rows of this column at positions from `start` on, in shard order."""
         for shard in range(len(self.shards.paths)):
-            start, stop = self.shards.offsets[shard], self.shards.offsets[shard + 1]
-            positions = self.place[start:stop]
-            here = np.flatnonzero(positions >= 0)
+            first, stop = self.shards.offsets[shard], self.shards.offsets[shard + 1]
+            positions = self.place[first:stop]
+            here = np.flatnonzero(positions >= start)  # -1: not in this column's order
             if not len(here):
                 continue
             column = self.shards.read(shard, self.name)
-            if len(here) < stop - start:
+            if len(here) < stop - first:
                 column = column.take(pa.array(here))
             yield positions[here], self._values(column)
 

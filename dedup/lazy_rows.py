@@ -20,15 +20,16 @@ T = TypeVar("T")
 BLOCK_ROWS = 65_536  # rows per block of an in-memory column
 
 
-def blocks(rows: Sequence[Any] | np.ndarray) -> Iterator[tuple[np.ndarray, Any]]:
-    """(positions, values) blocks covering every row once: a list or array in slices, a lazy
-    column in its storage's order (values: a list, or a 2-D array for a matrix column)."""
+def blocks(rows: Sequence[Any] | np.ndarray, start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+    """(positions, values) blocks covering every row from position `start` on once: a list or array
+    in slices, a lazy column in its storage's order (values: a list, or a 2-D array for a matrix
+    column). Storage that holds no row from `start` on is not read."""
     if isinstance(rows, LazyRows):
-        yield from rows.blocks()
+        yield from rows.blocks(start)
         return
-    for start in range(0, len(rows), BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, len(rows))
-        yield np.arange(start, stop), rows[start:stop]
+    for first in range(start, len(rows), BLOCK_ROWS):
+        stop = min(first + BLOCK_ROWS, len(rows))
+        yield np.arange(first, stop), rows[first:stop]
 
 
 def rows_at(rows: Sequence[Any] | np.ndarray, positions: np.ndarray) -> Any:
@@ -69,10 +70,10 @@ class LazyRows(Sequence[T]):
         for start in range(0, len(self), 4096):  # made in blocks, not all at once
             yield from self._block(range(start, min(start + 4096, len(self))))
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, Any]]:
-        for start in range(0, len(self), BLOCK_ROWS):
-            stop = min(start + BLOCK_ROWS, len(self))
-            yield np.arange(start, stop), self._block(range(start, stop))
+    def blocks(self, start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+        for first in range(start, len(self), BLOCK_ROWS):
+            stop = min(first + BLOCK_ROWS, len(self))
+            yield np.arange(first, stop), self._block(range(first, stop))
 
     def rows_at(self, positions: np.ndarray) -> Any:
         return [self._row(int(i)) for i in positions]
@@ -95,10 +96,12 @@ class ChainedRows(LazyRows[T]):
         yield from self.first
         yield from self.second
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, Any]]:
-        yield from blocks(self.first)
-        for positions, values in blocks(self.second):
-            yield positions + len(self.first), values
+    def blocks(self, start: int = 0) -> Iterator[tuple[np.ndarray, Any]]:
+        split = len(self.first)
+        if start < split:
+            yield from blocks(self.first, start)
+        for positions, values in blocks(self.second, max(0, start - split)):
+            yield positions + split, values
 
     def rows_at(self, positions: np.ndarray) -> Any:
         positions = np.asarray(positions, dtype=np.int64)

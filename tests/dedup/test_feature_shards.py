@@ -79,6 +79,12 @@ def test_lazy_columns_read_the_rows_of_their_order_by_block_and_by_position(shar
     assert gathered(items.texts) == [rows[i]["text"] for i in subset]
     assert list(items.texts) == gathered(items.texts) and items.texts[1:3] == gathered(items.texts)[1:3]
     assert np.array_equal(np.array(gathered(items.vectors)), np.array([rows[i]["vec"] for i in subset]))
+    tail = {
+        p: v
+        for positions, block in blocks(items.vectors, 2)
+        for p, v in zip(positions.tolist(), block.tolist(), strict=True)
+    }
+    assert tail == {p: list(rows[subset[p]]["vec"]) for p in (2, 3)}  # from position 2 on, whichever shards hold them
     ask = np.array([3, 1, 1, 0])
     assert rows_at(items.facts, ask) == [rows[subset[i]]["facts"] for i in ask]
     assert np.array_equal(rows_at(items.text_signatures, ask), np.array([rows[subset[i]]["sig"] for i in ask]))
@@ -155,21 +161,24 @@ def test_large_corpora_search_an_ivf_filled_block_by_block(monkeypatch):
     assert {(p.a, p.b) for p in centred} == twins
 
 
-def test_a_backfill_through_the_ivf_sizes_its_lists_by_its_queries(monkeypatch):
+def test_a_backfill_through_the_ivf_indexes_only_its_new_rows(monkeypatch):
     vectors, twins = planted(6000)
     monkeypatch.setattr(semantic, "EXACT_BUDGET", 1000)
     lists: list[int] = []
+    indexes: list = []
     make_index = semantic.faiss.IndexIVFScalarQuantizer
 
     def recording(quantizer, dim, nlist, *args):
         lists.append(nlist)
-        return make_index(quantizer, dim, nlist, *args)
+        indexes.append(make_index(quantizer, dim, nlist, *args))
+        return indexes[-1]
 
     monkeypatch.setattr(semantic.faiss, "IndexIVFScalarQuantizer", recording)
     # The twins' second halves are the new rows; their first halves are in the existing corpus.
     chained = ChainedRows(vectors[:5990], vectors[5990:])
     assert {(p.a, p.b) for p in semantic_pairs(chained, 0.95, 10, first_new=5990)} == twins
-    assert lists == [int(4 * 10**0.5)]  # 4 sqrt(10 queries), not 4 sqrt(6,000 rows)
+    assert lists == [int(4 * 10**0.5)]  # 4 sqrt(10 new rows), not 4 sqrt(6,000 rows)
+    assert indexes[0].ntotal == 10  # only the new rows are indexed; the corpus queries them
     assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == twins
     assert lists[1] == int(4 * 6000**0.5)  # a first wave: every row is a query
 
