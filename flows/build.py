@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,7 +187,7 @@ class Build:
             self.clusters = dedup_corpus(self.run, self.cfg, self.shards, wave, parallel)
 
     def finish(self, engine_starts: dict[str, Any]) -> str:
-        """Write personas and rejects, store the dedup index, then publish the run."""
+        """Write personas and rejects, then publish the run while the dedup index is stored."""
         assert self.clusters is not None  # every build runs wave 0
         logger = get_run_logger()
         logger.info(
@@ -209,7 +210,34 @@ class Build:
                 self.run, lineage, self.shards, self.clusters, final_stage(self.cfg), quote(trimmed)
             )
             add_seconds(self.timings, "write_cpu", seconds)
-            save_dedup_index(self.run, self.cfg, self.shards, self.clusters, trimmed)
+        # The dedup index (the kept personas' features, read back and stored) is saved beside publishing:
+        # neither reads what the other writes, and each leaves the other's core idle for long stretches.
+        with ThreadPoolExecutor(1, thread_name_prefix="dedup-index") as pool:
+            index_saved = pool.submit(self.store_dedup_index, trimmed)
+            manifest = self.publish_run(engine_starts)
+            add_seconds(self.timings, "dedup_index", index_saved.result())
+        manifest = self.run.update_manifest(
+            {"last_run_seconds": round(time.monotonic() - self.started, 3), "last_run_stage_seconds": self.timings}
+        )
+        publish_summary_artifacts(self.run.root.name, manifest)
+        logger.info(
+            "done: %d personas (%d requested), %d rejects of %d slots",
+            manifest["produced"],
+            self.cfg.population,
+            manifest["rejected"],
+            self.slots,
+        )
+        return str(self.run.root)
+
+    def store_dedup_index(self, trimmed: pa.Array) -> float:
+        """Store the dedup index; returns its seconds."""
+        started = time.monotonic()
+        assert self.clusters is not None  # every build runs wave 0
+        save_dedup_index(self.run, self.cfg, self.shards, self.clusters, trimmed)
+        return time.monotonic() - started
+
+    def publish_run(self, engine_starts: dict[str, Any]) -> dict[str, Any]:
+        """Count the run into its manifest and write the catalog, the card and the report."""
         publish_started = time.monotonic()
         manifest = publish(
             self.run,
@@ -232,18 +260,7 @@ class Build:
         )
         # The report shows the seconds up to publishing; the manifest counts publishing too.
         add_seconds(self.timings, "publish", time.monotonic() - publish_started)
-        manifest = self.run.update_manifest(
-            {"last_run_seconds": round(time.monotonic() - self.started, 3), "last_run_stage_seconds": self.timings}
-        )
-        publish_summary_artifacts(self.run.root.name, manifest)
-        logger.info(
-            "done: %d personas (%d requested), %d rejects of %d slots",
-            manifest["produced"],
-            self.cfg.population,
-            manifest["rejected"],
-            self.slots,
-        )
-        return str(self.run.root)
+        return manifest
 
     @contextmanager
     def stage(self, name: str, key: str) -> Iterator[None]:
