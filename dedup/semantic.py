@@ -2,8 +2,8 @@
 
 The vectors may be an in-memory array or a lazy column read block by block from feature shards;
 either way they are passed over a few times (the mean with the queries or the training sample, then
-the index, then the queries) and never held whole, so the memory is the index's (or, when the search
-is exact, the queries' alone).
+the new rows into the index, then every row as a query) and never held whole, so the memory is the
+index's, which holds only the new rows (or, when the search is exact, the queries' alone).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def approximate_neighbours(
             to_lists = np.empty((len(positions), PROBES), dtype=np.float32)
             lists = np.empty((len(positions), PROBES), dtype=np.int64)
             new = positions >= first_new
-            to_lists[new], lists[new] = to_lists_of[positions[new] - first_new], lists_of[positions[new] - first_new]
+            added = positions[new] - first_new  # rows of the index, whose probed lists are known
+            to_lists[new], lists[new] = to_lists_of[added], lists_of[added]
             if not new.all():
                 to_lists[~new], lists[~new] = ivf.quantizer.search(queries[~new], PROBES)
             sims, ids = search_preassigned(pool, ivf, queries, k, lists, to_lists)
@@ -188,8 +189,10 @@ def semantic_pairs(
 ) -> list[DuplicatePair]:
     """Pairs (i, j), i < j, with cosine >= threshold among each new row's k nearest neighbours.
 
-    Rows before `first_new` are an existing corpus: searched against, not queried. With `center`,
-    the mean of all rows is removed first (from 64 rows on; below, the mean is too noisy)."""
+    Rows before `first_new` are an existing corpus: paired with new rows only, never with each other
+    (the exact search queries the new rows against every row, the IVF every row against the new
+    rows). With `center`, the mean of all rows is removed first (from 64 rows on; below, the mean is
+    too noisy)."""
     n = len(vectors)
     if n < 2 or first_new >= n:  # nothing to compare, or no new row to query
         return []

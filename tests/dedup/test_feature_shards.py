@@ -181,6 +181,8 @@ def test_a_backfill_through_the_ivf_indexes_only_its_new_rows(monkeypatch):
     assert indexes[0].ntotal == 10  # only the new rows are indexed; the corpus queries them
     assert {(p.a, p.b) for p in semantic_pairs(vectors, 0.95, 10)} == twins
     assert lists[1] == int(4 * 6000**0.5)  # a first wave: every row is a query
+    centred = semantic_pairs(chained, 0.95, 10, first_new=5990, center=True)  # the backfill, centred
+    assert {(p.a, p.b) for p in centred} == twins and indexes[2].ntotal == 10
 
 
 def test_clusters_from_disk_equal_clusters_in_memory(shards, tmp_path):
@@ -213,6 +215,20 @@ def test_clusters_from_disk_equal_clusters_in_memory(shards, tmp_path):
     assert loaded.fact_signatures is None and loaded.text_signatures is not None
     both = concat_items(loaded, features.items(order))
     assert isinstance(both.vectors, ChainedRows) and len(both.vectors) == 2 * len(order)
+
+
+def test_a_backfill_through_the_ivf_reads_its_new_rows_from_disk_like_memory(shards, monkeypatch):
+    """The kept corpus and the new rows as two lazy columns of the same shards (as a backfill wave's
+    dedup has them): the IVF indexes the new rows read from their shards alone, and every row queries it."""
+    features, rows = shards
+    order = features.ordered()
+    kept, new = order[:5], order[5:]
+    monkeypatch.setattr(semantic, "EXACT_BUDGET", 1)  # force the approximate search
+    lazy = ChainedRows(features.items(kept).vectors, features.items(new).vectors)
+    memory = np.array([rows[i]["vec"] for i in (*kept, *new)], dtype=np.float32)
+    expected = {(p.a, p.b) for p in semantic_pairs(memory, 0.3, 10, first_new=5)}
+    assert {(p.a, p.b) for p in semantic_pairs(lazy, 0.3, 10, first_new=5)} == expected
+    assert expected and all(b >= 5 for _, b in expected)  # some pairs, each reaching a new row
 
 
 def test_fact_lists_read_maps_and_entry_lists_sliced_or_not():
