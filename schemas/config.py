@@ -12,6 +12,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from foundation.yaml_text import load_yaml
 from schemas.errors import UserInputError
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
@@ -356,7 +357,7 @@ def load_config_file(
         )
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) if text.strip() else None
+        raw = load_yaml(text) if text.strip() else None
     except UnicodeDecodeError as exc:
         raise UserInputError(where, "<file>", "not UTF-8 text", "save the config as UTF-8") from exc
     except yaml.YAMLError as exc:

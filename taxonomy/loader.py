@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from foundation.atomic_files import atomic_path
+from foundation.yaml_text import load_yaml
 from schemas.errors import UserInputError
 from taxonomy.model import Attribute, Node, Taxonomy
 
@@ -62,7 +63,7 @@ def load_taxonomy(ref: str) -> Taxonomy:
 
 def parse_taxonomy(data: bytes, where: str) -> Taxonomy:
     try:
-        raw = yaml.safe_load(data.decode("utf-8")) if data.strip() else None
+        raw = load_yaml(data.decode("utf-8")) if data.strip() else None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserInputError(
             where, "<file>", f"not readable YAML ({exc.__class__.__name__})", "save the taxonomy as UTF-8 YAML"
@@ -106,7 +107,7 @@ def write_taxonomy(taxonomy: Taxonomy, path: Path) -> Taxonomy:
 def rehash_taxonomy(ref: str) -> Taxonomy:
     """Check a taxonomy file and rewrite it with the hash of its current content (`taxonomy validate --rehash`)."""
     where, data = read_taxonomy_source(ref)
-    raw = yaml.safe_load(data.decode("utf-8"))
+    raw = load_yaml(data.decode("utf-8"))
     if isinstance(raw, dict):
         raw.pop("content_hash", None)
     unhashed = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True).encode()

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from foundation.resources import package_path
+from foundation.yaml_text import load_yaml
 from schemas.errors import UserInputError
 from taxonomy.model import Taxonomy
 
@@ -62,7 +63,7 @@ def load_preset(ref: str, taxonomy: Taxonomy) -> PopulationPreset:
         )
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) if text.strip() else None
+        raw = load_yaml(text) if text.strip() else None
         if raw is None:
             raise UserInputError(
                 str(path),

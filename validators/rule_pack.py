@@ -13,6 +13,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from foundation.yaml_text import load_yaml
 from schemas.errors import UserInputError
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -122,7 +123,7 @@ def _read_pack(where: str, text: str, pack: str) -> list[Rule]:
     if not text.strip():
         raise UserInputError(where, "<rules>", "is empty", "write a YAML list of rules (id, severity, when, message)")
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
         rules = TypeAdapter(list[Rule]).validate_python(
             [{**r, "pack": pack} if isinstance(r, dict) else r for r in raw or []]
         )
