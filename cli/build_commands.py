@@ -33,9 +33,13 @@ def build(
     against: Annotated[list[Path] | None, typer.Option(help="Run folder whose personas must not be repeated.")] = None,
 ) -> None:
     """Build a corpus, or resume the unfinished run of the same config."""
+    from foundation.prefect_api import start_prefect_api_early, using_prefect_api
+    from foundation.process_guard import guard_command
+
+    guard_command()  # first: a stop signal from here on unwinds, and nothing started outlives the command
+    prefect_api = start_prefect_api_early()  # comes up while the stages import and the inputs are checked
     from corpus.run_folder import RunFolder
     from flows.build import build_corpus, check_inputs_for_build
-    from foundation.process_guard import guard_command
     from schemas.config import load_run_config
     from workers.proposer import check_ray_address
 
@@ -45,10 +49,10 @@ def build(
     if against:
         overrides["against"] = [str(p) for p in against]
     cfg = load_run_config(config, overrides)
-    check_inputs_for_build(cfg)  # fail fast, before Prefect starts (the flow it starts uses the result)
+    check_inputs_for_build(cfg)  # fail fast, before the flow starts (it uses the result)
     check_ray_address(ray_address)
-    guard_command()
-    run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
+    with using_prefect_api(prefect_api):
+        run_dir = build_corpus(cfg, str(out) if out else None, ray_address)
     manifest = RunFolder(Path(run_dir)).read_manifest()
     print_key_values(
         f"run {manifest['run_id']}",

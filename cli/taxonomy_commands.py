@@ -28,17 +28,21 @@ def mine(
     ray_address: RayAddressOption = None,
 ) -> None:
     """Mine attributes from real conversations (PII scrubbed first) into a new taxonomy version."""
-    from flows.mine import check_mining_inputs, mine_taxonomy, report_paths
+    from foundation.prefect_api import start_prefect_api_early, using_prefect_api
     from foundation.process_guard import guard_command
+
+    guard_command()  # first: a stop signal from here on unwinds, and nothing started outlives the command
+    prefect_api = start_prefect_api_early()  # comes up while the stages import and the inputs are checked
+    from flows.mine import check_mining_inputs, mine_taxonomy, report_paths
     from schemas.config import load_config_file
     from schemas.mining_config import MiningConfig
 
     overrides = {k: v for k, v in (("max_snippets", max_snippets), ("min_support", min_support)) if v is not None}
     cfg = load_config_file(config, MiningConfig, overrides) if config else MiningConfig.model_validate(overrides)
-    # Fail fast on bad input, before Prefect and Ray start.
+    # Fail fast on bad input, before the flow and Ray start.
     check_mining_inputs(conversations, taxonomy, out, cfg, str(config) if config else "mining config", ray_address)
-    guard_command()
-    report = mine_taxonomy([str(p) for p in conversations], taxonomy, str(out), cfg, ray_address)
+    with using_prefect_api(prefect_api):
+        report = mine_taxonomy([str(p) for p in conversations], taxonomy, str(out), cfg, ray_address)
     funnel, counts = report["funnel"], report["counts"]
     print_key_values(
         f"mined {report['to']['name']} {report['to']['version']}",

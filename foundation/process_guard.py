@@ -16,7 +16,7 @@ import threading
 import time
 from typing import NoReturn
 
-from foundation.process_tree import stop_descendants
+from foundation.process_tree import read_stat, stop_descendants
 
 # After SIGINT/SIGTERM the main thread has this long to unwind before the command exits anyway
 # (it may be stuck in native code); the reaper then needs ~2.5 s: well inside 10 s in all.
@@ -41,10 +41,13 @@ def guard_command() -> None:
     """Start the reaper and take over SIGINT and SIGTERM; call before Prefect or Ray start."""
     global _guarded, _reaper_started
     _guarded = True
-    if sys.platform.startswith("linux"):
+    me = read_stat(os.getpid()) if sys.platform.startswith("linux") else None
+    if me is not None:
         _reaper_started = True
+        # The command's session and start time go with its pid: a command that dies before the
+        # reaper has looked at it (a stop signal in its first second) is still known by them.
         subprocess.Popen(
-            [sys.executable, "-m", "foundation.reaper", str(os.getpid())],
+            [sys.executable, "-m", "foundation.reaper", str(os.getpid()), str(me.session), str(me.started)],
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import time
 
 from foundation.process_tree import (
     ProcessId,
-    identify,
     is_alive,
     list_descendants,
     list_orphans,
@@ -55,11 +54,16 @@ def reap(seen: set[ProcessId], session: int, parent_started: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """argv: the command's pid, then its session and start time (read here when not given)."""
     parent_pid = int(argv[1])
-    parent, stat = identify(parent_pid), read_stat(parent_pid)
-    if parent is None or stat is None:
+    if len(argv) > 3:
+        session, started = int(argv[2]), int(argv[3])
+    elif (stat := read_stat(parent_pid)) is not None:
+        session, started = stat.session, stat.started
+    else:
         return 0
-    reap(watch(parent), stat.session, stat.started)
+    # Gone already (it stopped before this process started): what it started is found as orphans.
+    reap(watch(ProcessId(parent_pid, started)), session, started)
     return 0
 
 

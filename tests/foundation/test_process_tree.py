@@ -10,6 +10,7 @@ import time
 import pytest
 
 from foundation.process_tree import identify, is_alive, list_descendants, read_stat, stop_descendants
+from tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -49,3 +50,26 @@ def test_a_finished_process_is_no_longer_identified():
     assert identify(done.pid) is None and read_stat(done.pid) is None
     me = identify(os.getpid())
     assert me is not None and is_alive(me)
+
+
+# A guarded command that starts a child and dies at once, before its reaper has looked at it.
+DIES_AT_ONCE = (
+    "import os, subprocess, sys\n"
+    "from foundation.process_guard import guard_command\n"
+    "guard_command()\n"
+    "sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "print(sleeper.pid, flush=True)\n"
+    "os._exit(0)\n"
+)
+
+
+def test_what_a_command_started_is_stopped_even_when_it_dies_before_its_reaper_looks():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = subprocess.run(
+        [sys.executable, "-c", DIES_AT_ONCE], cwd=REPO, env=env, capture_output=True, text=True, start_new_session=True
+    )
+    sleeper_pid = int(command.stdout.strip())  # it sleeps for a minute unless the reaper stops it
+    deadline = time.monotonic() + 15
+    while read_stat(sleeper_pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert read_stat(sleeper_pid) is None  # found as an orphan of the command's session, and stopped
