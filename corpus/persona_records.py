@@ -8,7 +8,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
 from schemas.tables import PERSONAS, REJECTS, rows_table
 
 # What an over-quota reject says: the persona was fine, its stratum was already full.
@@ -48,6 +47,10 @@ def persona_tables(
     rejects = rows_table(
         reject_rows(settled.filter(pc.invert(kept)), cluster.filter(pc.invert(kept)), lineage, created_at), REJECTS
     )
+    # Imported here: pandera takes ~1 s to import, which a build's driver would pay at start-up
+    # while only the write tasks check tables.
+    from schemas.table_checks import PERSONAS_CHECK, REJECTS_CHECK, check_table
+
     check_table(personas, PERSONAS_CHECK, f"personas {label}")
     check_table(rejects, REJECTS_CHECK, f"rejects {label}")
     return personas, rejects

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
 
 from dedup.lazy_rows import blocks
 from dedup.pairs import DuplicatePair
@@ -55,6 +54,9 @@ FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2A
 @lru_cache(maxsize=8)
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's affine permutations (a, b) for SEED and SCHEME, as uint32 arrays."""
+    # Imported here: datasketch brings scipy (~1 s), and only the tasks that compute signatures need it.
+    from datasketch import MinHash
+
     a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32).permutations
     return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
 
