@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import xxhash
 
 from dedup.lazy_rows import blocks
 from dedup.pairs import DuplicatePair
+from foundation.resources import package_path
 
 SEED = 1
 # datasketch's bijective 32-bit permutations: no collision bias on large sets, uint32 storage.
@@ -51,10 +53,28 @@ TOKENS_PER_BLOCK = 8192
 FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
 
 
+# The permutations are part of the dedup index's format: signatures stored by one run are compared
+# with the next run's. The default's are shipped (datasketch's, checked against it by a test), so
+# they stay the same whatever datasketch release is installed, and a worker that computes
+# signatures does not import datasketch (~1.5 s: it loads scipy) to get 1 KB of numbers.
+PERMUTATIONS_DIR = package_path("dedup", "minhash_permutations")
+
+
+def shipped_permutations(num_perm: int) -> Path:
+    return PERMUTATIONS_DIR / f"seed{SEED}-{SCHEME}-{num_perm}.npy"
+
+
 @lru_cache(maxsize=8)
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's affine permutations (a, b) for SEED and SCHEME, as uint32 arrays."""
-    # Imported here: datasketch brings scipy (~1 s), and only the tasks that compute signatures need it.
+    path = shipped_permutations(num_perm)
+    if path.is_file():
+        a, b = np.load(path)
+        return a, b
+    return datasketch_permutations(num_perm)
+
+
+def datasketch_permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     from datasketch import MinHash
 
     a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=hash32).permutations

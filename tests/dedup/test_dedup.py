@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -7,6 +10,7 @@ from dedup.minhash import choose_bands, jaccard, minhash_pairs, signatures
 from dedup.normalize import char_shingles, normalize_text, word_shingles
 from dedup.semantic import semantic_pairs
 from schemas.config import DedupConfig, EmbedderConfig
+from tests.helpers.paths import REPO
 
 BASE = (
     "Maria Lopez teaches third grade in a small town outside Tucson and spends her weekends "
@@ -76,6 +80,22 @@ def test_bulk_signatures_equal_datasketch_minhash_per_document():
         got = signatures(sets, num_perm)
         assert got.dtype == np.uint32 and got.shape == (len(sets), num_perm)
         assert np.array_equal(got, np.array(expected))
+
+
+def test_the_default_permutations_are_shipped_and_read_without_datasketch():
+    """A worker computing signatures for the default config does not import datasketch (and scipy)."""
+    script = (
+        "import sys\n"
+        "from dedup.minhash import permutations, shipped_permutations\n"
+        "from schemas.config import DedupConfig\n"
+        "num_perm = DedupConfig().num_perm\n"
+        "assert shipped_permutations(num_perm).is_file()\n"
+        "a, b = permutations(num_perm)\n"
+        "assert a.shape == b.shape == (num_perm,) and a.dtype == b.dtype == 'uint32'\n"
+        "assert 'datasketch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_semantic_layer_finds_paraphrases_with_the_static_embedder():
