@@ -80,3 +80,22 @@ def test_report_refuses_a_folder_that_is_not_a_finished_run(tmp_path) -> None:
     proc = populace("report", str(unfinished))
     assert proc.returncode == 2 and "has not finished" in proc.stderr and "rerun" in proc.stderr
     assert not (unfinished / "report").exists()
+
+
+def test_the_narrative_length_histogram_counts_in_the_query_what_numpy_would() -> None:
+    import duckdb
+    import numpy as np
+
+    from corpus.report import _length_histogram
+
+    lengths = [37, 37, 40, 52, 90, 91, 120, 233, 233, 410]  # the longest lands in the last bin, as in numpy
+    con = duckdb.connect()
+    con.sql(
+        "CREATE TABLE p AS SELECT repeat('x', n::INTEGER) AS narrative FROM unnest($lengths) AS t(n)",
+        params={"lengths": lengths},
+    )
+    edges, counts = _length_histogram(con, "p")
+    expected_counts, expected_edges = np.histogram(lengths, bins=20)
+    assert np.allclose(edges, expected_edges) and counts == expected_counts.tolist()
+    con.sql("CREATE TABLE none_kept AS SELECT * FROM p LIMIT 0")
+    assert _length_histogram(con, "none_kept") == ([0.0, 1.0], [0])
