@@ -33,7 +33,7 @@ def build(
     against: Annotated[list[Path] | None, typer.Option(help="Run folder whose personas must not be repeated.")] = None,
 ) -> None:
     """Build a corpus, or resume the unfinished run of the same config."""
-    from foundation.prefect_api import start_prefect_api_early, using_prefect_api
+    from flows.prefect_api import start_prefect_api_early, using_prefect_api
     from foundation.process_guard import guard_command
 
     guard_command()  # first: a stop signal from here on unwinds, and nothing started outlives the command

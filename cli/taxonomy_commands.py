@@ -28,7 +28,7 @@ def mine(
     ray_address: RayAddressOption = None,
 ) -> None:
     """Mine attributes from real conversations (PII scrubbed first) into a new taxonomy version."""
-    from foundation.prefect_api import start_prefect_api_early, using_prefect_api
+    from flows.prefect_api import start_prefect_api_early, using_prefect_api
     from foundation.process_guard import guard_command
 
     guard_command()  # first: a stop signal from here on unwinds, and nothing started outlives the command

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import orjson
 
-from foundation.prefect_api import start_prefect_api_early
+from flows.prefect_api import start_prefect_api_early
 from tests.helpers.paths import REPO
 
 FLOW_AGAINST_EARLY_API = """
 import json
-from foundation.prefect_api import start_prefect_api_early, using_prefect_api
+from flows.prefect_api import start_prefect_api_early, using_prefect_api
 
 api = start_prefect_api_early()
 server_pid = api.process.pid
@@ -44,7 +44,7 @@ print(json.dumps({"result": result, "url": url, "early_url": api.url, "flows": f
 
 STOPPED_UNUSED = """
 import json, os
-from foundation.prefect_api import start_prefect_api_early, using_prefect_api
+from flows.prefect_api import start_prefect_api_early, using_prefect_api
 
 api = start_prefect_api_early()
 process = api.process
