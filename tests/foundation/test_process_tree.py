@@ -57,7 +57,8 @@ DIES_AT_ONCE = (
     "import os, subprocess, sys\n"
     "from foundation.process_guard import guard_command\n"
     "guard_command()\n"
-    "sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL}\n"
+    "sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], **quiet)\n"
     "print(sleeper.pid, flush=True)\n"
     "os._exit(0)\n"
 )
