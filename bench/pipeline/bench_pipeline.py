@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import json
 import os
@@ -365,6 +366,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    missing = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is None]
+    if missing:  # the load generator then takes about twice the CPU per request, CPU the build shares
+        print(f"note: the load generator runs without {' and '.join(missing)}: install the bench extra (make bench)")
     rows = []
     with contextlib.ExitStack() as stack:
         if args.keep:
