@@ -115,6 +115,9 @@ def start_prefect_api_early() -> EarlyPrefectApi | None:
 @contextlib.contextmanager
 def using_prefect_api(early: EarlyPrefectApi | None) -> Iterator[None]:
     """Run the block's flows against the early server where Prefect would start a temporary one."""
+    if early is None:
+        yield
+        return
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
@@ -122,9 +125,6 @@ def using_prefect_api(early: EarlyPrefectApi | None) -> Iterator[None]:
         temporary_settings,
     )
 
-    if early is None:
-        yield
-        return
     wanted = not PREFECT_API_URL.value() and PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value()
     if not wanted or not early.wait_until_ready(float(os.environ.get(STARTUP_TIMEOUT_ENV, "120"))):
         early.stop()

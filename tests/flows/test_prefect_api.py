@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from flows.prefect_api import start_prefect_api_early
+from foundation.process_tree import read_stat
 from tests.helpers.paths import REPO
 
 FLOW_AGAINST_EARLY_API = """
@@ -67,22 +68,15 @@ def run_script(script: str, home: Path) -> dict:
     return result
 
 
-def is_running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] not in "ZX"
-    except OSError:
-        return False
-
-
 def test_a_flow_runs_against_the_api_started_early_which_ends_with_the_command(tmp_path):
     seen = run_script(FLOW_AGAINST_EARLY_API, tmp_path / "prefect")
     assert seen["result"] == 42
     assert seen["url"].rstrip("/") == seen["early_url"]
     assert seen["flows"] == ["early-api-check"] and seen["runs"] == 1  # recorded by the early server
     deadline = time.monotonic() + 10
-    while is_running(seen["server_pid"]) and time.monotonic() < deadline:
+    while read_stat(seen["server_pid"]) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not is_running(seen["server_pid"])
+    assert read_stat(seen["server_pid"]) is None
 
 
 def test_the_early_api_is_stopped_unused_where_settings_forbid_a_temporary_server(tmp_path):
