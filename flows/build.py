@@ -290,7 +290,6 @@ def stream_wave(
     stream = WaveStream(
         run,
         cfg,
-        taxonomy,
         taxonomy_ref,
         list(plan),
         engines,

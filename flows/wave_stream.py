@@ -1,11 +1,13 @@
 """One wave of a build, streamed shard by shard: sample -> propose -> validate -> revise -> settle.
 
-Each shard moves on its own. It is sampled (in a Ray task) when it opens. As soon as all of a
-round's answers for a shard are in, they are committed and validated in a Ray task; the slots that
-failed go straight back to the model workers as revise requests; after the last round the shard is
-settled in another task. So the workers keep generating while sampling, validation and settling run
-beside them, and nothing waits for the slowest shard of a round. Shards open lazily (only while the
-workers' queue runs low), so the driver holds a few shards in memory, not the wave.
+Each shard moves on its own. It is sampled (in a Ray task) when it opens, and its requests are
+rendered in another. As soon as all of a round's answers for a shard are in, they are committed and
+validated in a Ray task; the slots that failed go straight back to the model workers as revise
+requests (rendered in a task too); after the last round the shard is settled in another task. So
+the workers keep generating while sampling, rendering, validation and settling run beside them,
+and nothing waits for the slowest shard of a round. Shards open lazily (only while the workers'
+queue runs low), so the driver holds a few shards in memory, not the wave. The driver only reads,
+forwards and commits: every per-slot computation runs in the tasks.
 
 Every step commits one shard file (skeletons; proposals and verdicts per round; settled), so a rerun
 resumes from whatever is on disk; answers do not depend on the order they arrive in (each request
@@ -14,8 +16,10 @@ carries its slot's seed, and rows are sorted by persona_id before they are writt
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,37 +28,31 @@ import pyarrow.parquet as pq
 from corpus.run_folder import RunFolder
 from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.progress import stage_progress
-from foundation.atomic_files import write_table_atomically
+from foundation.atomic_files import encoded_table, write_bytes_atomically, write_table_atomically
 from schemas.config import RunConfig
-from schemas.records import Skeleton
 from schemas.tables import PROPOSALS, VERDICTS, rows_table
-from taxonomy.model import Taxonomy
 from taxonomy.quotas import QuotaCell
-from taxonomy.skeleton_table import SKELETON_STATISTICS, skeleton_rows_of, skeletons_of_table
+from taxonomy.skeleton_table import SKELETON_STATISTICS, skeleton_rows_of
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
-from validators.settle import failed_checks, failed_rows, settle_shard_table
+from validators.revision import round_request_rows
+from validators.settle import failed_rows, settle_shard_table
 from workers.backend import GenerationResult
 from workers.cpu_tasks import run_here, submit, tasks_can_run
 from workers.engine_pool import BATCHES_IN_FLIGHT_PER_WORKER, Engines, RequestStream
-from workers.proposer import build_requests
 
 # Requests kept queued for the model workers, in rounds of their batches in flight: below this a
 # further shard opens. Enough that a worker never waits for the driver, few enough to stay lean.
 QUEUE_DEPTH_IN_FLIGHTS = 2
 # What a CPU task is tracked by: (kind, shard, round or None).
 TaskTag = tuple[str, int, int | None]
-
-
-def pending_for_round(run: RunFolder, shard: int, round_no: int) -> tuple[list[Skeleton], dict[str, list[str]]]:
-    """Slots to propose in this round and the feedback each gets (none in round 0)."""
-    skeletons = pq.read_table(run.stage_shard("skeletons", shard))
-    if round_no == 0:
-        return skeletons_of_table(skeletons), {}
-    previous = failed_checks(failed_rows(pq.read_table(run.round_shard("verdicts", round_no - 1, shard))).to_pylist())
-    feedback = {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
-    # Only the slots revised become records (a tenth of a shard or so, in slot order as before).
-    return skeletons_of_table(skeleton_rows_of(skeletons, pa.array(list(feedback), pa.string()))), feedback
+# The kinds of task whose table is committed, and how it is written (statistics, raw columns).
+WRITE_OPTIONS: dict[str, tuple[bool | list[str], tuple[str, ...]]] = {
+    "sample": (SKELETON_STATISTICS, ()),
+    "validate": (True, ()),
+    "settle": (True, ()),
+    "features": (True, RANDOM_COLUMNS),
+}
 
 
 def proposal_row(result: GenerationResult, round_no: int) -> dict[str, Any]:
@@ -85,7 +83,6 @@ class WaveStream:
 
     run: RunFolder
     cfg: RunConfig
-    taxonomy: Taxonomy
     taxonomy_ref: Any  # the taxonomy in Ray's object store, read by every task
     shards: list[int]
     engines: Engines
@@ -98,7 +95,7 @@ class WaveStream:
     rounds_done: set[tuple[int, int]] = field(default_factory=set)
     shards_past_round: Counter[int] = field(default_factory=Counter)  # round -> shards with its verdicts
     sampled: set[int] = field(default_factory=set)
-    sampling: int = 0  # shards whose sampling task runs now
+    opening: int = 0  # shards whose sampling or first requests' task runs now
 
     @property
     def rounds(self) -> int:
@@ -123,7 +120,7 @@ class WaveStream:
             self.advance = advance
 
             def open_more() -> None:
-                while unopened and not self.sampling and self.stream.queued_requests < low_water:
+                while unopened and not self.opening and self.stream.queued_requests < low_water:
                     self.resume(unopened.popleft())
 
             open_more()
@@ -138,7 +135,7 @@ class WaveStream:
         """Take the shard's next step from what is on disk."""
         if not self.run.stage_shard("skeletons", shard).is_file():
             slots, cells = self.plan[shard]
-            self.sampling += 1
+            self.opening += 1
             self.start(
                 ("sample", shard, None),
                 sample_shard_table,
@@ -174,16 +171,36 @@ class WaveStream:
         self.advance()
 
     def propose(self, shard: int, round_no: int) -> None:
-        skeletons, feedback = pending_for_round(self.run, shard, round_no)
-        if not skeletons:  # nothing left to revise: the round is empty and so are its verdicts
+        """Render the round's requests in a task; requests_made sends them to the model workers."""
+        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
+        failed = None
+        if round_no:
+            previous = self.run.round_shard("verdicts", round_no - 1, shard)
+            failed = failed_rows(pq.read_table(previous, columns=["persona_id", "passed", "severity", "message"]))
+        else:
+            self.opening += 1  # a shard counts as opening until its first requests are queued
+        self.start(
+            ("prompts", shard, round_no),
+            round_request_rows,
+            skeletons,
+            failed,
+            self.taxonomy_ref,
+            self.cfg.backend,
+            self.cfg.seed,
+            round_no,
+        )
+
+    def requests_made(self, shard: int, round_no: int, requests: list[dict[str, Any]]) -> None:
+        if round_no == 0:
+            self.opening -= 1
+        if not requests:  # nothing left to revise: the round is empty and so are its verdicts
             write_table_atomically(PROPOSALS.empty_table(), self.run.round_shard("proposals", round_no, shard))
             write_table_atomically(VERDICTS.empty_table(), self.run.round_shard("verdicts", round_no, shard))
             self.resume(shard)
             return
-        requests = build_requests(skeletons, self.taxonomy, self.cfg.backend, self.cfg.seed, round_no, feedback)
         self.proposing[shard] = OpenRound(round_no, len(requests))
-        self.shard_of.update((r.request_id, shard) for r in requests)
-        self.stream.add(requests)
+        self.shard_of.update((r["request_id"], shard) for r in requests)
+        self.stream.add_dumped(requests)
 
     def on_answer(self, result: GenerationResult) -> None:
         shard = self.shard_of.pop(result.request_id, None)
@@ -219,26 +236,38 @@ class WaveStream:
         self.start(("settle", shard, None), settle_shard_table, skeletons, proposals, verdicts)
 
     def start(self, tag: TaskTag, core: Any, *args: Any) -> None:
-        """A Ray task tracked beside the generation, or (when the model workers hold every CPU) run here."""
+        """A Ray task tracked beside the generation, or (when the model workers hold every CPU) run here.
+
+        A task whose table is committed returns it as Parquet bytes, encoded where it ran."""
+        if tag[0] in WRITE_OPTIONS:
+            core = functools.partial(encoded_table, core, *WRITE_OPTIONS[tag[0]])
         if self.parallel:
             self.stream.track(submit(core, *args), tag)
         else:
             self.on_task(tag, *run_here(core, *args))
 
-    def on_task(self, tag: TaskTag, table: pa.Table, seconds: float) -> None:
+    def on_task(self, tag: TaskTag, value: Any, seconds: float) -> None:
+        """A task's result (a shard file's bytes to commit; a prompts task's request rows) and its seconds."""
         kind, shard, round_no = tag
         self.task_seconds[kind] = self.task_seconds.get(kind, 0.0) + seconds
+        if kind == "prompts":
+            assert round_no is not None  # prompts tags carry their round
+            self.requests_made(shard, round_no, value)
+            return
         if kind == "sample":
-            self.sampling -= 1
-            write_table_atomically(table, self.run.stage_shard("skeletons", shard), SKELETON_STATISTICS)
-        elif kind == "validate":
-            assert round_no is not None  # validate tags carry their round
-            write_table_atomically(table, self.run.round_shard("verdicts", round_no, shard))
-        elif kind == "settle":
-            write_table_atomically(table, self.run.stage_shard("settled", shard))
-        else:
-            write_table_atomically(table, self.run.features(shard), raw_columns=RANDOM_COLUMNS)
+            self.opening -= 1
+        write_bytes_atomically(value, self.output_of(kind, shard, round_no))
         self.resume(shard)
+
+    def output_of(self, kind: str, shard: int, round_no: int | None) -> Path:
+        if kind == "sample":
+            return self.run.stage_shard("skeletons", shard)
+        if kind == "validate":
+            assert round_no is not None  # validate tags carry their round
+            return self.run.round_shard("verdicts", round_no, shard)
+        if kind == "settle":
+            return self.run.stage_shard("settled", shard)
+        return self.run.features(shard)
 
     def skeletons_committed(self, shard: int) -> None:
         if shard not in self.sampled:

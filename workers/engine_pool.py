@@ -297,9 +297,12 @@ class RequestStream:
         return self._pool
 
     def add(self, requests: Iterable[GenerationRequest]) -> None:
-        dumped = [r.model_dump() for r in requests]
-        if dumped:
-            self.pending.extend(chunked(dumped, self.pool.cfg.batch_size))
+        self.add_dumped([r.model_dump() for r in requests])
+
+    def add_dumped(self, requests: list[dict[str, Any]]) -> None:
+        """Requests already in the form the workers take (GenerationRequest dumps, made in a CPU task)."""
+        if requests:
+            self.pending.extend(chunked(requests, self.pool.cfg.batch_size))
             self._fill()
 
     def track(self, ref: Any, tag: Any) -> None:

@@ -588,7 +588,9 @@ def test_a_build_whose_model_workers_hold_every_cpu_validates_in_the_driver(pref
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     ids = query_run(out, "select persona_id from personas union all select persona_id from rejects")
     assert manifest["produced"] + manifest["rejected"] == manifest["slots"] == ids.num_rows == 2
-    assert {"sample_cpu", "validate_cpu", "settle_cpu", "features_cpu"} <= set(manifest["last_run_stage_seconds"])
+    assert {"sample_cpu", "prompts_cpu", "validate_cpu", "settle_cpu", "features_cpu"} <= set(
+        manifest["last_run_stage_seconds"]
+    )
     assert manifest["last_run_engines"]["starts"] == 2
     build_corpus(cfg, str(out))
     assert orjson.loads((out / "manifest.json").read_bytes())["last_run_engines"]["starts"] == 0

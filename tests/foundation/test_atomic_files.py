@@ -10,6 +10,7 @@ import pytest
 from foundation.atomic_files import (
     atomic_path,
     commit_once,
+    encoded_table,
     remove_stale_temporaries,
     uncommitted,
     write_bytes_atomically,
@@ -72,3 +73,27 @@ def test_raw_columns_are_written_uncompressed_and_read_back_whole(tmp_path):
     chunk = pq.ParquetFile(path).metadata.row_group(0)
     codecs = {chunk.column(i).path_in_schema: chunk.column(i).compression for i in range(chunk.num_columns)}
     assert codecs == {"persona_id": "ZSTD", "facts.list.element": "ZSTD", "vectors.list.element": "UNCOMPRESSED"}
+
+
+@pytest.mark.parametrize(
+    ("statistics", "raw_columns"), [(True, ()), (["persona_id"], ()), (True, ("vectors",))], ids=str
+)
+def test_a_shard_encoded_in_a_task_is_the_file_the_driver_would_write(tmp_path, statistics, raw_columns):
+    """A CPU task returns its shard as Parquet bytes and the driver commits them: the same file, options and all."""
+    rng = np.random.default_rng(1)
+    table = pa.table(
+        {
+            "persona_id": [f"p-{i}" for i in range(40)],
+            "slot": list(range(40)),
+            "vectors": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=160).astype(np.float32)), 4),
+        }
+    )
+    written = write_table_atomically(table, tmp_path / "written.parquet", statistics, raw_columns)
+    committed = write_bytes_atomically(
+        encoded_table(lambda n: table.slice(0, n), statistics, raw_columns, 40), tmp_path / "committed.parquet"
+    )
+    assert committed.read_bytes() == written.read_bytes()
+    assert pq.read_table(committed).equals(table)
+    chunk = pq.ParquetFile(committed).metadata.row_group(0)
+    with_statistics = {chunk.column(i).path_in_schema for i in range(3) if chunk.column(i).is_stats_set}
+    assert ("slot" in with_statistics) == (statistics is True)

@@ -1,11 +1,10 @@
-import orjson
 import pyarrow as pa
 import pytest
 
 from schemas.errors import UserInputError
-from schemas.records import Skeleton
-from schemas.tables import PROPOSALS, SKELETONS
+from schemas.tables import PROPOSALS
 from taxonomy.loader import load_taxonomy
+from tests.helpers.skeletons import NARRATIVE, answer, skeleton, skeleton_table
 from validators.engine import validate_batch, validate_shard_table
 from validators.fidelity import (
     find_age_contradiction,
@@ -20,25 +19,6 @@ from validators.settle import settle_slots
 
 TAXONOMY = load_taxonomy("seed:core")
 RULES = load_rule_pack()
-NARRATIVE = (
-    "Dana spends her mornings at the clinic and her evenings in the garden. She grows tomatoes for the whole street."
-)
-
-
-def skeleton(pid="p-1", name="Dana Reyes", **attrs) -> Skeleton:
-    base = {
-        "demographics.age": "45",
-        "work.employment_status": "employed full-time",
-        "work.occupation": "nurse",
-        "education.highest_level": "bachelor's degree",
-    }
-    base.update(attrs)
-    return Skeleton(persona_id=pid, slot=int(pid.split("-")[1]), stratum="all", attributes=base, name=name)
-
-
-def answer(narrative=NARRATIVE) -> str:
-    """What the LLM writes: the continuation of the opening sentence that code writes from the facts."""
-    return orjson.dumps({"narrative": narrative}).decode()
 
 
 def test_a_good_persona_passes_every_check_and_opens_with_the_facts():
@@ -53,10 +33,7 @@ def test_a_good_persona_passes_every_check_and_opens_with_the_facts():
 
 def test_a_revise_round_validates_only_the_slots_it_proposed_again():
     slots = [skeleton("p-1"), skeleton("p-2"), skeleton("p-3")]
-    skeletons = pa.Table.from_pylist(
-        [{**s.model_dump(), "shard": 0, "attributes": list(s.attributes.items()), "redraws": []} for s in slots],
-        schema=SKELETONS,
-    )
+    skeletons = skeleton_table(slots)
     proposals = pa.Table.from_pylist(
         [
             {"persona_id": "p-1", "round": 1, "raw_output": "", "error": "timeout"},

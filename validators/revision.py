@@ -1,0 +1,48 @@
+"""The requests of one shard's round, as a CPU task makes them: round 0 asks for every slot, a
+revise round for the slots whose last answer failed, each with what to fix.
+
+Rendering a prompt costs more than anything else the driver would do for a request, so it runs
+beside the other stage cores and the driver only forwards the rows to the model workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.config import BackendConfig
+from taxonomy.model import Taxonomy
+from taxonomy.skeleton_table import skeleton_rows_of, skeletons_of_table
+from validators.settle import failed_checks
+from workers.backend import GenerationRequest
+from workers.proposer import build_requests
+
+
+def revise_feedback(failed: pa.Table) -> dict[str, list[str]]:
+    """persona_id -> the messages of its failed error checks, for each slot that has any."""
+    previous = failed_checks(failed.select(["persona_id", "passed", "severity", "message"]).to_pylist())
+    return {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
+
+
+def round_request_rows(
+    skeletons: pa.Table,
+    failed: pa.Table | None,
+    taxonomy: Taxonomy,
+    backend: BackendConfig,
+    run_seed: int,
+    round_no: int,
+) -> list[dict[str, Any]]:
+    """The round's requests as the model workers take them (GenerationRequest dumps), slot order kept.
+
+    `failed`: the previous round's failed verdict rows (None in round 0); no rows: nothing to revise."""
+    if failed is None:
+        return dump(build_requests(skeletons_of_table(skeletons), taxonomy, backend, run_seed, round_no))
+    feedback = revise_feedback(failed)
+    # Only the slots revised become records (a tenth of a shard or so).
+    revised = skeletons_of_table(skeleton_rows_of(skeletons, pa.array(list(feedback), pa.string())))
+    return dump(build_requests(revised, taxonomy, backend, run_seed, round_no, feedback))
+
+
+def dump(requests: list[GenerationRequest]) -> list[dict[str, Any]]:
+    return [request.model_dump() for request in requests]
