@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from foundation.atomic_files import parquet_bytes
 from schemas.tables import PERSONAS, REJECTS, rows_table
 
 # What an over-quota reject says: the persona was fine, its stratum was already full.
@@ -54,6 +55,13 @@ def persona_tables(
     check_table(personas, PERSONAS_CHECK, f"personas {label}")
     check_table(rejects, REJECTS_CHECK, f"rejects {label}")
     return personas, rejects
+
+
+def persona_files(*args: Any) -> tuple[bytes, bytes]:
+    """persona_tables(*args) as the (personas, rejects) Parquet files' bytes: the write task encodes
+    them where it ran, and the driver only commits them."""
+    personas, rejects = persona_tables(*args)
+    return parquet_bytes(personas), parquet_bytes(rejects)
 
 
 def persona_columns(kept: pa.Table, cluster: pa.Table, lineage: dict[str, Any], created_at: datetime) -> pa.Table:

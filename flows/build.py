@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import quote
 
-from corpus.persona_records import persona_tables
+from corpus.persona_records import persona_files
 from corpus.publish import library_versions, publish, run_lineage
 from corpus.run_folder import RunFolder, prepare_run_folder, run_root
 from corpus.run_lock import run_lock
@@ -31,7 +31,7 @@ from flows.judge_stage import final_stage, gate_shard, judge_wave
 from flows.progress import stage_progress
 from flows.task_options import MODEL_TASK, STAGE_TASK
 from flows.wave_stream import WaveStream
-from foundation.atomic_files import commit_once, remove_stale_temporaries, uncommitted, write_table_atomically
+from foundation.atomic_files import commit_once, remove_stale_temporaries, uncommitted, write_bytes_atomically
 from foundation.process_guard import take_back_stop_signals
 from schemas.config import RunConfig
 from taxonomy.loader import load_taxonomy
@@ -331,9 +331,9 @@ def write_records(
     seconds = 0.0
     with stage_progress("write (shards)", len(todo)) if progress else nullcontext(lambda: None) as advance:
         in_flight = MAX_TASKS_IN_FLIGHT if progress else 2
-        for shard, (personas, rejects), spent in run_all(persona_tables, jobs(), in_flight=in_flight):
-            write_table_atomically(rejects, run.stage_shard("rejects", shard))
-            write_table_atomically(personas, run.stage_shard("personas", shard))
+        for shard, (personas, rejects), spent in run_all(persona_files, jobs(), in_flight=in_flight):
+            write_bytes_atomically(rejects, run.stage_shard("rejects", shard))
+            write_bytes_atomically(personas, run.stage_shard("personas", shard))
             seconds += spent
             advance()
     return seconds

@@ -3,6 +3,7 @@ what each stratum kept, and store features for later runs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from dedup.index_store import feature_key, load_features, save_index
 from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.judge_stage import final_stage
 from flows.task_options import STAGE_TASK
-from foundation.atomic_files import commit_once, uncommitted, write_table_atomically
+from foundation.atomic_files import commit_once, encoded_table, uncommitted, write_bytes_atomically
 from schemas.config import DedupConfig, RunConfig
 from schemas.errors import UserInputError
 from workers.cpu_tasks import run_all
@@ -54,8 +55,10 @@ def corpus_features(run: RunFolder, cfg: RunConfig, shards: list[int], parallel:
         for shard in uncommitted({s: run.features(s) for s in shards}):
             yield shard, (pq.read_table(run.stage_shard(final_stage(cfg), shard)), cfg.dedup)
 
-    for shard, table, _ in run_all(shard_features, jobs(), parallel):
-        write_table_atomically(table, run.features(shard), raw_columns=RANDOM_COLUMNS)
+    # Encoded in the task that computed it (the driver only writes the bytes).
+    features_file = functools.partial(encoded_table, shard_features, True, RANDOM_COLUMNS)
+    for shard, data, _ in run_all(features_file, jobs(), parallel):
+        write_bytes_atomically(data, run.features(shard))
     return FeatureShards([run.features(s) for s in shards])
 
 

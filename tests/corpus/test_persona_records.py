@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus.persona_records import OVER_QUOTA_DETAIL, persona_tables
+from corpus.persona_records import OVER_QUOTA_DETAIL, persona_files, persona_tables
 from corpus.run_folder import RunFolder
 from flows.dedup_stage import kept_per_stratum, over_quota_slots
 from schemas.tables import CLUSTERS, PERSONAS, REJECTS, SETTLED, rows_table
@@ -105,6 +105,11 @@ def test_every_settled_slot_becomes_a_persona_or_a_reject_with_its_reason():
     assert by_id["p-1"]["detail"] == "semantic similarity 0.951" and by_id["p-1"]["duplicate_of"] == "p-0"
     assert by_id["p-2"]["detail"] == "detail of fidelity:age" and by_id["p-6"]["detail"] == OVER_QUOTA_DETAIL
     assert all(r["round"] == 1 and r["run_id"] == "run-1" and r["raw_output"] for r in by_id.values())
+
+    # What the write task sends back: the same two tables as Parquet files' bytes, read back whole.
+    files = persona_files(settled, clusters, LINEAGE, NOW, "shard 0", pa.array(["p-6"]))
+    read = [pq.read_table(pa.BufferReader(data)) for data in files]
+    assert read[0].equals(personas) and read[1].equals(rejects)
 
 
 def test_the_personas_beyond_a_quota_are_the_last_kept_slots_of_that_stratum(tmp_path):
