@@ -67,8 +67,8 @@ def write_table_atomically(
 
 def parquet_bytes(table: pa.Table, statistics: bool | list[str] = True, raw_columns: Collection[str] = ()) -> bytes:
     """The Parquet file write_table_atomically would write, in memory: a task encodes its shard where
-    it ran (in parallel, and an eighth of the table's size to send back) and the driver only commits it
-    with write_bytes_atomically."""
+    it ran (in parallel, and compressed: far less to send back than the table) and the driver only
+    commits it with write_bytes_atomically."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **parquet_options(table.schema, statistics, raw_columns))
     encoded: bytes = sink.getvalue().to_pybytes()

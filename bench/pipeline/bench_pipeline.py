@@ -123,6 +123,10 @@ class Endpoint:
         self.proc.wait(timeout=10)
 
 
+# The build's log line as its first wave starts (flows/build.py): the driver's start-up is behind it.
+FIRST_WAVE = " - wave 0: "
+
+
 def process_role(proc: psutil.Process, root: psutil.Process) -> str:
     """What a process of the build's tree does: the driver, a Ray daemon, or a Ray worker by its title
     (Ray retitles workers `ray::<task or actor>`; an idle one reads `ray::IDLE`)."""
@@ -159,6 +163,7 @@ class TreeSampler:
         self.rss_at_pss = 0  # the highest tree RSS at which PSS was read
         self.timeline: list[tuple[float, float, float]] = []  # (seconds, tree PSS, driver PSS) per PSS pass
         self.own_cpu = 0.0  # CPU seconds this process spent sampling (taken from the build's cores)
+        self.driver_cpu_at_first_wave: float | None = None  # the driver's CPU seconds when wave 0 began
 
     def sample(self) -> None:
         rss = 0
@@ -223,6 +228,8 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[f
     reader.start()
     while proc.poll() is None:
         sampler.sample()
+        if sampler.driver_cpu_at_first_wave is None and any(FIRST_WAVE in line for _, line in lines[-50:]):
+            sampler.driver_cpu_at_first_wave = sampler.cpu.get(proc.pid, ("driver", 0.0))[1]
         time.sleep(0.25)
     reader.join()
     sampler.own_cpu = time.process_time() - sampler_cpu
@@ -230,6 +237,14 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[f
         tail = "\n".join(line for _, line in lines[-40:])
         raise RuntimeError(f"build failed ({proc.returncode}):\n{tail}")
     return time.monotonic() - started, sampler, lines
+
+
+def driver_cpu_from_first_wave(tree: TreeSampler) -> float | None:
+    """The driver's CPU seconds from its first wave's log line to its exit: what coordinating the
+    stages costs it, without the imports and start-up before (None if the line was not seen)."""
+    if tree.driver_cpu_at_first_wave is None:
+        return None
+    return round(tree.cpu[tree.root.pid][1] - tree.driver_cpu_at_first_wave, 1)
 
 
 def driver_peak(tree: TreeSampler, lines: list[tuple[float, str]]) -> dict:
@@ -304,6 +319,7 @@ def measure(size: int, args: argparse.Namespace, work: Path, tokens_per_s: float
         "peak_rss_gb": round(tree.peak_rss / 2**30, 2),
         "peak_pss_gb": round(tree.peak_pss / 2**30, 2),
         "cpu_s_by_role": tree.cpu_by_role(),
+        "driver_cpu_from_first_wave_s": driver_cpu_from_first_wave(tree),
         "pss_gb_at_peak_by_role": {
             role: round(b / 2**30, 2) for role, b in sorted(tree.pss_at_peak.items(), key=lambda item: -item[1])
         },
@@ -338,6 +354,10 @@ def show(row: dict) -> None:
     print(f"  per stage (slots / seconds; *_cpu are task seconds that overlap the stages): {stages}")
     roles = ", ".join(f"{role} {seconds:.1f}" for role, seconds in row["cpu_s_by_role"].items() if seconds >= 0.5)
     print(f"  CPU seconds by process (start-up included): {roles}")
+    driver = row["driver_cpu_from_first_wave_s"]
+    if driver is not None:
+        per_1000 = driver / row["produced"] * 1000 if row["produced"] else 0.0
+        print(f"  driver CPU from the first wave on: {driver:.1f} s ({per_1000:.2f} s per 1,000 personas)")
     memory = ", ".join(f"{role} {gb:.2f}" for role, gb in row["pss_gb_at_peak_by_role"].items() if gb >= 0.05)
     print(f"  PSS (GB) by process at the peak: {memory}")
     peak = row["driver_peak"]
