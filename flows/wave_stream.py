@@ -22,23 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from corpus.run_folder import RunFolder
 from dedup.shard_features import RANDOM_COLUMNS, shard_features
 from flows.progress import stage_progress
-from foundation.atomic_files import encoded_table, write_bytes_atomically, write_table_atomically
+from foundation.atomic_files import encoded_table, parquet_bytes, write_bytes_atomically, write_table_atomically
 from schemas.config import RunConfig
 from schemas.tables import PROPOSALS, VERDICTS, rows_table
 from taxonomy.quotas import QuotaCell
-from taxonomy.skeleton_table import SKELETON_STATISTICS, skeleton_rows_of
+from taxonomy.skeleton_table import SKELETON_STATISTICS
 from validators.constraints import sample_shard_table
 from validators.engine import validate_shard_table
 from validators.revision import round_request_rows
-from validators.settle import failed_rows, settle_shard_table
+from validators.settle import settle_shard_table
 from workers.backend import GenerationResult
-from workers.cpu_tasks import run_here, submit, tasks_can_run
+from workers.cpu_tasks import StoredTable, run_here, submit, tasks_can_run
 from workers.engine_pool import BATCHES_IN_FLIGHT_PER_WORKER, Engines, RequestStream
 
 # Requests kept queued for the model workers, in rounds of their batches in flight: below this a
@@ -164,7 +161,7 @@ class WaveStream:
             self.start(
                 ("features", shard, None),
                 shard_features,
-                pq.read_table(self.run.stage_shard("settled", shard)),
+                StoredTable.of(self.run.stage_shard("settled", shard)),
                 self.cfg.dedup,
             )
             return
@@ -172,18 +169,16 @@ class WaveStream:
 
     def propose(self, shard: int, round_no: int) -> None:
         """Render the round's requests in a task; requests_made sends them to the model workers."""
-        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        failed = None
+        previous = None
         if round_no:
-            previous = self.run.round_shard("verdicts", round_no - 1, shard)
-            failed = failed_rows(pq.read_table(previous, columns=["persona_id", "passed", "severity", "message"]))
+            previous = StoredTable.of(self.run.round_shard("verdicts", round_no - 1, shard))
         else:
             self.opening += 1  # a shard counts as opening until its first requests are queued
         self.start(
             ("prompts", shard, round_no),
             round_request_rows,
-            skeletons,
-            failed,
+            StoredTable.of(self.run.stage_shard("skeletons", shard)),
+            previous,
             self.taxonomy_ref,
             self.cfg.backend,
             self.cfg.seed,
@@ -212,28 +207,29 @@ class WaveStream:
             return
         del self.proposing[shard]
         rows = sorted(open_round.rows, key=lambda r: r["persona_id"])
-        table = rows_table(rows, PROPOSALS)
-        write_table_atomically(table, self.run.round_shard("proposals", open_round.round_no, shard))
-        self.validate(shard, open_round.round_no, table)
+        # Encoded once: the file committed is what the validation task reads.
+        proposals = StoredTable(parquet_bytes(rows_table(rows, PROPOSALS)))
+        write_bytes_atomically(proposals.data, self.run.round_shard("proposals", open_round.round_no, shard))
+        self.validate(shard, open_round.round_no, proposals)
 
-    def validate(self, shard: int, round_no: int, proposals: pa.Table | None = None) -> None:
+    def validate(self, shard: int, round_no: int, proposals: StoredTable | None = None) -> None:
+        """Validate a round's answers in a task (a revise round's task picks its slots' skeletons)."""
         if proposals is None:
-            proposals = pq.read_table(self.run.round_shard("proposals", round_no, shard))
-        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        if round_no:  # a revise round: only its slots' skeletons go to the task
-            skeletons = skeleton_rows_of(skeletons, proposals.column("persona_id"))
+            proposals = StoredTable.of(self.run.round_shard("proposals", round_no, shard))
+        skeletons = StoredTable.of(self.run.stage_shard("skeletons", shard))
         self.start(
             ("validate", shard, round_no), validate_shard_table, skeletons, proposals, self.taxonomy_ref, round_no
         )
 
     def settle(self, shard: int) -> None:
-        proposals = {r: pq.read_table(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)}
-        # Settling reads only the failed verdicts: the passed ones (most of ~40 per slot) stay here.
-        verdicts = {
-            r: failed_rows(pq.read_table(self.run.round_shard("verdicts", r, shard))) for r in range(self.rounds)
-        }
-        skeletons = pq.read_table(self.run.stage_shard("skeletons", shard))
-        self.start(("settle", shard, None), settle_shard_table, skeletons, proposals, verdicts)
+        """Settle the shard's slots in a task, from its files (verdicts compress to a few KB: sent whole)."""
+        self.start(
+            ("settle", shard, None),
+            settle_shard_table,
+            StoredTable.of(self.run.stage_shard("skeletons", shard)),
+            {r: StoredTable.of(self.run.round_shard("proposals", r, shard)) for r in range(self.rounds)},
+            {r: StoredTable.of(self.run.round_shard("verdicts", r, shard)) for r in range(self.rounds)},
+        )
 
     def start(self, tag: TaskTag, core: Any, *args: Any) -> None:
         """A Ray task tracked beside the generation, or (when the model workers hold every CPU) run here.

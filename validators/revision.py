@@ -14,20 +14,21 @@ import pyarrow as pa
 from schemas.config import BackendConfig
 from taxonomy.model import Taxonomy
 from taxonomy.skeleton_table import skeleton_rows_of, skeletons_of_table
-from validators.settle import failed_checks
+from validators.settle import failed_checks, failed_rows
 from workers.backend import GenerationRequest
 from workers.proposer import build_requests
 
 
-def revise_feedback(failed: pa.Table) -> dict[str, list[str]]:
+def revise_feedback(verdicts: pa.Table) -> dict[str, list[str]]:
     """persona_id -> the messages of its failed error checks, for each slot that has any."""
-    previous = failed_checks(failed.select(["persona_id", "passed", "severity", "message"]).to_pylist())
+    failed = failed_rows(verdicts).select(["persona_id", "passed", "severity", "message"])
+    previous = failed_checks(failed.to_pylist())
     return {pid: [row["message"] for row in rows] for pid, rows in previous.items() if rows}
 
 
 def round_request_rows(
     skeletons: pa.Table,
-    failed: pa.Table | None,
+    previous: pa.Table | None,
     taxonomy: Taxonomy,
     backend: BackendConfig,
     run_seed: int,
@@ -35,10 +36,10 @@ def round_request_rows(
 ) -> list[dict[str, Any]]:
     """The round's requests as the model workers take them (GenerationRequest dumps), slot order kept.
 
-    `failed`: the previous round's failed verdict rows (None in round 0); no rows: nothing to revise."""
-    if failed is None:
+    `previous`: the previous round's verdicts (None in round 0); none failed: nothing to revise."""
+    if previous is None:
         return dump(build_requests(skeletons_of_table(skeletons), taxonomy, backend, run_seed, round_no))
-    feedback = revise_feedback(failed)
+    feedback = revise_feedback(previous)
     # Only the slots revised become records (a tenth of a shard or so).
     revised = skeletons_of_table(skeleton_rows_of(skeletons, pa.array(list(feedback), pa.string())))
     return dump(build_requests(revised, taxonomy, backend, run_seed, round_no, feedback))

@@ -1,5 +1,6 @@
 """A shard round's requests as the prompts task makes them: the same requests the driver used to
-build, round 0 for every slot, a revise round only for the slots with failed error checks."""
+build, round 0 for every slot, a revise round (given the previous round's verdicts) only for the
+slots with failed error checks."""
 
 import orjson
 import pyarrow as pa
@@ -10,7 +11,6 @@ from tests.helpers.skeletons import NARRATIVE, answer, skeleton, skeleton_table
 from validators.engine import validate_batch
 from validators.revision import round_request_rows
 from validators.rule_pack import load_rule_pack
-from validators.settle import failed_rows
 from workers.backend import GenerationRequest
 from workers.prompts import render_proposal_messages
 from workers.proposer import build_requests
@@ -38,7 +38,7 @@ def test_a_revise_round_asks_only_for_failed_slots_with_what_to_fix():
         0,
     )
     assert [o.passed for o in outcomes] == [False, True, False]
-    rows = round_request_rows(skeleton_table(slots), failed_rows(verdicts), TAXONOMY, BACKEND, 7, 1)
+    rows = round_request_rows(skeleton_table(slots), verdicts, TAXONOMY, BACKEND, 7, 1)  # as the stream sends it
     assert [r["request_id"] for r in rows] == ["p-1", "p-3"]
     feedback = {o.persona_id: o.feedback for o in outcomes if not o.passed}
     for row, slot in zip(rows, [slots[0], slots[2]], strict=True):
@@ -50,7 +50,7 @@ def test_a_revise_round_asks_only_for_failed_slots_with_what_to_fix():
 def test_a_revise_round_with_only_warnings_or_nothing_failed_asks_for_nothing():
     slots = [skeleton("p-1")]
     _, verdicts = validate_batch([(slots[0], answer())], TAXONOMY, load_rule_pack(), 0)
-    assert round_request_rows(skeleton_table(slots), failed_rows(verdicts), TAXONOMY, BACKEND, 7, 1) == []
+    assert round_request_rows(skeleton_table(slots), verdicts, TAXONOMY, BACKEND, 7, 1) == []
     warned = verdicts.slice(0, 1).to_pylist()[0] | {"passed": False, "severity": "warning", "message": "style"}
     warnings = pa.Table.from_pylist([warned], schema=verdicts.schema)
     assert round_request_rows(skeleton_table(slots), warnings, TAXONOMY, BACKEND, 7, 1) == []

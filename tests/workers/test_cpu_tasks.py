@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from workers.cpu_tasks import run_all, run_here
+from workers.cpu_tasks import StoredTable, run_all, run_here
 
 
 def double_column(table: pa.Table, label: str) -> tuple[pa.Table, str, int]:
@@ -45,3 +46,19 @@ def test_jobs_are_drawn_lazily(local_ray):
 def test_run_here_times_the_core():
     (table, label, pid), seconds = run_here(double_column, pa.table({"x": [1]}), "one")
     assert table.column("x").to_pylist() == [2] and label == "one" and pid == os.getpid() and seconds >= 0
+
+
+def doubled_rounds(skeletons: pa.Table, rounds: dict[int, pa.Table], round_no: int) -> tuple[list[int], list[int]]:
+    return double_column(skeletons, "")[0].column("x").to_pylist(), rounds[round_no].column("x").to_pylist()
+
+
+def test_a_task_given_shard_files_reads_them_before_its_core_runs(local_ray, tmp_path):
+    """The driver sends a committed file's bytes (alone or in a dict of rounds); the core gets tables."""
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"part-{i}.parquet")
+        pq.write_table(pa.table({"x": [i, 10 * i]}), paths[-1])
+    args = (StoredTable.of(paths[0]), {1: StoredTable.of(paths[1]), 2: StoredTable.of(paths[2])}, 2)
+    assert run_here(doubled_rounds, *args)[0] == ([0, 0], [2, 20])
+    ((_, remote, _),) = run_all(doubled_rounds, [("job", args)])
+    assert remote == ([0, 0], [2, 20])
