@@ -226,10 +226,14 @@ def run_build(config: Path, out: Path) -> tuple[float, TreeSampler, list[tuple[f
 
     reader = threading.Thread(target=read_lines, daemon=True)
     reader.start()
+    scanned = 0  # log lines already looked at for the first wave's
     while proc.poll() is None:
         sampler.sample()
-        if sampler.driver_cpu_at_first_wave is None and any(FIRST_WAVE in line for _, line in lines[-50:]):
-            sampler.driver_cpu_at_first_wave = sampler.cpu.get(proc.pid, ("driver", 0.0))[1]
+        if sampler.driver_cpu_at_first_wave is None:
+            arrived = len(lines)
+            if any(FIRST_WAVE in line for _, line in lines[scanned:arrived]):
+                sampler.driver_cpu_at_first_wave = sampler.cpu.get(proc.pid, ("driver", 0.0))[1]
+            scanned = arrived
         time.sleep(0.25)
     reader.join()
     sampler.own_cpu = time.process_time() - sampler_cpu
