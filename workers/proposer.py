@@ -49,52 +49,58 @@ def build_requests(
 
 
 # The continuation opens with the person's pronoun and one of these verbs: a small model then goes on
-# with new details instead of restating the opening ("She is an 85-year-old ...").
-OPENING_VERBS = (
-    "starts",
-    "spends",
-    "works",
-    "loves",
-    "enjoys",
-    "has",
-    "lives",
-    "keeps",
-    "takes",
-    "wakes",
-    "cares",
-    "likes",
-    "grew",
-    "moved",
-    "runs",
-    "volunteers",
-    "values",
-    "hopes",
-    "begins",
-    "finds",
-    "shares",
-    "plans",
-    "walks",
-    "cooks",
-    "reads",
-    "drives",
-    "saves",
-    "misses",
-    "knows",
-    "learned",
-    "raised",
-    "retired",
-    "studies",
-    "fixes",
-    "tends",
-    "prefers",
-    "dreams",
-    "still",
-    "often",
-    "usually",
-    "never",
-    "rarely",
-    "always",
-)
+# with new details instead of restating the opening ("She is an 85-year-old ..."). Each verb with the
+# form "they" takes ("They live", not "They lives"); past tenses and adverbs fit every pronoun.
+OPENING_VERBS: dict[str, str] = {
+    "starts": "start",
+    "spends": "spend",
+    "works": "work",
+    "loves": "love",
+    "enjoys": "enjoy",
+    "has": "have",
+    "lives": "live",
+    "keeps": "keep",
+    "takes": "take",
+    "wakes": "wake",
+    "cares": "care",
+    "likes": "like",
+    "grew": "grew",
+    "moved": "moved",
+    "runs": "run",
+    "volunteers": "volunteer",
+    "values": "value",
+    "hopes": "hope",
+    "begins": "begin",
+    "finds": "find",
+    "shares": "share",
+    "plans": "plan",
+    "walks": "walk",
+    "cooks": "cook",
+    "reads": "read",
+    "drives": "drive",
+    "saves": "save",
+    "misses": "miss",
+    "knows": "know",
+    "learned": "learned",
+    "raised": "raised",
+    "retired": "retired",
+    "studies": "study",
+    "fixes": "fix",
+    "tends": "tend",
+    "prefers": "prefer",
+    "dreams": "dream",
+    "still": "still",
+    "often": "often",
+    "usually": "usually",
+    "never": "never",
+    "rarely": "rarely",
+    "always": "always",
+}
+
+
+def opening_verbs(subject: str) -> list[str]:
+    """The words the narrative may open with after `subject` (He, She or They)."""
+    return list(OPENING_VERBS.values() if subject == "They" else OPENING_VERBS)
 
 
 def continuation_schema(skeleton: Skeleton) -> dict[str, Any]:
@@ -109,7 +115,7 @@ def _continuation_schema(subject: str) -> dict[str, Any]:
     schema = proposal_json_schema()
     narrative = dict(schema["properties"]["narrative"])
     # No quote, backslash or newline in the class: llama.cpp would let them end the JSON string early.
-    narrative["pattern"] = rf"^{subject} ({'|'.join(OPENING_VERBS)}) [^<>*#_|`\"\\\n]*$"
+    narrative["pattern"] = rf"^{subject} ({'|'.join(opening_verbs(subject))}) [^<>*#_|`\"\\\n]*$"
     return {**schema, "properties": {**schema["properties"], "narrative": narrative}}
 
 

@@ -28,6 +28,8 @@ import uvicorn
 PRONOUNS = {"he": ("He", "his", "him"), "she": ("She", "her", "her"), "they": ("They", "their", "them")}
 FACT_LINE = re.compile(r"^- ([^:\n]+): (.+)$", re.MULTILINE)
 SUBJECT = re.compile(r"call the person \S+ or (he|she|they),")
+# A verb written "[singular|plural]": "they" takes the second form ("They live", "he lives").
+AGREEING_VERB = re.compile(r"\[([^|\]]+)\|([^\]]+)\]")
 
 PLACES = [
     "the corner café",
@@ -109,27 +111,27 @@ FEELINGS = [
 ]
 # Openings the schema's pattern allows ("<Pronoun> <verb> ..."), each a whole clause.
 OPENINGS = [
-    "{S} starts the day {time} at {place} with {thing}.",
-    "{S} spends time at {place} {time}, usually with {thing}.",
-    "{S} loves quiet hours at {place} {time}, with {thing} close by.",
-    "{S} enjoys {place} {time} and never goes without {thing}.",
-    "{S} keeps {thing} handy and heads to {place} {time}.",
-    "{S} likes to stop by {place} {time}.",
-    "{S} often drops in at {place} {time} with {thing}.",
-    "{S} usually winds down at {place} {time}.",
+    "{S} [starts|start] the day {time} at {place} with {thing}.",
+    "{S} [spends|spend] time at {place} {time}, usually with {thing}.",
+    "{S} [loves|love] quiet hours at {place} {time}, with {thing} close by.",
+    "{S} [enjoys|enjoy] {place} {time} and never [goes|go] without {thing}.",
+    "{S} [keeps|keep] {thing} handy and [heads|head] to {place} {time}.",
+    "{S} [likes|like] to stop by {place} {time}.",
+    "{S} often [drops|drop] in at {place} {time} with {thing}.",
+    "{S} usually [winds|wind] down at {place} {time}.",
 ]
 
 SENTENCES = [
     "Friends know {o} for {hobby}, which fills {p} {time}.",
-    "{P} taste in music runs to {music}, usually playing while {s} tidies up {time}.",
-    "At home there is {pets}, and {s} plans the week around {feeling}.",
-    "{S2} cares most about {value}, and {s} talks about it over {thing}.",
+    "{P} taste in music runs to {music}, usually playing while {s} [tidies|tidy] up {time}.",
+    "At home there is {pets}, and {s} [plans|plan] the week around {feeling}.",
+    "{S2} [cares|care] most about {value}, and {s} [talks|talk] about it over {thing}.",
     "Meals follow {diet}, cooked simply and shared {time}.",
-    "Being {sleep_phrase}, {s} gets the most done {time} near {place}.",
-    "{S2} gets news from {news} and argues about it at {place}.",
+    "Being {sleep_phrase}, {s} [gets|get] the most done {time} near {place}.",
+    "{S2} [gets|get] news from {news} and [argues|argue] about it at {place}.",
     "Getting around means {commute}, with {thing} always close at hand.",
-    "Over the next few years {s} is aiming for {goal}, one small step at a time.",
-    "{S2} keeps {thing} by the door and heads to {place} {time}.",
+    "Over the next few years {s} [is|are] aiming for {goal}, one small step at a time.",
+    "{S2} [keeps|keep] {thing} by the door and [heads|head] to {place} {time}.",
     "What keeps {o} going is {feeling}, more than anything money can buy.",
 ]
 FIRST_PERSON = "I really think my weekends matter most to me."
@@ -172,7 +174,8 @@ def continuation(prompt: str, seed: int, flawed: bool) -> str:
     }
     first = rng.choice(OPENINGS)
     rest = rng.sample(SENTENCES, 2)
-    text = " ".join(s.format(**fill) for s in [first, *rest])
+    form = 2 if subject == "they" else 1
+    text = " ".join(AGREEING_VERB.sub(lambda verb: verb[form], s).format(**fill) for s in [first, *rest])
     if flawed:
         text += " " + FIRST_PERSON
     # Fact values can carry characters the schema's pattern refuses (quotes, slashes): drop them.
