@@ -128,6 +128,13 @@ class BackendConfig(StrictModel):
     concurrency: int = Field(default=4, ge=1, le=1024, description="openai: requests in flight per worker.")
     timeout_s: float = Field(default=120.0, gt=0, description="openai: per-request timeout.")
     max_retries: int = Field(default=5, ge=0, le=20, description="openai: retries on 429, 5xx and connection errors.")
+    retry_backoff_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=30,
+        description="openai: wait before the first retry; it doubles with each retry up to 30 s, with jitter "
+        "(0.5x-1.5x).",
+    )
     structured_output: Literal["auto", "json_schema", "json_object"] = Field(
         default="auto",
         description="openai: response_format to send; auto tries json_schema and falls back to json_object + "
@@ -318,7 +325,8 @@ class RunConfig(StrictModel):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the corpus (not where it is written)."""
-        placement = {"resources", "placement_timeout_s"}  # where workers run, not what they write
+        # Where workers run and how long they wait between retries, not what they write.
+        placement = {"resources", "placement_timeout_s", "retry_backoff_s"}
         payload = self.model_dump(
             mode="json",
             exclude={"output_dir": True, "license": True, "backend": placement, "judge": {"backend": placement}},

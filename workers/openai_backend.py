@@ -155,7 +155,7 @@ class OpenAIBackend:
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
                 retries += 1
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+                await asyncio.sleep(min(30.0, self.cfg.retry_backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random()))
             try:
                 response = await self._post(client, self._payload(request, self.mode))
                 auto = self.cfg.structured_output == "auto"

@@ -73,9 +73,9 @@ class FaultProxy:
                 elif fault == "truncated":
                     self._answer(200, b'{"choices": [{"message": {"content": "{\\"name\\": \\"Ana')
                 else:
-                    if fault == "slow":
-                        time.sleep(proxy.slow_s)
-                    self._forward("POST", body)
+                    # "slow" asks upstream at once and answers late: nothing reaches the server after
+                    # the client gave up (and the test that injected it has ended).
+                    self._forward("POST", body, delay_s=proxy.slow_s if fault == "slow" else 0.0)
 
             def _answer(self, status: int, payload: bytes) -> None:
                 try:
@@ -87,7 +87,7 @@ class FaultProxy:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (its timeout): that is the fault under test
 
-            def _forward(self, method: str, body: bytes) -> None:
+            def _forward(self, method: str, body: bytes, delay_s: float = 0.0) -> None:
                 path = self.path.removeprefix("/v1")
                 response = httpx.request(
                     method,
@@ -96,6 +96,7 @@ class FaultProxy:
                     headers={"Content-Type": "application/json"},
                     timeout=300,
                 )
+                time.sleep(delay_s)
                 self._answer(response.status_code, response.content)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -21,6 +21,14 @@ def test_demo_config_loads_and_round_trips(tmp_path):
     assert load_run_config(copy).fingerprint() == cfg.fingerprint()
 
 
+def test_the_fingerprint_follows_what_shapes_the_corpus_not_how_requests_wait():
+    cfg = load_run_config(REPO / "configs" / "demo.yaml")
+    waits = cfg.backend.model_copy(update={"retry_backoff_s": 2.0, "placement_timeout_s": 5.0})
+    assert cfg.model_copy(update={"backend": waits}).fingerprint() == cfg.fingerprint()
+    hotter = cfg.backend.model_copy(update={"temperature": cfg.backend.temperature + 0.1})
+    assert cfg.model_copy(update={"backend": hotter}).fingerprint() != cfg.fingerprint()
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [

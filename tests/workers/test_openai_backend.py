@@ -78,9 +78,12 @@ def short_request() -> GenerationRequest:
 
 def test_retries_through_injected_faults(llama_chat_server):
     faults = ["429", "500", "reset", "garbage", "truncated", "slow"]
-    # "slow" answers after 25 s, past the client's 20 s timeout; a real answer takes a few seconds.
-    with FaultProxy(llama_chat_server, faults, slow_s=25) as proxy:
-        backend = create_backend(config(proxy.base_url, timeout_s=20, max_retries=7, structured_output="json_object"))
+    # "slow" answers after 15 s, past the client's 10 s timeout; a real answer takes a few seconds.
+    # Short backoffs: the retries are what this tests, not how long they wait.
+    with FaultProxy(llama_chat_server, faults, slow_s=15) as proxy:
+        backend = create_backend(
+            config(proxy.base_url, timeout_s=10, max_retries=7, retry_backoff_s=0.05, structured_output="json_object")
+        )
         result = backend.generate([short_request()])[0]
     assert result.error is None and result.retries == len(faults) and result.finish_reason == "stop"
     assert set(orjson.loads(result.text)) == {"city"}
